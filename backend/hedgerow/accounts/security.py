@@ -1,0 +1,218 @@
+"""Who is asking: browser sessions, API keys, CSRF tokens and role checks.
+
+Routes declare what they need with the typed dependencies at the bottom:
+``CurrentUser`` (logged in), ``ContributorUser`` (logged in and accepted the Terms),
+``ModeratorUser``, ``AdminUser``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from hedgerow.config import get_settings
+from hedgerow.db import SessionDep
+from hedgerow.errors import AppError, Forbidden, NotAuthenticated
+from hedgerow.models import ApiKey, Role, User, UserSession
+
+SESSION_COOKIE = "hedgerow_session"
+CSRF_COOKIE = "hedgerow_csrf"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FORM_FIELD = "csrf_token"
+API_KEY_PREFIX = "hr"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Refreshing last_used_at on every call would turn each API read into a write.
+API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+# --- browser sessions ---------------------------------------------------------------
+
+
+def create_user_session(db: Session, user: User, user_agent: str | None) -> str:
+    """Store a new login and return the raw token for the cookie (never stored)."""
+    token = secrets.token_urlsafe(32)
+    db.add(
+        UserSession(
+            user_id=user.id,
+            token_hash=sha256_hex(token),
+            expires_at=utcnow() + timedelta(days=get_settings().session_days),
+            user_agent=(user_agent or "")[:256] or None,
+        )
+    )
+    db.flush()
+    return token
+
+
+def delete_user_session(db: Session, token: str) -> None:
+    row = db.scalar(select(UserSession).where(UserSession.token_hash == sha256_hex(token)))
+    if row is not None:
+        db.delete(row)
+        db.flush()
+
+
+def _user_from_session_cookie(db: Session, token: str) -> User | None:
+    return db.scalar(
+        select(User)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.token_hash == sha256_hex(token), UserSession.expires_at > utcnow())
+    )
+
+
+# --- API keys -----------------------------------------------------------------------
+
+
+def new_api_key() -> tuple[str, str, str]:
+    """Return (full key shown once, prefix, sha256 of the secret)."""
+    prefix = secrets.token_hex(4)
+    secret = secrets.token_urlsafe(32)
+    return f"{API_KEY_PREFIX}_{prefix}_{secret}", prefix, sha256_hex(secret)
+
+
+def _user_from_api_key(db: Session, raw_key: str) -> User:
+    parts = raw_key.split("_", 2)
+    if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
+        raise NotAuthenticated("The API key is malformed.")
+    _, prefix, secret = parts
+    key = db.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None or not hmac.compare_digest(key.secret_hash, sha256_hex(secret)):
+        raise NotAuthenticated("The API key is not valid.")
+    if key.revoked_at is not None:
+        raise NotAuthenticated("The API key was revoked.")
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > API_KEY_TOUCH_INTERVAL:
+        db.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+    user = db.get(User, key.user_id)
+    if user is None:
+        raise NotAuthenticated("The API key is not valid.")
+    return user
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("x-api-key") or None
+
+
+# --- dependencies -------------------------------------------------------------------
+
+
+def get_optional_user(request: Request, db: SessionDep) -> User | None:
+    """The authenticated user or None. API keys win over cookies."""
+    if "user" in request.state._state:
+        return request.state.user
+    user: User | None = None
+    request.state.auth_method = None
+    raw_key = bearer_token(request)
+    if raw_key is not None:
+        user = _user_from_api_key(db, raw_key)
+        request.state.auth_method = "api_key"
+    elif token := request.cookies.get(SESSION_COOKIE):
+        user = _user_from_session_cookie(db, token)
+        if user is not None:
+            request.state.auth_method = "session"
+    if user is not None and user.deleted_at is not None:
+        user = None
+    request.state.user = user
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
+def get_current_user(user: OptionalUser) -> User:
+    if user is None:
+        raise NotAuthenticated()
+    if not user.enabled:
+        raise AppError("account_disabled", "This account has been disabled by a moderator.", 403)
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_contributor(user: CurrentUser) -> User:
+    if user.tos_accepted_at is None:
+        raise AppError(
+            "tos_required", "Please accept the Terms of Service before contributing.", 403
+        )
+    return user
+
+
+ContributorUser = Annotated[User, Depends(get_contributor)]
+
+
+def require_role(minimum: Role):
+    def dependency(user: CurrentUser) -> User:
+        if not user.has_role(minimum):
+            raise Forbidden(f"This needs the {minimum.value} role.")
+        return user
+
+    return dependency
+
+
+ModeratorUser = Annotated[User, Depends(require_role(Role.moderator))]
+AdminUser = Annotated[User, Depends(require_role(Role.admin))]
+
+
+# --- CSRF ---------------------------------------------------------------------------
+
+
+def _csrf_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(get_settings().secret_key, salt="csrf")
+
+
+def new_csrf_token() -> str:
+    return _csrf_serializer().dumps(secrets.token_urlsafe(16))
+
+
+def csrf_token_is_valid(token: str | None) -> bool:
+    if not token:
+        return False
+    try:
+        _csrf_serializer().loads(token)
+    except BadSignature:
+        return False
+    return True
+
+
+async def verify_csrf(request: Request) -> None:
+    """Double-submit check on every state-changing request made with cookies.
+
+    The signed token lives in a cookie and must come back in the X-CSRF-Token header
+    (htmx, fetch) or the csrf_token form field (plain forms). Requests authenticated by an
+    API key carry no ambient credentials and are exempt.
+    """
+    if request.method in SAFE_METHODS or bearer_token(request) is not None:
+        return
+    cookie = request.cookies.get(CSRF_COOKIE)
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get(CSRF_FORM_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not (cookie and sent and hmac.compare_digest(cookie, sent) and csrf_token_is_valid(sent)):
+        raise AppError(
+            "csrf_failed",
+            "The form expired or came from another site. Reload the page and try again.",
+            403,
+        )

