@@ -21,6 +21,17 @@ def _worker_index() -> int:
     return int(worker.removeprefix("gw") or 0)
 
 
+def _database_name() -> str:
+    # Separate prefixes let two test runs share one PostgreSQL server without clashing.
+    prefix = os.environ.get("HEDGEROW_TEST_DB_PREFIX", "hedgerow_test")
+    return f"{prefix}_{_worker_index()}"
+
+
+def _redis_db_index() -> int:
+    base = int(os.environ.get("HEDGEROW_TEST_REDIS_DB", "1"))
+    return (base + _worker_index()) % 16
+
+
 def _recreate_database(name: str) -> str:
     admin = create_engine(servers.database_url_for(_maintenance_db()), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -39,10 +50,9 @@ def _maintenance_db() -> str:
 def pytest_configure(config: pytest.Config) -> None:
     # Point the application at this worker's own database and Redis db before anything
     # reads the settings.
-    index = _worker_index()
     os.environ["HEDGEROW_ENVIRONMENT"] = "test"
-    os.environ["DATABASE_URL"] = servers.database_url_for(f"hedgerow_test_{index}")
-    os.environ["REDIS_URL"] = servers.redis_url_for(1 + index % 15)
+    os.environ["DATABASE_URL"] = servers.database_url_for(_database_name())
+    os.environ["REDIS_URL"] = servers.redis_url_for(_redis_db_index())
     os.environ.setdefault("HEDGEROW_SECRET_KEY", "test-secret-key-that-is-long-enough-123")
 
 
@@ -50,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def database_url() -> str:
     from hedgerow import migrate
 
-    url = _recreate_database(f"hedgerow_test_{_worker_index()}")
+    url = _recreate_database(_database_name())
     migrate.upgrade(url)
     return url
 
