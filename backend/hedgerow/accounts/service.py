@@ -1,0 +1,302 @@
+"""The rules for accounts: who may sign up with what, logging in, roles, profile, API keys.
+
+Services only ``flush()``; the request's session (or the CLI's ``Session.begin()``)
+commits. Validation errors carry ``details={"field": ...}`` so forms can show them next
+to the field that caused them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hedgerow.accounts import queries
+from hedgerow.accounts.passwords import hash_password, needs_rehash, verify_password
+from hedgerow.accounts.security import new_api_key, utcnow
+from hedgerow.config import get_settings
+from hedgerow.errors import AppError, NotFound
+from hedgerow.models import ApiKey, AuditEvent, Role, User
+from hedgerow.models.user import USERNAME_MAX_LENGTH
+
+USERNAME_MIN_LENGTH = 3
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+PASSWORD_MIN_LENGTH = 8
+# argon2 hashes any length, but a megabyte "password" is a cheap way to burn our CPU.
+PASSWORD_MAX_LENGTH = 256
+DISPLAY_NAME_MAX_LENGTH = 64
+EMAIL_MAX_LENGTH = 254
+API_KEY_NAME_MAX_LENGTH = 64
+
+
+def _field_error(code: str, message: str, field: str, status: int = 422) -> AppError:
+    return AppError(code, message, status, details={"field": field})
+
+
+# --- validation ---------------------------------------------------------------------
+
+
+def _has_unprintable(value: str) -> bool:
+    # Cc control, Cf format (zero-width joiners, bidi overrides), Cs/Co/Cn: nothing a
+    # person means to type in a name, and the bidi ones can disguise what is shown.
+    return any(unicodedata.category(char).startswith("C") for char in value)
+
+
+def validate_username(username: str) -> str:
+    if _has_unprintable(username):
+        raise _field_error(
+            "invalid_username", "Usernames cannot contain control characters.", "username"
+        )
+    if not USERNAME_MIN_LENGTH <= len(username) <= USERNAME_MAX_LENGTH:
+        raise _field_error(
+            "invalid_username",
+            f"Usernames are {USERNAME_MIN_LENGTH} to {USERNAME_MAX_LENGTH} characters long.",
+            "username",
+        )
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise _field_error(
+            "invalid_username",
+            "Usernames may use letters A-Z, digits, dots, dashes and underscores.",
+            "username",
+        )
+    return username
+
+
+def validate_password(password: str) -> str:
+    if not PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH:
+        raise _field_error(
+            "weak_password",
+            f"Passwords are {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters long.",
+            "password",
+        )
+    return password
+
+
+def validate_display_name(display_name: str) -> str:
+    display_name = display_name.strip()
+    if (
+        not 1 <= len(display_name) <= DISPLAY_NAME_MAX_LENGTH
+        or _has_unprintable(display_name)
+        or not display_name.isprintable()
+    ):
+        raise _field_error(
+            "invalid_display_name",
+            f"Display names are 1 to {DISPLAY_NAME_MAX_LENGTH} printable characters.",
+            "display_name",
+        )
+    return display_name
+
+
+def validate_language(language: str) -> str:
+    languages = get_settings().languages
+    if language not in languages:
+        raise _field_error(
+            "invalid_language",
+            f"Choose one of the supported languages: {', '.join(languages)}.",
+            "language",
+        )
+    return language
+
+
+def validate_email(email: str | None) -> str | None:
+    if email is None or not email.strip():
+        return None
+    email = email.strip()
+    local, at, domain = email.partition("@")
+    if (
+        not at
+        or not local
+        or "." not in domain
+        or len(email) > EMAIL_MAX_LENGTH
+        or _has_unprintable(email)
+        or any(char.isspace() for char in email)
+    ):
+        raise _field_error("invalid_email", "That does not look like an email address.", "email")
+    return email
+
+
+# --- users --------------------------------------------------------------------------
+
+
+def create_user(
+    db: Session,
+    *,
+    username: str,
+    password: str,
+    display_name: str | None = None,
+    email: str | None = None,
+    role: Role = Role.volunteer,
+    language: str = "en",
+    accept_tos: bool = False,
+) -> User:
+    """Validate and store a new account; raises ``username_taken`` for any-case duplicates."""
+    username = validate_username(username)
+    validate_password(password)
+    display_name = validate_display_name(display_name if display_name is not None else username)
+    email = validate_email(email)
+    language = validate_language(language)
+    if queries.username_exists(db, username):
+        raise _username_taken()
+    user = User(
+        username=username,
+        display_name=display_name,
+        email=email,
+        password_hash=hash_password(password),
+        role=role.value,
+        language=language,
+        tos_accepted_at=utcnow() if accept_tos else None,
+    )
+    # Two sign-ups racing for one name both pass the check above; the unique index on
+    # lower(username) decides, and the savepoint keeps the caller's transaction usable.
+    try:
+        with db.begin_nested():
+            db.add(user)
+            db.flush()
+    except IntegrityError as exc:
+        if "uq_user_username_lower" in str(exc.orig):
+            raise _username_taken() from exc
+        raise
+    return user
+
+
+def _username_taken() -> AppError:
+    return _field_error(
+        "username_taken", "That username is taken; please choose another.", "username", 409
+    )
+
+
+def get_user_by_username(db: Session, username: str) -> User:
+    user = queries.user_by_username(db, username)
+    if user is None:
+        raise NotFound("user")
+    return user
+
+
+def authenticate(db: Session, *, username: str, password: str) -> User | None:
+    """The user when the password matches, otherwise None (unknown user or wrong password).
+
+    An unknown username still runs one argon2 verification, so the response time does not
+    tell which accounts exist.
+    """
+    user = queries.user_by_username(db, username) if len(username) <= 64 else None
+    usable = user is not None and user.deleted_at is None
+    if len(password) > PASSWORD_MAX_LENGTH:
+        # Still spend the time, on a bounded input.
+        verify_password(None, password[:PASSWORD_MAX_LENGTH])
+        return None
+    ok = verify_password(user.password_hash if user is not None and usable else None, password)
+    if not ok or user is None or not usable:
+        return None
+    if user.password_hash and needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_seen_at = utcnow()
+    db.flush()
+    return user
+
+
+def _audit(
+    db: Session,
+    *,
+    actor: User | None,
+    action: str,
+    target: User,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str | None = None,
+) -> None:
+    db.add(
+        AuditEvent(
+            actor_id=actor.id if actor is not None else None,
+            action=action,
+            target_type="user",
+            target_id=target.id,
+            before=before,
+            after=after,
+            reason=reason,
+        )
+    )
+
+
+def set_role(db: Session, *, username: str, role: Role, actor: User | None) -> User:
+    """Change a user's role and record who did it (actor None: the command line)."""
+    user = get_user_by_username(db, username)
+    return change_role(db, user=user, role=role, actor=actor)
+
+
+def change_role(db: Session, *, user: User, role: Role, actor: User | None) -> User:
+    previous = user.role
+    if actor is not None and actor.id == user.id and role != Role.admin:
+        # An admin demoting themselves from the web could leave nobody able to undo it.
+        raise AppError(
+            "cannot_demote_self",
+            "You cannot take away your own admin role; ask another admin.",
+            409,
+        )
+    user.role = role.value
+    _audit(
+        db,
+        actor=actor,
+        action="user.set_role",
+        target=user,
+        before={"role": previous},
+        after={"role": role.value},
+    )
+    db.flush()
+    return user
+
+
+def accept_tos(db: Session, user: User) -> User:
+    if user.tos_accepted_at is None:
+        user.tos_accepted_at = utcnow()
+        db.flush()
+    return user
+
+
+def update_profile(
+    db: Session, user: User, *, display_name: str | None = None, language: str | None = None
+) -> User:
+    """Change the given fields; validate everything before touching anything."""
+    new_display_name = validate_display_name(display_name) if display_name is not None else None
+    new_language = validate_language(language) if language is not None else None
+    if new_display_name is not None:
+        user.display_name = new_display_name
+    if new_language is not None:
+        user.language = new_language
+    db.flush()
+    return user
+
+
+# --- API keys -----------------------------------------------------------------------
+
+
+def create_api_key(db: Session, user: User, *, name: str) -> tuple[ApiKey, str]:
+    """Store a new key and return it with the full key, which is never shown again."""
+    name = name.strip()
+    if not 1 <= len(name) <= API_KEY_NAME_MAX_LENGTH or _has_unprintable(name):
+        raise _field_error(
+            "invalid_key_name",
+            f"Name the key in 1 to {API_KEY_NAME_MAX_LENGTH} printable characters.",
+            "name",
+        )
+    raw_key, prefix, secret_hash = new_api_key()
+    key = ApiKey(user_id=user.id, name=name, prefix=prefix, secret_hash=secret_hash)
+    db.add(key)
+    db.flush()
+    return key, raw_key
+
+
+def list_api_keys(db: Session, user: User) -> list[ApiKey]:
+    return queries.api_keys_of(db, user.id)
+
+
+def revoke_api_key(db: Session, user: User, key_id: int) -> ApiKey:
+    key = queries.api_key_of(db, user.id, key_id)
+    if key is None:
+        raise NotFound("API key")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        db.flush()
+    return key
