@@ -1,0 +1,423 @@
+"""Seed a large corpus fast with COPY, for the hand-out benchmark and the index tests.
+
+    python bench/seed.py --database-url postgresql://postgres@127.0.0.1/hedgerow_bench \
+        --messages 1000000
+
+Most trees are finished (ready_for_export), as in a long-running deployment; a realistic
+sliver is open work: prompts under review, prompts waiting in the lottery, growing trees with
+replies under review and parents open for replies, trees in ranking. Counters and open-work
+flags are set exactly as the growth engine keeps them, so the real service can hand out tasks
+from this corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from hedgerow import migrate
+from hedgerow.config import get_settings
+from hedgerow.db import normalize_database_url
+
+# A finished tree: a prompt, three assistant replies, two prompter replies under each.
+FULL_TREE_SHAPE = (3, 2)
+MESSAGES_PER_FULL_TREE = 1 + 3 + 3 * 2
+LANGUAGES = ("en", "de")
+LANGUAGE_WEIGHTS = (0.85, 0.15)
+
+MESSAGE_COLUMNS = (
+    "id",
+    "tree_id",
+    "parent_id",
+    "author_id",
+    "role",
+    "text",
+    "text_sha256",
+    "language",
+    "depth",
+    "category",
+    "review_state",
+    "review_count",
+    "review_score",
+    "child_count",
+    "accepted_child_count",
+    "ranking_count",
+    "consensus_rank",
+    "open_for_review",
+    "open_for_reply",
+    "open_for_ranking",
+    "created_at",
+)
+TREE_COLUMNS = (
+    "id",
+    "root_message_id",
+    "author_id",
+    "state",
+    "language",
+    "category",
+    "goal_size",
+    "max_depth",
+    "max_children",
+    "reviews_per_message",
+    "acceptance_threshold",
+    "rankings_per_sibling_set",
+    "accepted_count",
+    "pending_count",
+    "reply_lease_count",
+    "open_ranking_sets",
+    "created_at",
+    "entered_lottery_at",
+    "drawn_at",
+    "completed_at",
+)
+TASK_COLUMNS = (
+    "user_id",
+    "kind",
+    "language",
+    "target_message_id",
+    "state",
+    "lease_expires_at",
+    "created_at",
+    "finished_at",
+)
+
+
+@dataclass
+class Corpus:
+    rng: random.Random
+    users: int
+    start: datetime
+    next_message_id: int = 1
+    next_tree_id: int = 1
+    trees: list[tuple] = field(default_factory=list)
+    messages: list[tuple] = field(default_factory=list)
+    tasks: list[tuple] = field(default_factory=list)
+    # One reply per user per parent, as the task table's unique key demands.
+    child_authors: dict[int, set[int]] = field(default_factory=dict)
+
+    def author(self, exclude: int | None = None, taken: set[int] | None = None) -> int:
+        while True:
+            user = self.rng.randint(1, self.users)
+            if user != exclude and (taken is None or user not in taken):
+                return user
+
+    def when(self) -> datetime:
+        return self.start + timedelta(seconds=self.rng.randint(0, 3600 * 24 * 365))
+
+
+def text_for(message_id: int) -> tuple[str, str]:
+    text = f"Seeded message {message_id}: " + "lorem ipsum dolor sit amet " * 6
+    return text, hashlib.sha256(text.encode()).hexdigest()
+
+
+def add_message(
+    corpus: Corpus,
+    tree_id: int,
+    parent: tuple[int, int, int] | None,
+    *,
+    review_state: str,
+    review_count: int,
+    child_count: int = 0,
+    accepted_child_count: int = 0,
+    ranking_count: int = 0,
+    consensus_rank: int | None = None,
+    open_for_review: bool = False,
+    open_for_reply: bool = False,
+    open_for_ranking: bool = False,
+    language: str,
+) -> tuple[int, int, int]:
+    """Add one message; returns (id, depth, author) for its children."""
+    message_id = corpus.next_message_id
+    corpus.next_message_id += 1
+    depth = 0 if parent is None else parent[1] + 1
+    if parent is None:
+        author = corpus.author()
+    else:
+        taken = corpus.child_authors.setdefault(parent[0], set())
+        author = corpus.author(exclude=parent[2], taken=taken)
+        taken.add(author)
+    text, digest = text_for(message_id)
+    created = corpus.when()
+    corpus.messages.append(
+        (
+            message_id,
+            tree_id,
+            None if parent is None else parent[0],
+            author,
+            "prompter" if depth % 2 == 0 else "assistant",
+            text,
+            digest,
+            language,
+            depth,
+            "open_qa" if depth == 0 else None,
+            review_state,
+            review_count,
+            1.0 if review_state == "accepted" else (0.0 if review_state == "rejected" else None),
+            child_count,
+            accepted_child_count,
+            ranking_count,
+            consensus_rank,
+            open_for_review,
+            open_for_reply,
+            open_for_ranking,
+            created,
+        )
+    )
+    if parent is not None:
+        kind = "reply_assistant" if depth % 2 == 1 else "reply_prompter"
+        corpus.tasks.append((author, kind, language, parent[0], "done", created, created, created))
+    # One done review task per review, from other users: the exclusion anti-join's rows.
+    review_kind = (
+        "review_prompt"
+        if depth == 0
+        else "review_assistant_reply"
+        if depth % 2 == 1
+        else "review_prompter_reply"
+    )
+    reviewers: set[int] = set()
+    while len(reviewers) < review_count:
+        reviewers.add(corpus.author(exclude=author))
+    for reviewer in reviewers:
+        corpus.tasks.append(
+            (reviewer, review_kind, language, message_id, "done", created, created, created)
+        )
+    return message_id, depth, author
+
+
+def add_tree(corpus: Corpus, state: str, settings_row: dict) -> None:
+    tree_id = corpus.next_tree_id
+    corpus.next_tree_id += 1
+    language = corpus.rng.choices(LANGUAGES, LANGUAGE_WEIGHTS)[0]
+    created = corpus.when()
+    accepted = pending = open_sets = 0
+    entered = drawn = completed = None
+    reviews = settings_row["reviews_per_message"]
+
+    if state == "prompt_review":
+        root = add_message(
+            corpus,
+            tree_id,
+            None,
+            review_state="pending",
+            review_count=corpus.rng.randint(0, reviews - 1),
+            open_for_review=True,
+            language=language,
+        )
+        pending = 1
+    elif state == "aborted_low_grade":
+        root = add_message(
+            corpus, tree_id, None, review_state="rejected", review_count=reviews, language=language
+        )
+    elif state == "lottery_waiting":
+        root = add_message(
+            corpus, tree_id, None, review_state="accepted", review_count=reviews, language=language
+        )
+        accepted, entered = 1, created
+    elif state == "growing":
+        # A prompt with two accepted assistant replies (one slot free), one reply pending.
+        root = add_message(
+            corpus,
+            tree_id,
+            None,
+            review_state="accepted",
+            review_count=reviews,
+            child_count=3,
+            accepted_child_count=2,
+            open_for_reply=False,
+            language=language,
+        )
+        for _ in range(2):
+            add_message(
+                corpus,
+                tree_id,
+                root,
+                review_state="accepted",
+                review_count=reviews,
+                open_for_reply=True,
+                language=language,
+            )
+        add_message(
+            corpus,
+            tree_id,
+            root,
+            review_state="pending",
+            review_count=0,
+            open_for_review=True,
+            language=language,
+        )
+        accepted, pending, entered, drawn = 3, 1, created, created
+    else:  # ranking or ready_for_export: a full tree
+        in_ranking = state == "ranking"
+        first, second = FULL_TREE_SHAPE
+        rankings = settings_row["rankings_per_sibling_set"]
+        root = add_message(
+            corpus,
+            tree_id,
+            None,
+            review_state="accepted",
+            review_count=reviews,
+            child_count=first,
+            accepted_child_count=first,
+            ranking_count=0 if in_ranking else rankings,
+            open_for_ranking=in_ranking,
+            language=language,
+        )
+        open_sets = 1 if in_ranking else 0
+        for rank in range(first):
+            child = add_message(
+                corpus,
+                tree_id,
+                root,
+                review_state="accepted",
+                review_count=reviews,
+                child_count=second,
+                accepted_child_count=second,
+                ranking_count=rankings,
+                consensus_rank=None if in_ranking else rank,
+                language=language,
+            )
+            for _ in range(second):
+                add_message(
+                    corpus,
+                    tree_id,
+                    child,
+                    review_state="accepted",
+                    review_count=reviews,
+                    language=language,
+                )
+        accepted = MESSAGES_PER_FULL_TREE
+        entered = drawn = created
+        completed = None if in_ranking else created
+    corpus.trees.append(
+        (
+            tree_id,
+            root[0],
+            root[2],
+            state,
+            language,
+            "open_qa",
+            settings_row["goal_size"],
+            settings_row["max_depth"],
+            settings_row["max_children"],
+            reviews,
+            settings_row["acceptance_threshold"],
+            settings_row["rankings_per_sibling_set"],
+            accepted,
+            pending,
+            0,
+            open_sets,
+            created,
+            entered,
+            drawn,
+            completed,
+        )
+    )
+
+
+def plan_states(total_trees: int) -> list[str]:
+    """Finished trees dominate; open work stays bounded, as the lottery limits keep it."""
+    per_language_growing = get_settings().growing_trees_per_language
+    fixed = {
+        "growing": per_language_growing * len(LANGUAGES),
+        "lottery_waiting": min(200, total_trees // 20),
+        "prompt_review": min(300, total_trees // 20),
+        "ranking": min(20, total_trees // 50),
+    }
+    aborted = total_trees // 30
+    finished = max(0, total_trees - sum(fixed.values()) - aborted)
+    states: list[str] = []
+    for state, count in fixed.items():
+        states += [state] * count
+    states += ["aborted_low_grade"] * aborted + ["ready_for_export"] * finished
+    return states
+
+
+def copy_rows(cur: psycopg.Cursor, table: str, columns: tuple[str, ...], rows: list) -> None:
+    with cur.copy(f'COPY "{table}" ({", ".join(columns)}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def seed(database_url: str, messages: int, users: int, seed_value: int) -> dict[str, float]:
+    settings = get_settings()
+    settings_row = {
+        "goal_size": settings.tree_goal_size,
+        "max_depth": settings.tree_max_depth,
+        "max_children": settings.tree_max_children,
+        "reviews_per_message": settings.reviews_per_message,
+        "acceptance_threshold": settings.acceptance_threshold,
+        "rankings_per_sibling_set": settings.rankings_per_sibling_set,
+    }
+    started = time.perf_counter()
+    corpus = Corpus(
+        rng=random.Random(seed_value), users=users, start=datetime(2025, 1, 1, tzinfo=UTC)
+    )
+    total_trees = max(1, messages // MESSAGES_PER_FULL_TREE)
+    for state in plan_states(total_trees):
+        add_tree(corpus, state, settings_row)
+    while len(corpus.messages) < messages:  # top up to the asked size with finished trees
+        add_tree(corpus, "ready_for_export", settings_row)
+    built = time.perf_counter()
+
+    migrate.upgrade(database_url)
+    url = normalize_database_url(database_url).replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "TRUNCATE audit_event, report, reaction, ranking, label, task, message_revision, "
+            'user_note, api_key, user_session, message, tree, "user" RESTART IDENTITY CASCADE'
+        )
+        copy_rows(
+            cur,
+            "user",
+            ("id", "username", "display_name", "role", "tos_accepted_at"),
+            [(i, f"seed{i}", f"Seed {i}", "volunteer", corpus.start) for i in range(1, users + 1)],
+        )
+        # tree.root_message_id and message.tree_id refer to each other: load trees first
+        # with the constraint checked at the end of the transaction.
+        cur.execute("ALTER TABLE tree DROP CONSTRAINT fk_tree_root_message_id_message")
+        copy_rows(cur, "tree", TREE_COLUMNS, corpus.trees)
+        copy_rows(cur, "message", MESSAGE_COLUMNS, corpus.messages)
+        cur.execute(
+            "ALTER TABLE tree ADD CONSTRAINT fk_tree_root_message_id_message FOREIGN KEY "
+            "(root_message_id) REFERENCES message (id) ON DELETE SET NULL"
+        )
+        copy_rows(cur, "task", TASK_COLUMNS, corpus.tasks)
+        for table in ("user", "tree", "message", "task"):
+            cur.execute(
+                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                f'(SELECT max(id) FROM "{table}"))'
+            )
+        conn.commit()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    finished = time.perf_counter()
+    return {
+        "trees": len(corpus.trees),
+        "messages": len(corpus.messages),
+        "tasks": len(corpus.tasks),
+        "users": users,
+        "build_seconds": round(built - started, 1),
+        "load_seconds": round(finished - built, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--users", type=int, default=5_000)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    stats = seed(args.database_url, args.messages, args.users, args.seed)
+    for key, value in stats.items():
+        print(f"{key:>14}: {value}")
+
+
+if __name__ == "__main__":
+    main()
