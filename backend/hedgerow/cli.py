@@ -1,0 +1,323 @@
+"""The ``hedgerow`` command: run everything (``up``), migrate, and manage accounts.
+
+Every command works with nothing configured: when ``DATABASE_URL``/``REDIS_URL`` are
+unset it starts the embedded PostgreSQL/Redis under ``Settings.data_dir`` for as long as
+it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hedgerow.config import Settings, get_settings
+from hedgerow.embedded import EmbeddedServers
+from hedgerow.errors import AppError
+from hedgerow.models import Role, User
+
+cli = typer.Typer(
+    name="hedgerow",
+    help="Hedgerow: crowdsourced conversation trees.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+# How long a child gets to finish its current request or job after SIGTERM before it is
+# killed. Celery's warm shutdown waits for the running job, so this is generous.
+CHILD_STOP_TIMEOUT_SECONDS = 20.0
+WEB_READY_TIMEOUT_SECONDS = 60.0
+
+
+# --- servers and settings -----------------------------------------------------------
+
+
+def _use_urls(*, database_url: str | None = None, redis_url: str | None = None) -> None:
+    """Point this process (and the children it starts) at these servers."""
+    from hedgerow.db import get_engine, get_sessionmaker
+    from hedgerow.redis_client import get_redis
+
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+    if redis_url:
+        os.environ["REDIS_URL"] = redis_url
+    for cached in (get_settings, get_engine, get_sessionmaker, get_redis):
+        cached.cache_clear()
+
+
+@contextmanager
+def _servers(*, redis: bool) -> Iterator[Settings]:
+    """Settings with a database URL (and a Redis URL when asked), starting the embedded
+    servers for whichever is unset and stopping them on the way out."""
+    settings = get_settings()
+    embedded = EmbeddedServers(settings.data_dir)
+    try:
+        database_url = None if settings.database_url else embedded.database_url()
+        redis_url = None if settings.redis_url or not redis else embedded.redis_url()
+        if database_url or redis_url:
+            _use_urls(database_url=database_url, redis_url=redis_url)
+        yield get_settings()
+    finally:
+        from hedgerow.db import get_engine
+
+        # Close pooled connections first, so the embedded servers can stop at once.
+        if get_settings().database_url:
+            get_engine().dispose()
+        embedded.stop()
+
+
+def _fail(error: AppError) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {error.message} [dim]({error.code})[/dim]")
+    return typer.Exit(code=1)
+
+
+# --- accounts -----------------------------------------------------------------------
+
+
+def _admin_exists(db: Session) -> bool:
+    query = select(User.id).where(User.role == Role.admin.value, User.deleted_at.is_(None))
+    return db.scalar(query.limit(1)) is not None
+
+
+def _ensure_first_admin(username: str) -> None:
+    """Create the first admin unless one exists, printing a generated password once."""
+    from hedgerow.accounts.service import create_user
+
+    given_password = os.environ.get("HEDGEROW_ADMIN_PASSWORD")
+    password = given_password or secrets.token_urlsafe(12)
+    from hedgerow.db import get_sessionmaker
+
+    with get_sessionmaker().begin() as db:
+        if _admin_exists(db):
+            return
+        try:
+            create_user(db, username=username, password=password, role=Role.admin, accept_tos=True)
+        except AppError as error:
+            if error.code == "username_taken":
+                error.message += (
+                    f" Make that account an admin with `hedgerow set-role {username} admin`, "
+                    "or choose another name with --admin-username."
+                )
+            raise _fail(error) from error
+    # Printed after the commit, and never again: only the hash is stored.
+    shown = "(from HEDGEROW_ADMIN_PASSWORD)" if given_password else password
+    console.print(
+        Panel.fit(
+            f"username: [bold]{username}[/bold]\npassword: [bold]{shown}[/bold]\n"
+            "This is shown once. Log in and keep it somewhere safe.",
+            title="First admin account created",
+        )
+    )
+
+
+# --- process supervision ------------------------------------------------------------
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    # If `hedgerow up` itself is killed (SIGKILL, OOM), its children follow instead of
+    # lingering and holding the port.
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+class Supervisor:
+    """Starts the children in their own sessions, so a Ctrl-C reaches only us and we stop
+    them in order; reports the first one that exits on its own."""
+
+    def __init__(self) -> None:
+        self.children: list[Child] = []
+        self.stop_requested = threading.Event()
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested.set()
+
+    def start(self, name: str, argv: list[str]) -> None:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+            argv, start_new_session=True, preexec_fn=_die_with_parent
+        )
+        self.children.append(Child(name, process))
+
+    def exited_child(self) -> Child | None:
+        return next((c for c in self.children if c.process.poll() is not None), None)
+
+    def wait(self) -> Child | None:
+        """Block until a stop is requested (None) or a child exits (that child)."""
+        while not self.stop_requested.wait(0.5):
+            exited = self.exited_child()
+            if exited is not None:
+                return exited
+        return None
+
+    def stop_all(self, timeout: float = CHILD_STOP_TIMEOUT_SECONDS) -> None:
+        for child in self.children:
+            if child.process.poll() is None:
+                child.process.terminate()
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            try:
+                child.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                err_console.print(f"{child.name} did not stop in {timeout:.0f}s; killing it")
+                child.process.kill()
+                child.process.wait()
+
+
+def _wait_until_serving(url: str, supervisor: Supervisor) -> bool:
+    deadline = time.monotonic() + WEB_READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if supervisor.stop_requested.is_set() or supervisor.exited_child() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        supervisor.stop_requested.wait(0.2)
+    return False
+
+
+# --- commands -----------------------------------------------------------------------
+
+
+@cli.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    admin_username: Annotated[str, typer.Option(help="Name of the first admin.")] = "admin",
+    worker: Annotated[bool, typer.Option(help="Run a Celery worker.")] = True,
+    beat: Annotated[bool, typer.Option(help="Run Celery beat (the schedule).")] = True,
+) -> None:
+    """Run everything: database, Redis, migrations, web server, worker and beat."""
+    from hedgerow import migrate as migrations
+    from hedgerow.logs import configure_logging
+
+    supervisor = Supervisor()
+    # From here on Ctrl-C and SIGTERM mean "stop cleanly", even during start-up.
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    exit_code = 0
+    with _servers(redis=True) as settings:
+        configure_logging(settings)
+        host = host or settings.host
+        port = port or settings.port
+        migrations.upgrade(settings.database_url)
+        _ensure_first_admin(admin_username)
+        python = sys.executable
+        data_dir = settings.data_dir.resolve()
+        # The children read the URLs from the environment we exported in _servers().
+        uvicorn = [python, "-m", "uvicorn", "hedgerow.app:create_app", "--factory"]
+        supervisor.start("web", [*uvicorn, "--host", host, "--port", str(port), "--no-access-log"])
+        celery = [python, "-m", "celery", "-A", "hedgerow.worker:celery_app"]
+        if worker:
+            supervisor.start("worker", [*celery, "worker", "-Q", "default", "-l", "INFO"])
+        if beat:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            schedule = str(data_dir / "celerybeat-schedule")
+            supervisor.start("beat", [*celery, "beat", "-l", "INFO", "--schedule", schedule])
+        try:
+            shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+            url = f"http://{shown_host}:{port}"
+            if _wait_until_serving(url, supervisor):
+                console.print(f"[green]Hedgerow is running at[/green] [bold]{url}[/bold]")
+                console.print("Press Ctrl-C to stop.")
+            exited = supervisor.wait()
+            if exited is not None:
+                err_console.print(
+                    f"[red]{exited.name} exited unexpectedly "
+                    f"(code {exited.process.returncode}); stopping the others[/red]"
+                )
+                exit_code = 1
+        finally:
+            supervisor.stop_all()
+    console.print("Stopped.")
+    raise typer.Exit(code=exit_code)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply every pending database migration."""
+    from hedgerow import migrate as migrations
+
+    with _servers(redis=False) as settings:
+        migrations.upgrade(settings.database_url)
+    console.print("Database is up to date.")
+
+
+@cli.command("create-admin")
+def create_admin(
+    username: Annotated[str, typer.Option(prompt=True, help="The admin's username.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, help="Prompted if absent."
+        ),
+    ],
+) -> None:
+    """Create an admin account."""
+    from hedgerow.accounts.service import create_user
+    from hedgerow.db import get_sessionmaker
+
+    with _servers(redis=False):
+        try:
+            with get_sessionmaker().begin() as db:
+                create_user(
+                    db, username=username, password=password, role=Role.admin, accept_tos=True
+                )
+        except AppError as error:
+            raise _fail(error) from error
+    console.print(f"Created admin [bold]{username}[/bold].")
+
+
+@cli.command("set-role")
+def set_role(
+    username: Annotated[str, typer.Argument(help="Whose role to change.")],
+    role: Annotated[Role, typer.Argument(help="The new role.")],
+) -> None:
+    """Make a user a volunteer, moderator or admin."""
+    from hedgerow.accounts import service
+    from hedgerow.db import get_sessionmaker
+
+    with _servers(redis=False):
+        try:
+            with get_sessionmaker().begin() as db:
+                service.set_role(db, username=username, role=role, actor=None)
+        except AppError as error:
+            raise _fail(error) from error
+    console.print(f"[bold]{username}[/bold] is now {role.value}.")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()
