@@ -60,11 +60,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from hedgerow.accounts import api as accounts_api
     from hedgerow.accounts import routes as accounts_routes
+    from hedgerow.admin import api as admin_api
+    from hedgerow.admin import routes as admin_routes
     from hedgerow.contribute import api as contribute_api
     from hedgerow.ops import routes as ops_routes
 
     app.include_router(ops_routes.router)
     app.include_router(accounts_routes.router)
     app.include_router(accounts_api.router, prefix="/api/v1")
+    app.include_router(admin_routes.router)
+    app.include_router(admin_api.router, prefix="/api/v1")
     app.include_router(contribute_api.router, prefix="/api/v1")
     return app

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,53 @@ def wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
+# Browser errors a person fixes on another page: log in, or accept the Terms.
+REDIRECT_PAGES = {"not_authenticated": "/login", "tos_required": "/tos"}
+
+
+def _same_site_path(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return path if path.startswith("/") and not path.startswith("//") else None
+
+
+def _page_to_return_to(request: Request) -> str:
+    """Where the person was headed, for ``?next=`` after logging in or accepting the Terms.
+
+    htmx calls name the page in HX-Current-URL (the fragment URL is no page to return to);
+    a plain form POST cannot be repeated by a GET, so it returns to the page the form was
+    on.
+    """
+    if request.headers.get("hx-request") == "true":
+        return _same_site_path(request.headers.get("hx-current-url")) or "/"
+    if request.method not in ("GET", "HEAD"):
+        return _same_site_path(request.headers.get("referer")) or "/"
+    return _same_site_path(str(request.url)) or "/"
+
+
+def _redirect(request: Request, error: AppError) -> Response | None:
+    page = REDIRECT_PAGES.get(error.code)
+    if page is None:
+        return None
+    location = f"{page}?{urlencode({'next': _page_to_return_to(request)})}"
+    if request.headers.get("hx-request") == "true":
+        # htmx follows a 303 inside the XHR and would swap the login page into a
+        # fragment; HX-Redirect makes it load the page instead.
+        return Response(status_code=200, headers={"HX-Redirect": location})
+    return RedirectResponse(location, status_code=303)
+
+
 def render_error(request: Request, error: AppError) -> Response:
     if wants_json(request):
         body: dict[str, Any] = {"error": {"code": error.code, "message": error.message}}
         if error.details:
             body["error"]["details"] = error.details
         return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+    if (redirect := _redirect(request, error)) is not None:
+        return redirect
 
     from hedgerow.templating import templates
 

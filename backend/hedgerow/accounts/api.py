@@ -1,3 +1,48 @@
-from fastapi import APIRouter
+"""The accounts JSON API: who am I, my profile, the Terms, my API keys."""
 
-router = APIRouter()
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from hedgerow.accounts import service
+from hedgerow.accounts.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Me, ProfileUpdate
+from hedgerow.accounts.security import CurrentUser
+from hedgerow.db import SessionDep
+
+router = APIRouter(tags=["accounts"])
+
+
+@router.get("/me")
+def read_me(user: CurrentUser) -> Me:
+    return Me.of(user)
+
+
+@router.patch("/me")
+def update_me(body: ProfileUpdate, user: CurrentUser, db: SessionDep) -> Me:
+    service.update_profile(db, user, display_name=body.display_name, language=body.language)
+    return Me.of(user)
+
+
+@router.post("/me/tos")
+def accept_terms(user: CurrentUser, db: SessionDep) -> Me:
+    service.accept_tos(db, user)
+    return Me.of(user)
+
+
+@router.get("/me/api-keys")
+def list_api_keys(user: CurrentUser, db: SessionDep) -> list[ApiKeyOut]:
+    return [ApiKeyOut.of(key) for key in service.list_api_keys(db, user)]
+
+
+@router.post("/me/api-keys", status_code=201)
+def create_api_key(
+    body: ApiKeyCreate, user: CurrentUser, db: SessionDep, response: Response
+) -> ApiKeyCreated:
+    key, raw_key = service.create_api_key(db, user, name=body.name)
+    response.headers["Cache-Control"] = "no-store"
+    return ApiKeyCreated(**ApiKeyOut.of(key).model_dump(), key=raw_key)
+
+
+@router.delete("/me/api-keys/{key_id}")
+def revoke_api_key(key_id: int, user: CurrentUser, db: SessionDep) -> ApiKeyOut:
+    return ApiKeyOut.of(service.revoke_api_key(db, user, key_id))

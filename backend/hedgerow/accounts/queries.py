@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from hedgerow.models import ApiKey, User
+from hedgerow.models import ApiKey, User, UserSession
 
 
 def user_by_username(db: Session, username: str) -> User | None:
@@ -33,11 +33,9 @@ def api_key_of(db: Session, user_id: int, key_id: int) -> ApiKey | None:
     return db.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id))
 
 
-def search_users(
-    db: Session, *, username_contains: str | None, limit: int, offset: int
-) -> list[User]:
-    query = select(User).order_by(User.username)
-    if username_contains:
-        escaped = username_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(User.username.ilike(f"%{escaped}%", escape="\\"))
-    return list(db.scalars(query.limit(limit).offset(offset)))
+def delete_expired_sessions(db: Session, user_id: int) -> None:
+    db.execute(
+        delete(UserSession).where(
+            UserSession.user_id == user_id, UserSession.expires_at <= func.now()
+        )
+    )

@@ -1,3 +1,302 @@
-from fastapi import APIRouter
+"""Account pages: landing, sign up, log in/out, Terms of Service, settings.
 
-router = APIRouter()
+Every form works without JavaScript (POST, then 303); htmx requests get the named block
+of the same template. Form errors re-render the form with the message next to the field
+and what the person typed kept.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from hedgerow.accounts import queries, ratelimit, service
+from hedgerow.accounts.security import (
+    SESSION_COOKIE,
+    CurrentUser,
+    OptionalUser,
+    clear_session_cookie,
+    create_user_session,
+    delete_user_session,
+    safe_next,
+    set_session_cookie,
+)
+from hedgerow.config import get_settings
+from hedgerow.db import SessionDep
+from hedgerow.errors import AppError
+from hedgerow.models import User
+from hedgerow.templating import is_htmx, render
+
+router = APIRouter(include_in_schema=False)
+
+# Shown next to the language picker; codes without a name here are shown as the code.
+LANGUAGE_NAMES = {
+    "en": "English",
+    "de": "Deutsch",
+    "es": "Español",
+    "fr": "Français",
+    "it": "Italiano",
+    "pt": "Português",
+    "ru": "Русский",
+    "zh": "中文",
+    "ja": "日本語",
+    "uk": "Українська",
+}
+# Unknown user and wrong password read exactly the same, so the form does not reveal
+# which usernames exist.
+
+
+def invalid_credentials() -> AppError:
+    return AppError(
+        "invalid_credentials", "That username and password do not match an account.", 400
+    )
+
+
+FormText = Annotated[str, Form()]
+
+
+def language_choices() -> list[tuple[str, str]]:
+    return [(code, LANGUAGE_NAMES.get(code, code)) for code in get_settings().languages]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def see_other(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303)
+
+
+def _form_error_context(error: AppError) -> dict[str, Any]:
+    field = error.details.get("field")
+    if field:
+        return {"errors": {field: error.message}, "error_code": error.code}
+    return {"form_error": error.message, "error_code": error.code}
+
+
+# --- landing and Terms --------------------------------------------------------------
+
+
+@router.get("/")
+def landing(request: Request, user: OptionalUser) -> Response:
+    return render(request, "pages/landing.html", {"user": user})
+
+
+@router.get("/tos")
+def terms(request: Request, user: OptionalUser, next: str = "/") -> Response:
+    return render(request, "accounts/tos.html", {"user": user, "next": safe_next(next)})
+
+
+@router.post("/tos")
+def accept_terms(user: CurrentUser, db: SessionDep, next: FormText = "/") -> Response:
+    service.accept_tos(db, user)
+    return see_other(safe_next(next))
+
+
+# --- sign up ------------------------------------------------------------------------
+
+
+def _signup_page(
+    request: Request, *, values: dict[str, str], status_code: int = 200, **extra: Any
+) -> Response:
+    context = {"values": values, "languages": language_choices(), **extra}
+    return render(request, "accounts/signup.html", context, status_code=status_code)
+
+
+@router.get("/signup")
+def signup_form(request: Request, user: OptionalUser, next: str = "/") -> Response:
+    if user is not None:
+        return see_other(safe_next(next))
+    values = {"language": get_settings().default_language, "next": safe_next(next)}
+    return _signup_page(request, values=values)
+
+
+@router.post("/signup")
+def signup(
+    request: Request,
+    db: SessionDep,
+    username: FormText = "",
+    password: FormText = "",
+    display_name: FormText = "",
+    language: FormText = "",
+    next: FormText = "/",
+) -> Response:
+    values = {
+        "username": username,
+        "display_name": display_name,
+        "language": language,
+        "next": safe_next(next),
+    }
+    try:
+        if not get_settings().signup_open:
+            raise AppError("signup_closed", "Sign-up is closed on this server.", 403)
+        user = service.create_user(
+            db,
+            username=username,
+            password=password,
+            display_name=display_name.strip() or None,
+            language=language or get_settings().default_language,
+        )
+    except AppError as error:
+        return _signup_page(
+            request, values=values, status_code=error.status, **_form_error_context(error)
+        )
+    response = see_other("/tos?" + urlencode({"next": safe_next(next)}))
+    set_session_cookie(response, create_user_session(db, user, request.headers.get("user-agent")))
+    return response
+
+
+# --- log in and out -----------------------------------------------------------------
+
+
+def _login_page(
+    request: Request, *, values: dict[str, str], status_code: int = 200, **extra: Any
+) -> Response:
+    return render(
+        request, "accounts/login.html", {"values": values, **extra}, status_code=status_code
+    )
+
+
+@router.get("/login")
+def login_form(request: Request, user: OptionalUser, next: str = "/") -> Response:
+    if user is not None:
+        return see_other(safe_next(next))
+    return _login_page(request, values={"next": safe_next(next)})
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    db: SessionDep,
+    username: FormText = "",
+    password: FormText = "",
+    next: FormText = "/",
+) -> Response:
+    values = {"username": username, "next": safe_next(next)}
+    ip = client_ip(request)
+    try:
+        ratelimit.check_login_allowed(ip, username)
+        user = service.authenticate(db, username=username, password=password)
+        if user is None:
+            ratelimit.record_failed_login(ip, username)
+            raise invalid_credentials()
+        if not user.enabled:
+            # Only after the password matched, so this reveals nothing to a guesser.
+            raise AppError(
+                "account_disabled", "This account has been disabled by a moderator.", 403
+            )
+    except AppError as error:
+        response = _login_page(
+            request,
+            values=values,
+            status_code=error.status,
+            form_error=error.message,
+            error_code=error.code,
+        )
+        response.headers.update(error.headers)
+        return response
+    ratelimit.clear_username_failures(username)
+    queries.delete_expired_sessions(db, user.id)
+    response = see_other(safe_next(next))
+    set_session_cookie(response, create_user_session(db, user, request.headers.get("user-agent")))
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, db: SessionDep) -> Response:
+    if token := request.cookies.get(SESSION_COOKIE):
+        delete_user_session(db, token)
+    response = see_other("/")
+    clear_session_cookie(response)
+    return response
+
+
+# --- settings -----------------------------------------------------------------------
+
+
+def _settings_page(
+    request: Request,
+    db: SessionDep,
+    user: User,
+    *,
+    block: str | None = None,
+    status_code: int = 200,
+    values: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    context = {
+        "user": user,
+        "languages": language_choices(),
+        "api_keys": service.list_api_keys(db, user),
+        "values": values or {"display_name": user.display_name, "language": user.language},
+        "saved": request.query_params.get("saved"),
+        **extra,
+    }
+    return render(request, "accounts/settings.html", context, block=block, status_code=status_code)
+
+
+@router.get("/settings")
+def settings_page(request: Request, user: CurrentUser, db: SessionDep) -> Response:
+    return _settings_page(request, db, user)
+
+
+@router.post("/settings/profile")
+def update_profile(
+    request: Request,
+    user: CurrentUser,
+    db: SessionDep,
+    display_name: FormText = "",
+    language: FormText = "",
+) -> Response:
+    values = {"display_name": display_name, "language": language}
+    try:
+        service.update_profile(db, user, display_name=display_name, language=language)
+    except AppError as error:
+        return _settings_page(
+            request,
+            db,
+            user,
+            block="profile",
+            status_code=error.status,
+            values=values,
+            **_form_error_context(error),
+        )
+    if is_htmx(request):
+        return _settings_page(request, db, user, block="profile", saved="profile")
+    return see_other("/settings?saved=profile")
+
+
+@router.post("/settings/api-keys")
+def create_api_key(
+    request: Request, user: CurrentUser, db: SessionDep, name: FormText = ""
+) -> Response:
+    try:
+        key, raw_key = service.create_api_key(db, user, name=name)
+    except AppError as error:
+        return _settings_page(
+            request,
+            db,
+            user,
+            block="api_keys",
+            status_code=error.status,
+            key_name=name,
+            **_form_error_context(error),
+        )
+    # Rendered in the POST's own response instead of redirecting: the full key is shown
+    # exactly once and is never stored anywhere, not even for a redirect.
+    response = _settings_page(
+        request, db, user, block="api_keys", new_key=raw_key, new_key_id=key.id
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post("/settings/api-keys/{key_id}/revoke")
+def revoke_api_key(request: Request, key_id: int, user: CurrentUser, db: SessionDep) -> Response:
+    service.revoke_api_key(db, user, key_id)
+    if is_htmx(request):
+        return _settings_page(request, db, user, block="api_keys", saved="revoked")
+    return see_other("/settings?saved=revoked#api-keys")

@@ -13,7 +13,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -216,3 +216,39 @@ async def verify_csrf(request: Request) -> None:
             "The form expired or came from another site. Reload the page and try again.",
             403,
         )
+
+
+# --- cookies and redirects ----------------------------------------------------------
+
+
+def set_session_cookie(response: Response, token: str) -> None:
+    settings = get_settings()
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_days * 24 * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookies_secure,
+        path="/",
+    )
+
+
+def clear_session_cookie(response: Response) -> None:
+    settings = get_settings()
+    response.delete_cookie(
+        SESSION_COOKIE, httponly=True, samesite="lax", secure=settings.cookies_secure, path="/"
+    )
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only same-site paths: ``next`` must never send a user to another site."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+        or any(char in target for char in "\r\n\t\\")
+        or len(target) > 2000
+    ):
+        return default
+    return target

@@ -1,0 +1,73 @@
+"""Shapes of the accounts JSON API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hedgerow.models import ApiKey, User
+
+
+class Me(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    email: str | None
+    role: str
+    language: str
+    tos_accepted_at: datetime | None
+    # What the ToS gate (ContributorUser) decides, so clients can send people to /tos.
+    can_contribute: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> Me:
+        return cls(
+            id=user.id,
+            username=user.username,
+            display_name=user.display_name,
+            email=user.email,
+            role=user.role,
+            language=user.language,
+            tos_accepted_at=user.tos_accepted_at,
+            can_contribute=user.tos_accepted_at is not None and user.enabled,
+            created_at=user.created_at,
+        )
+
+
+class ProfileUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(default=None, max_length=1000)
+    language: str | None = Field(default=None, max_length=16)
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=1000)
+
+
+class ApiKeyOut(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyOut:
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            created_at=key.created_at,
+            last_used_at=key.last_used_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The full key. Shown only in this response; store it now.")

@@ -1,0 +1,30 @@
+"""Admin JSON API (mounted at /api/v1): list users, change a role."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from hedgerow.accounts.security import AdminUser
+from hedgerow.admin import service
+from hedgerow.admin.schemas import AdminUserOut, RoleChange
+from hedgerow.db import SessionDep
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@router.get("/users")
+def list_users(
+    admin: AdminUser,
+    db: SessionDep,
+    q: str | None = None,
+    limit: int = service.PAGE_SIZE,
+    offset: int = 0,
+) -> list[AdminUserOut]:
+    users = service.search_users(db, query=q, limit=limit, offset=offset)
+    return [AdminUserOut.of(user) for user in users]
+
+
+@router.post("/users/{user_id}/role")
+def change_role(user_id: int, body: RoleChange, admin: AdminUser, db: SessionDep) -> AdminUserOut:
+    user = service.change_user_role(db, user_id=user_id, role=body.role, actor=admin)
+    return AdminUserOut.of(user)

@@ -1,0 +1,86 @@
+"""Admin pages: the users list with search and role changes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from hedgerow.accounts.security import AdminUser
+from hedgerow.admin import service
+from hedgerow.db import SessionDep
+from hedgerow.errors import AppError
+from hedgerow.models import Role
+from hedgerow.templating import is_htmx, render
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+
+def _users_page(
+    request: Request,
+    db: SessionDep,
+    *,
+    query: str,
+    page: int,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    page = max(page, 1)
+    # One extra row tells whether there is a next page without counting the table.
+    users = service.search_users(
+        db, query=query, limit=service.PAGE_SIZE + 1, offset=(page - 1) * service.PAGE_SIZE
+    )
+    context = {
+        "users": users[: service.PAGE_SIZE],
+        "has_next": len(users) > service.PAGE_SIZE,
+        "page": page,
+        "q": query,
+        "roles": [role.value for role in Role],
+        **extra,
+    }
+    return render(request, "admin/users.html", context, block="results", status_code=status_code)
+
+
+@router.get("/users")
+def users_page(
+    request: Request, admin: AdminUser, db: SessionDep, q: str = "", page: int = 1
+) -> Response:
+    return _users_page(request, db, query=q, page=page)
+
+
+@router.post("/users/{user_id}/role")
+def change_role(
+    request: Request,
+    user_id: int,
+    admin: AdminUser,
+    db: SessionDep,
+    role: Annotated[str, Form()] = "",
+    q: Annotated[str, Form()] = "",
+    page: Annotated[int, Form()] = 1,
+) -> Response:
+    try:
+        user = service.change_user_role(
+            db, user_id=user_id, role=service.parse_role(role), actor=admin
+        )
+    except AppError as error:
+        if error.status == 404:
+            raise
+        return _users_page(
+            request,
+            db,
+            query=q,
+            page=page,
+            status_code=error.status,
+            error=error.message,
+            error_code=error.code,
+            error_user_id=user_id,
+        )
+    notice = f"{user.username} is now {user.role}."
+    if is_htmx(request):
+        return _users_page(request, db, query=q, page=page, notice=notice)
+    return RedirectResponse(
+        "/admin/users?" + urlencode({"q": q, "page": page, "changed": user.username}),
+        status_code=303,
+    )
