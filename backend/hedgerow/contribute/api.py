@@ -1,3 +1,103 @@
-from fastapi import APIRouter
+"""The volunteer task API. Thin: every rule lives in hedgerow.growth."""
 
-router = APIRouter()
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from hedgerow.accounts.security import ContributorUser
+from hedgerow.contribute.schemas import (
+    AvailableOut,
+    DraftRequest,
+    DraftResult,
+    LabelOut,
+    LabelsOut,
+    RedFlagResult,
+    SkipRequest,
+    SkipResult,
+    SubmitRequest,
+    SubmitResult,
+    TaskOut,
+    TaskRequest,
+)
+from hedgerow.db import SessionDep
+from hedgerow.errors import AppError
+from hedgerow.growth import service
+from hedgerow.growth.labels import GUIDELINE_VERSION, LABELS
+
+# The longest honest body is a prompt plus a context passage at the text limit, as UTF-8
+# (up to 4 bytes a character) and JSON-escaped; anything far beyond is not a volunteer.
+MAX_BODY_BYTES = 256 * 1024
+
+
+async def limit_body_size(request: Request) -> None:
+    declared = request.headers.get("content-length")
+    too_large = AppError(
+        "payload_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.", 413
+    )
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    if request.method in ("POST", "PUT", "PATCH") and len(await request.body()) > MAX_BODY_BYTES:
+        raise too_large
+
+
+router = APIRouter(tags=["tasks"], dependencies=[Depends(limit_body_size)])
+
+
+@router.get("/tasks/available", response_model=AvailableOut)
+def tasks_available(
+    db: SessionDep, user: ContributorUser, language: str | None = Query(None, max_length=16)
+) -> AvailableOut:
+    """How many items of work of each kind you could be handed now."""
+    language = language or user.language
+    return AvailableOut(language=language, counts=service.available_task_counts(db, user, language))
+
+
+@router.post("/tasks", response_model=TaskOut)
+def request_task(body: TaskRequest, db: SessionDep, user: ContributorUser) -> TaskOut:
+    """Your current task if you hold one (``resumed``: true), else a new one."""
+    view = service.request_task(
+        db,
+        user,
+        language=body.language or user.language,
+        kind=body.kind,
+        review_mode=body.review_mode,
+    )
+    return TaskOut.model_validate(view)
+
+
+@router.post("/tasks/{task_id}/submit", response_model=SubmitResult)
+def submit_task(
+    task_id: int, body: SubmitRequest, db: SessionDep, user: ContributorUser
+) -> SubmitResult:
+    result = service.submit_task(db, user, task_id, body)
+    return SubmitResult(task_id=task_id, **result)
+
+
+@router.post("/tasks/{task_id}/skip", response_model=SkipResult)
+def skip_task(task_id: int, body: SkipRequest, db: SessionDep, user: ContributorUser) -> SkipResult:
+    service.skip_task(db, user, task_id, body.reason)
+    return SkipResult(task_id=task_id)
+
+
+@router.post("/tasks/{task_id}/draft", response_model=DraftResult)
+def save_draft(
+    task_id: int, body: DraftRequest, db: SessionDep, user: ContributorUser
+) -> DraftResult:
+    """Autosave what you typed; extends your lease."""
+    deadline = service.save_draft(db, user, task_id, body.draft)
+    return DraftResult(task_id=task_id, lease_expires_at=deadline)
+
+
+@router.get("/labels", response_model=LabelsOut)
+def labels() -> LabelsOut:
+    """Every review label with its description, roles and modes."""
+    return LabelsOut(
+        guideline_version=GUIDELINE_VERSION,
+        labels=[LabelOut.model_validate(label) for label in LABELS],
+    )
+
+
+@router.post("/messages/{message_id}/red-flag", response_model=RedFlagResult)
+def red_flag(message_id: int, db: SessionDep, user: ContributorUser) -> RedFlagResult:
+    """Flag a message as harmful; enough flags remove it and its replies."""
+    return RedFlagResult.model_validate(service.record_red_flag(db, user, message_id))

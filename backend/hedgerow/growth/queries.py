@@ -1,0 +1,235 @@
+"""The growth engine's SQL.
+
+Hand-out queries start from the partial indexes on the open-work flags (a few hundred rows
+per language however large the corpus) and exclude the user's own items with anti-joins
+on indexed columns (task's unique (user_id, target_message_id, kind), message.parent_id).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, select, text, update
+from sqlalchemy.orm import Session, aliased
+
+from hedgerow.models import Message, MessageRole, Task, TaskKind, TaskState, Tree, TreeState
+
+# Advisory lock namespaces (the two-int form of pg_advisory_xact_lock).
+LOTTERY_LOCK_NAMESPACE = 8101
+HANDOUT_LOCK_NAMESPACE = 8102
+
+
+def advisory_xact_lock(db: Session, namespace: int, key: int) -> None:
+    db.execute(
+        text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+        {"namespace": namespace, "key": key & 0x7FFFFFFF},
+    )
+
+
+def language_lock_key(language: str) -> int:
+    return zlib.crc32(language.encode())
+
+
+# --- locks (order everywhere: task, then tree, then messages by ascending id) ----------
+
+
+def lock_task(db: Session, task_id: int) -> Task | None:
+    return db.scalar(
+        select(Task)
+        .where(Task.id == task_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def lock_tree(db: Session, tree_id: int) -> Tree:
+    tree = db.scalar(
+        select(Tree)
+        .where(Tree.id == tree_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert tree is not None, f"tree {tree_id} vanished"
+    return tree
+
+
+def lock_messages(db: Session, message_ids: Sequence[int]) -> dict[int, Message]:
+    rows = db.scalars(
+        select(Message)
+        .where(Message.id.in_(message_ids))
+        .order_by(Message.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    return {message.id: message for message in rows}
+
+
+def lock_message(db: Session, message_id: int) -> Message:
+    message = lock_messages(db, [message_id]).get(message_id)
+    assert message is not None, f"message {message_id} vanished"
+    return message
+
+
+# --- hand-out candidates --------------------------------------------------------------
+
+
+def _no_live_task(user_id: int, kind: str) -> ColumnElement[bool]:
+    """Not an item the user already has a task for, unless that task expired."""
+    return ~exists().where(
+        Task.user_id == user_id,
+        Task.target_message_id == Message.id,
+        Task.kind == kind,
+        Task.state != TaskState.expired,
+    )
+
+
+def candidate_query(user_id: int, language: str, kind: str) -> Select[int]:
+    """Message ids open for `kind` that this user may take, closest-to-completion first."""
+    base = (
+        select(Message.id)
+        .join(Tree, Tree.id == Message.tree_id)
+        .where(
+            Message.language == language,
+            Message.author_id != user_id,
+            _no_live_task(user_id, kind),
+        )
+    )
+    if kind == TaskKind.review_prompt:
+        query = base.where(Message.open_for_review, Message.depth == 0)
+    elif kind == TaskKind.review_prompter_reply:
+        query = base.where(
+            Message.open_for_review, Message.role == MessageRole.prompter, Message.depth > 0
+        )
+    elif kind == TaskKind.review_assistant_reply:
+        query = base.where(Message.open_for_review, Message.role == MessageRole.assistant)
+    elif kind in (TaskKind.reply_assistant, TaskKind.reply_prompter):
+        parent_role = (
+            MessageRole.prompter if kind == TaskKind.reply_assistant else MessageRole.assistant
+        )
+        query = base.where(
+            Message.open_for_reply,
+            Message.role == parent_role,
+            Tree.accepted_count + Tree.pending_count + Tree.reply_lease_count < Tree.goal_size,
+        )
+    elif kind in (TaskKind.rank_assistant_replies, TaskKind.rank_prompter_replies):
+        parent_role = (
+            MessageRole.prompter
+            if kind == TaskKind.rank_assistant_replies
+            else MessageRole.assistant
+        )
+        child = aliased(Message)
+        query = base.where(
+            Message.open_for_ranking,
+            Message.role == parent_role,
+            # Nobody ranks a sibling set that contains their own reply.
+            ~exists().where(and_(child.parent_id == Message.id, child.author_id == user_id)),
+        )
+    else:
+        raise ValueError(f"{kind} has no target message")
+    return query
+
+
+def pick_candidate(db: Session, user_id: int, language: str, kind: str) -> int | None:
+    """Lock and return the best candidate; rows another transaction holds are skipped."""
+    query = candidate_query(user_id, language, kind).order_by(
+        Tree.accepted_count.desc(), Tree.id, Message.id
+    )
+    if kind in (TaskKind.reply_assistant, TaskKind.reply_prompter):
+        # A reply lease also changes the tree's counters: lock both, skipping either.
+        query = query.with_for_update(of=[Message, Tree], skip_locked=True)
+    else:
+        query = query.with_for_update(of=Message, skip_locked=True)
+    return db.scalar(query.limit(1))
+
+
+def count_candidates(db: Session, user_id: int, language: str, kind: str, cap: int) -> int:
+    limited = candidate_query(user_id, language, kind).limit(cap).subquery()
+    return db.scalar(select(func.count()).select_from(limited)) or 0
+
+
+def count_trees_awaiting_growth(db: Session, language: str, cap: int) -> int:
+    """Prompts under review or waiting in the lottery, counted up to `cap`."""
+    limited = (
+        select(Tree.id)
+        .where(
+            Tree.state.in_([TreeState.prompt_review, TreeState.lottery_waiting]),
+            Tree.language == language,
+        )
+        .limit(cap)
+        .subquery()
+    )
+    return db.scalar(select(func.count()).select_from(limited)) or 0
+
+
+def live_leased_task(db: Session, user_id: int) -> Task | None:
+    return db.scalar(
+        select(Task)
+        .where(Task.user_id == user_id, Task.state == TaskState.leased)
+        .order_by(Task.id)
+        .limit(1)
+        .with_for_update()
+    )
+
+
+def existing_task(db: Session, user_id: int, target_message_id: int, kind: str) -> Task | None:
+    return db.scalar(
+        select(Task)
+        .where(
+            Task.user_id == user_id,
+            Task.target_message_id == target_message_id,
+            Task.kind == kind,
+        )
+        .with_for_update()
+    )
+
+
+# --- tree shape ---------------------------------------------------------------------
+
+
+def conversation_path(db: Session, message_id: int) -> list[Message]:
+    """The messages from the root down to `message_id`, root first."""
+    path = (
+        select(Message.id, Message.parent_id)
+        .where(Message.id == message_id)
+        .cte("path", recursive=True)
+    )
+    path = path.union_all(
+        select(Message.id, Message.parent_id).join(path, Message.id == path.c.parent_id)
+    )
+    return list(
+        db.scalars(select(Message).where(Message.id.in_(select(path.c.id))).order_by(Message.depth))
+    )
+
+
+def subtree_ids(db: Session, message_id: int) -> list[int]:
+    """`message_id` and every message below it (walks message.parent_id's index)."""
+    below = select(Message.id).where(Message.id == message_id).cte("below", recursive=True)
+    below = below.union_all(select(Message.id).join(below, Message.parent_id == below.c.id))
+    return list(db.scalars(select(below.c.id)))
+
+
+def accepted_children(db: Session, parent_id: int) -> list[Message]:
+    return list(
+        db.scalars(
+            select(Message)
+            .where(
+                Message.parent_id == parent_id,
+                Message.review_state == "accepted",
+                ~Message.deleted,
+            )
+            .order_by(Message.id)
+        )
+    )
+
+
+def clear_open_work(db: Session, tree_id: int) -> None:
+    """A tree that stops growing or ranking offers no more work of any kind."""
+    db.execute(
+        update(Message)
+        .where(
+            Message.tree_id == tree_id,
+            Message.open_for_review | Message.open_for_reply | Message.open_for_ranking,
+        )
+        .values(open_for_review=False, open_for_reply=False, open_for_ranking=False)
+    )

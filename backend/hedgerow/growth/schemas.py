@@ -1,0 +1,90 @@
+"""Shapes the growth service takes and returns; plain code (the simulator) uses them too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from hedgerow.growth.labels import LabelDefinition
+from hedgerow.models import TaskKind
+
+PROMPT_CATEGORIES = (
+    "brainstorming",
+    "classification",
+    "closed_qa",
+    "generation",
+    "information_extraction",
+    "open_qa",
+    "summarization",
+    "creative_writing",
+    "coding",
+    "other",
+)
+# A context passage only makes sense where the task is about a given text.
+CATEGORIES_WITH_CONTEXT = frozenset({"closed_qa", "information_extraction", "summarization"})
+
+RANKING_GRADES = ("much_better", "better", "slightly_better", "about_same")
+
+REPLY_KINDS = frozenset({TaskKind.reply_assistant, TaskKind.reply_prompter})
+REVIEW_KINDS = frozenset(
+    {TaskKind.review_prompt, TaskKind.review_prompter_reply, TaskKind.review_assistant_reply}
+)
+RANKING_KINDS = frozenset({TaskKind.rank_assistant_replies, TaskKind.rank_prompter_replies})
+
+
+class Submission(BaseModel):
+    """What a volunteer hands in; which fields matter depends on the task kind.
+
+    Prompts and replies: ``text`` (prompts also ``category`` and ``context``). Reviews:
+    ``labels`` and ``mode``. Rankings: ``ranking`` (message ids, best first) or
+    ``not_rankable``, and optional ``grades`` between neighbours.
+    """
+
+    text: str | None = None
+    category: str | None = None
+    context: str | None = None
+    labels: dict[str, float] | None = None
+    mode: Literal["full", "quick"] = "full"
+    ranking: list[int] | None = None
+    not_rankable: bool = False
+    grades: list[str] | None = None
+
+    def echo(self) -> dict[str, Any]:
+        """What the volunteer sent, returned in errors so that the UI can keep it."""
+        return self.model_dump(exclude_defaults=True)
+
+
+@dataclass(frozen=True)
+class ConversationMessage:
+    id: int
+    role: str
+    text: str
+    depth: int
+    by_you: bool = False
+
+
+@dataclass
+class TaskView:
+    id: int
+    kind: str
+    language: str
+    state: str
+    lease_expires_at: datetime
+    resumed: bool
+    target_message_id: int | None
+    # Root first; for a reply task it ends with the message to reply to, for a review with
+    # the message to review, for a ranking with the parent of the replies.
+    conversation: list[ConversationMessage] = field(default_factory=list)
+    replies: list[ConversationMessage] = field(default_factory=list)
+    labels: list[LabelDefinition] = field(default_factory=list)
+    review_mode: str | None = None
+    draft: dict[str, Any] | None = None
+    categories: tuple[str, ...] = ()
+
+
+class AvailableTasks(BaseModel):
+    language: str
+    counts: dict[str, int] = Field(description="Items of work per task kind for this user.")

@@ -1,0 +1,154 @@
+"""The growth engine's public API: everything a route, job, CLI or simulator calls.
+
+Every function takes a plain SQLAlchemy Session, works inside the caller's transaction and
+only flushes; on an AppError the caller rolls back (the request session does).
+Lock order everywhere, so that transactions never wait on each other in a cycle: the task
+row, then the tree row, then message rows by ascending id. The hand-out never waits at all
+(SKIP LOCKED).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hedgerow.config import get_settings
+from hedgerow.errors import AppError
+from hedgerow.growth.flags import REPLY_ROLE_FOR_KIND, slot_is_free, take_slot
+from hedgerow.growth.handout import available_task_counts, request_task, task_view
+from hedgerow.growth.labels import GUIDELINE_VERSION, LABELS, labels_for
+from hedgerow.growth.leases import expire_leases, lease_deadline, release_task_slot, utcnow
+from hedgerow.growth.lottery import draw_lottery, top_up_lotteries, withdraw_waiting_prompts
+from hedgerow.growth.moderation import RedFlagOutcome, count_skip, record_red_flag
+from hedgerow.growth.queries import lock_message, lock_tree
+from hedgerow.growth.schemas import Submission, TaskView
+from hedgerow.growth.submission import own_task, submit_task
+from hedgerow.growth.tree_state import maybe_start_ranking
+from hedgerow.models import Message, Task, TaskState, User
+
+SKIP_REASON_MAX_LENGTH = 500
+
+__all__ = [
+    "GUIDELINE_VERSION",
+    "LABELS",
+    "RedFlagOutcome",
+    "Submission",
+    "TaskView",
+    "available_task_counts",
+    "draw_lottery",
+    "expire_leases",
+    "labels_for",
+    "record_red_flag",
+    "request_task",
+    "save_draft",
+    "skip_task",
+    "submit_task",
+    "task_view",
+    "top_up_lotteries",
+    "withdraw_waiting_prompts",
+]
+
+
+def _refuse_finished(task: Task) -> None:
+    if task.state == TaskState.done:
+        raise AppError("task_done", "This task is already submitted.", 409)
+    if task.state == TaskState.skipped:
+        raise AppError("task_skipped", "You skipped this task.", 409)
+
+
+def skip_task(
+    db: Session,
+    user: User,
+    task_id: int,
+    reason: str | None = None,
+    *,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> None:
+    """Give the task back; the user is never handed that item again. Skipping twice is
+    harmless."""
+    now = now or utcnow()
+    task = own_task(db, user, task_id)
+    if task.state == TaskState.skipped:
+        return
+    _refuse_finished(task)
+    if task.target_message_id is not None:
+        tree_id = db.scalar(select(Message.tree_id).where(Message.id == task.target_message_id))
+        assert tree_id is not None
+        tree = lock_tree(db, tree_id)
+        target = lock_message(db, task.target_message_id)
+        release_task_slot(db, task, now=now, rng=rng)
+        if not target.deleted:
+            count_skip(db, target, tree, now=now, rng=rng)
+        if task.kind in REPLY_ROLE_FOR_KIND:
+            maybe_start_ranking(db, tree, now=now, rng=rng)
+    task.state = TaskState.skipped
+    task.skip_reason = (reason or "").strip()[:SKIP_REASON_MAX_LENGTH] or None
+    task.finished_at = now
+    task.draft = None
+    db.flush()
+
+
+def draft_limit_bytes() -> int:
+    # Room for a full-length text, a context passage and the form's other fields.
+    return get_settings().max_text_length * 8 + 4096
+
+
+def save_draft(
+    db: Session,
+    user: User,
+    task_id: int,
+    draft: dict[str, Any],
+    *,
+    now: datetime | None = None,
+) -> datetime:
+    """Autosave what the volunteer typed and extend the lease; returns the new deadline.
+
+    A task whose lease already expired is taken up again if its slot is still free.
+    """
+    now = now or utcnow()
+    size = len(json.dumps(draft, ensure_ascii=False).encode())
+    if size > draft_limit_bytes():
+        raise AppError(
+            "draft_too_large",
+            f"The draft is {size} bytes; the limit is {draft_limit_bytes()}.",
+            413,
+        )
+    task = own_task(db, user, task_id)
+    _refuse_finished(task)
+    if task.state == TaskState.expired:
+        other = db.scalar(
+            select(Task.id).where(
+                Task.user_id == user.id, Task.state == TaskState.leased, Task.id != task.id
+            )
+        )
+        if other is not None:
+            raise AppError(
+                "task_expired", "This task expired and you have started another one.", 409
+            )
+        if task.target_message_id is not None:
+            tree_id = db.scalar(select(Message.tree_id).where(Message.id == task.target_message_id))
+            assert tree_id is not None
+            tree = lock_tree(db, tree_id)
+            target = lock_message(db, task.target_message_id)
+            settings = get_settings()
+            if not slot_is_free(task.kind, target, tree, settings):
+                raise AppError(
+                    "lease_expired_slot_taken",
+                    "Your task expired and its place was taken by someone else; copy your "
+                    "text before leaving the page.",
+                    409,
+                    details={"draft": draft},
+                )
+            take_slot(task, target, tree, settings)
+        task.state = TaskState.leased
+        task.finished_at = None
+    task.draft = draft
+    task.lease_expires_at = lease_deadline(now)
+    db.flush()
+    return task.lease_expires_at
