@@ -1,12 +1,62 @@
-# Placeholder; the full Makefile comes with the foundation work.
+# Two commands: `make run` (install what is missing, then run everything) and `make test`.
+# Installs are skipped while their inputs are unchanged, tracked by stamp files.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
-PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
+NODE_STAMP := frontend/node_modules/.installed
+LINT_PATHS := backend tests migrations $(wildcard bench)
+# CI machines have 2 cores; xdist's "auto" uses them all.
+PYTEST_ARGS ?= -n auto
 
-.PHONY: lint test
-lint:
-	$(VENV)/bin/ruff check backend tests migrations bench
-	$(VENV)/bin/ruff format --check backend tests migrations bench
-	$(VENV)/bin/mypy
+.PHONY: help run test lint fmt typecheck pytest install install-dev frontend clean
 
-test: lint
-	$(VENV)/bin/pytest -n auto
+help:
+	@echo "make run    install what is missing and start Hedgerow at http://127.0.0.1:8000"
+	@echo "make test   install the dev tools and run lint, type check and the tests"
+	@echo "make lint   ruff check + ruff format --check + mypy"
+	@echo "make fmt    ruff format + ruff check --fix"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(RUNTIME_STAMP)
+
+$(NODE_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+install: $(RUNTIME_STAMP) $(NODE_STAMP)
+install-dev: $(DEV_STAMP) $(NODE_STAMP)
+frontend: $(NODE_STAMP)
+
+run: install
+	$(BIN)/hedgerow up
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+fmt: $(DEV_STAMP)
+	$(BIN)/ruff format $(LINT_PATHS)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+
+pytest: install-dev
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: install-dev lint pytest
+
+clean:
+	rm -rf $(VENV) frontend/node_modules
