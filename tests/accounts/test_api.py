@@ -229,6 +229,9 @@ def test_admin_users_page_searches_and_changes_roles(client: TestClient, db: Ses
     )
     assert changed.status_code == 303
     assert changed.headers["location"].startswith("/admin/users?q=promo")
+    assert "promotee is now moderator." in client.get(changed.headers["location"]).text
+    spoofed = client.get("/admin/users", params={"changed": "not-a-number"})
+    assert spoofed.status_code == 422
     db.refresh(target)
     assert target.role == "moderator"
     assert db.scalars(select(User).where(User.role == "moderator")).all() == [target]

@@ -12,7 +12,7 @@ from hedgerow.accounts.security import AdminUser
 from hedgerow.admin import service
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
-from hedgerow.models import Role
+from hedgerow.models import Role, User
 from hedgerow.templating import is_htmx, render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -45,9 +45,18 @@ def _users_page(
 
 @router.get("/users")
 def users_page(
-    request: Request, admin: AdminUser, db: SessionDep, q: str = "", page: int = 1
+    request: Request,
+    admin: AdminUser,
+    db: SessionDep,
+    q: str = "",
+    page: int = 1,
+    changed: int | None = None,
 ) -> Response:
-    return _users_page(request, db, query=q, page=page)
+    # The notice after a no-JavaScript role change names the user from the database, never
+    # from the query string, so a crafted link cannot put words on this page.
+    changed_user = db.get(User, changed) if changed is not None else None
+    notice = f"{changed_user.username} is now {changed_user.role}." if changed_user else None
+    return _users_page(request, db, query=q, page=page, notice=notice)
 
 
 @router.post("/users/{user_id}/role")
@@ -81,6 +90,6 @@ def change_role(
     if is_htmx(request):
         return _users_page(request, db, query=q, page=page, notice=notice)
     return RedirectResponse(
-        "/admin/users?" + urlencode({"q": q, "page": page, "changed": user.username}),
+        "/admin/users?" + urlencode({"q": q, "page": page, "changed": user.id}),
         status_code=303,
     )
