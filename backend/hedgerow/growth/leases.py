@@ -77,9 +77,10 @@ def expire_leases(
     if not overdue:
         return 0
     target_ids = [t.target_message_id for t in overdue if t.target_message_id is not None]
-    tree_of = dict(
-        db.execute(select(Message.id, Message.tree_id).where(Message.id.in_(target_ids))).tuples()
-    )
+    tree_of = {
+        row.id: row.tree_id
+        for row in db.execute(select(Message.id, Message.tree_id).where(Message.id.in_(target_ids)))
+    }
     for task in sorted(overdue, key=lambda t: (tree_of.get(t.target_message_id or 0, 0), t.id)):
         expire_task(db, task, now=now, rng=rng)
     db.flush()
