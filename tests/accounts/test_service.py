@@ -113,3 +113,53 @@ def test_set_role_on_an_unknown_user_is_not_found(db: Session) -> None:
     with pytest.raises(NotFound):
         service.set_role(db, username="ghost", role=Role.admin, actor=None)
     assert db.scalar(select(func.count()).select_from(AuditEvent)) == 0
+
+
+def test_racing_sign_ups_for_one_name_end_with_one_account_and_a_clear_error(
+    committing_sessionmaker,
+) -> None:
+    """The check-then-insert race is settled by the unique index on lower(username)."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    first = committing_sessionmaker()
+    service.create_user(first, username="Racer", password="long enough pw")  # not committed
+    outcome: dict[str, object] = {}
+
+    def second_sign_up() -> None:
+        with committing_sessionmaker() as second:
+            try:
+                service.create_user(second, username="rACER", password="long enough pw")
+                second.commit()
+                outcome["result"] = "created"
+            except AppError as error:
+                outcome["result"] = error.code
+                # The savepoint kept the transaction usable after the unique violation.
+                outcome["still_usable"] = second.scalar(text("SELECT 1")) == 1
+
+    racer = threading.Thread(target=second_sign_up)
+    racer.start()
+    # Wait (with a deadline) until the second insert is blocked on the first one's row.
+    deadline = time.monotonic() + 10
+    blocked = False
+    with committing_sessionmaker() as observer:
+        while time.monotonic() < deadline:
+            waiting = observer.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            observer.rollback()
+            if waiting:
+                blocked = True
+                break
+    assert blocked, "the second sign-up never waited on the first one's row"
+    first.commit()
+    first.close()
+    racer.join(timeout=30)
+    assert outcome == {"result": "username_taken", "still_usable": True}
+    with committing_sessionmaker() as check:
+        assert _user_count(check) == 1
