@@ -24,6 +24,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -86,7 +87,7 @@ def _servers(*, redis: bool) -> Iterator[Settings]:
 
 
 def _fail(error: AppError) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {error.message} [dim]({error.code})[/dim]")
+    err_console.print(f"[red]error:[/red] {escape(error.message)} [dim]({error.code})[/dim]")
     return typer.Exit(code=1)
 
 
@@ -101,10 +102,10 @@ def _admin_exists(db: Session) -> bool:
 def _ensure_first_admin(username: str) -> None:
     """Create the first admin unless one exists, printing a generated password once."""
     from hedgerow.accounts.service import create_user
+    from hedgerow.db import get_sessionmaker
 
     given_password = os.environ.get("HEDGEROW_ADMIN_PASSWORD")
     password = given_password or secrets.token_urlsafe(12)
-    from hedgerow.db import get_sessionmaker
 
     with get_sessionmaker().begin() as db:
         if _admin_exists(db):
@@ -122,7 +123,7 @@ def _ensure_first_admin(username: str) -> None:
     shown = "(from HEDGEROW_ADMIN_PASSWORD)" if given_password else password
     console.print(
         Panel.fit(
-            f"username: [bold]{username}[/bold]\npassword: [bold]{shown}[/bold]\n"
+            f"username: [bold]{escape(username)}[/bold]\npassword: [bold]{escape(shown)}[/bold]\n"
             "This is shown once. Log in and keep it somewhere safe.",
             title="First admin account created",
         )
@@ -294,7 +295,7 @@ def create_admin(
                 )
         except AppError as error:
             raise _fail(error) from error
-    console.print(f"Created admin [bold]{username}[/bold].")
+    console.print(f"Created admin [bold]{escape(username)}[/bold].")
 
 
 @cli.command("set-role")
@@ -312,7 +313,7 @@ def set_role(
                 service.set_role(db, username=username, role=role, actor=None)
         except AppError as error:
             raise _fail(error) from error
-    console.print(f"[bold]{username}[/bold] is now {role.value}.")
+    console.print(f"[bold]{escape(username)}[/bold] is now {role.value}.")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ them down, and a later start reuses the data.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,11 @@ class EmbeddedServers:
         """Start PostgreSQL if needed, make sure the ``hedgerow`` database exists, and
         return its URL (a unix socket inside the data directory)."""
         if self._postgres is None:
-            import pgserver
+            with warnings.catch_warnings():
+                # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers,
+                # CI) and falls back to /tmp, which is fine for pgserver's lock file.
+                warnings.simplefilter("ignore")
+                import pgserver
 
             self.data_dir.mkdir(parents=True, exist_ok=True)
             log.info("starting embedded PostgreSQL in %s", self.postgres_dir)
