@@ -234,17 +234,19 @@ def up(
         _ensure_first_admin(admin_username)
         python = sys.executable
         data_dir = settings.data_dir.resolve()
-        # The children read the URLs from the environment we exported in _servers().
         uvicorn = [python, "-m", "uvicorn", "hedgerow.app:create_app", "--factory"]
-        supervisor.start("web", [*uvicorn, "--host", host, "--port", str(port), "--no-access-log"])
         celery = [python, "-m", "celery", "-A", "hedgerow.worker:celery_app"]
-        if worker:
-            supervisor.start("worker", [*celery, "worker", "-Q", "default", "-l", "INFO"])
-        if beat:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            schedule = str(data_dir / "celerybeat-schedule")
-            supervisor.start("beat", [*celery, "beat", "-l", "INFO", "--schedule", schedule])
+        schedule = str(data_dir / "celerybeat-schedule")
         try:
+            # The children read the URLs from the environment exported by _servers().
+            supervisor.start(
+                "web", [*uvicorn, "--host", host, "--port", str(port), "--no-access-log"]
+            )
+            if worker:
+                supervisor.start("worker", [*celery, "worker", "-Q", "default", "-l", "INFO"])
+            if beat:
+                data_dir.mkdir(parents=True, exist_ok=True)
+                supervisor.start("beat", [*celery, "beat", "-l", "INFO", "--schedule", schedule])
             shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
             url = f"http://{shown_host}:{port}"
             if _wait_until_serving(url, supervisor):
