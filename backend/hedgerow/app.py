@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.admin import routes as admin_routes
     from hedgerow.contribute import api as contribute_api
     from hedgerow.ops import routes as ops_routes
+    from hedgerow.trees import routes as trees_routes
 
     app.include_router(ops_routes.router)
     app.include_router(accounts_routes.router)
@@ -71,4 +72,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_routes.router)
     app.include_router(admin_api.router, prefix="/api/v1")
     app.include_router(contribute_api.router, prefix="/api/v1")
+    app.include_router(trees_routes.router)
     return app

@@ -1,0 +1,73 @@
+"""The tree viewer: what volunteers and moderators see of a tree."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from hedgerow.models import Message, Role, Tree, User
+from tests.factories import make_user
+from tests.growth.factories import add_reply, make_tree
+from tests.page_helpers import log_in_as
+
+
+def reply(db: Session, tree: Tree, parent: Message, author: User, text: str) -> Message:
+    message = add_reply(db, tree, parent, author)
+    message.text = text
+    db.flush()
+    return message
+
+
+def test_volunteer_sees_the_tree_without_deleted_messages(db: Session, client: TestClient) -> None:
+    author = make_user(db)
+    tree, root = make_tree(db, author)
+    kept = reply(db, tree, root, author, "Kept **reply**")
+    gone = reply(db, tree, root, author, "Deleted reply")
+    below_gone = reply(db, tree, gone, author, "Under it")
+    gone.deleted = True
+    below_gone.deleted = True
+    kept.consensus_rank = 1
+    db.flush()
+
+    log_in_as(client, db, make_user(db))
+    page = client.get(f"/trees/{tree.id}?message={kept.id}")
+
+    assert page.status_code == 200
+    assert f'id="m{kept.id}"' in page.text
+    assert "Kept <strong>reply</strong>" in page.text
+    assert "Deleted reply" not in page.text
+    assert "Under it" not in page.text
+    assert 'aria-current="true"' in page.text
+    assert "rank 1" in page.text
+
+
+def test_moderator_sees_deleted_messages_marked(db: Session, client: TestClient) -> None:
+    author = make_user(db)
+    tree, root = make_tree(db, author)
+    gone = reply(db, tree, root, author, "Deleted reply")
+    gone.deleted = True
+    db.flush()
+
+    log_in_as(client, db, make_user(db, role=Role.moderator))
+    page = client.get(f"/trees/{tree.id}")
+
+    assert "Deleted reply" in page.text
+    assert "tree-node role-assistant deleted" in page.text
+
+
+def test_script_in_a_message_is_shown_as_text(db: Session, client: TestClient) -> None:
+    author = make_user(db)
+    tree, root = make_tree(db, author)
+    reply(db, tree, root, author, "<script>alert(1)</script>")
+    log_in_as(client, db, author)
+
+    page = client.get(f"/trees/{tree.id}")
+
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+def test_unknown_tree_is_404_and_anonymous_goes_to_login(db: Session, client: TestClient) -> None:
+    assert client.get("/trees/1", follow_redirects=False).status_code == 303
+    log_in_as(client, db, make_user(db))
+    assert client.get("/trees/999999").status_code == 404
