@@ -65,9 +65,26 @@ class Settings(BaseSettings):
     skips_to_halt: int = 25
     rank_prompter_replies: bool = False
 
+    # Dataset releases. None means data_dir / "releases".
+    releases_dir: Path | None = None
+    # Anyone (no account, no API key) may list and download releases.
+    datasets_public: bool = False
+    dataset_license: str = "CC-BY-4.0"
+    # Nightly releases kept; older unpinned ones are deleted after each publish.
+    export_keep_nightly: int = 7
+    # When the nightly export runs (cron: minute hour day-of-month month day-of-week, UTC).
+    export_nightly_cron: str = "0 3 * * *"
+    # Share of trees in the validation split, drawn by a seeded hash of each tree.
+    export_validation_share: float = 0.05
+    export_split_seed: int = 42
+
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def releases_root(self) -> Path:
+        return self.releases_dir or self.data_dir / "releases"
 
     @property
     def cookies_secure(self) -> bool:

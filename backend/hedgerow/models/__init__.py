@@ -6,6 +6,7 @@ from hedgerow.models.label import Label
 from hedgerow.models.message import Message, MessageRevision, MessageRole, ReviewState
 from hedgerow.models.ranking import Ranking
 from hedgerow.models.reaction import Reaction, ReactionKind
+from hedgerow.models.release import Release, ReleaseKind, ReleaseState
 from hedgerow.models.report import Report, ReportReason, ReportStatus
 from hedgerow.models.task import Task, TaskKind, TaskState
 from hedgerow.models.tree import Tree, TreeState
@@ -22,6 +23,9 @@ __all__ = [
     "Ranking",
     "Reaction",
     "ReactionKind",
+    "Release",
+    "ReleaseKind",
+    "ReleaseState",
     "Report",
     "ReportReason",
     "ReportStatus",

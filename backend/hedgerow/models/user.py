@@ -24,10 +24,12 @@ class Role(StrEnum):
     volunteer = "volunteer"
     moderator = "moderator"
     admin = "admin"
+    # Downloads dataset releases; no moderation powers, so it ranks with volunteers.
+    researcher = "researcher"
 
     @property
     def rank(self) -> int:
-        return {"volunteer": 0, "moderator": 1, "admin": 2}[self.value]
+        return {"volunteer": 0, "researcher": 0, "moderator": 1, "admin": 2}[self.value]
 
 
 USERNAME_MAX_LENGTH = 32
