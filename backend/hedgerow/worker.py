@@ -22,6 +22,7 @@ from kombu import Queue
 
 import hedgerow
 from hedgerow.config import Settings, get_settings
+from hedgerow.ops import job_health  # noqa: F401  (records every job run for the status page)
 
 DEFAULT_QUEUE = "default"
 TRAIN_QUEUE = "train"

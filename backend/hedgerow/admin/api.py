@@ -1,4 +1,4 @@
-"""Admin JSON API (mounted at /api/v1): list users, change a role."""
+"""Admin JSON API (mounted at /api/v1): list users, change a role, anonymise a user."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from fastapi import APIRouter
 
 from hedgerow.accounts.security import AdminUser
 from hedgerow.admin import service
-from hedgerow.admin.schemas import AdminUserOut, RoleChange
+from hedgerow.admin.schemas import AdminUserOut, AnonymiseRequest, RoleChange
 from hedgerow.db import SessionDep
+from hedgerow.moderation import service as moderation_service
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -27,4 +28,13 @@ def list_users(
 @router.post("/users/{user_id}/role")
 def change_role(user_id: int, body: RoleChange, admin: AdminUser, db: SessionDep) -> AdminUserOut:
     user = service.change_user_role(db, user_id=user_id, role=body.role, actor=admin)
+    return AdminUserOut.of(user)
+
+
+@router.post("/users/{user_id}/anonymise")
+def anonymise(
+    user_id: int, body: AnonymiseRequest, admin: AdminUser, db: SessionDep
+) -> AdminUserOut:
+    """Delete a user on request: name removed, contributions kept under a pseudonym."""
+    user = moderation_service.anonymise_user(db, admin, user_id, reason=body.reason)
     return AdminUserOut.of(user)

@@ -1,4 +1,5 @@
-"""Admin pages: the users list with search and role changes."""
+"""Admin pages: the moderator/admin landing, the users list with search and role changes,
+and deleting (anonymising) a user on request."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from hedgerow.accounts.security import AdminUser
+from hedgerow.accounts.security import AdminUser, ModeratorUser
 from hedgerow.admin import service
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
 from hedgerow.models import Role, User
+from hedgerow.moderation import service as moderation_service
 from hedgerow.templating import is_htmx, render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -93,3 +95,27 @@ def change_role(
         "/admin/users?" + urlencode({"q": q, "page": page, "changed": user.id}),
         status_code=303,
     )
+
+
+@router.get("")
+def admin_home(request: Request, user: ModeratorUser, db: SessionDep) -> Response:
+    """The moderators' and admins' landing: where the queue, boards and logs are."""
+    return render(
+        request,
+        "admin/home.html",
+        {
+            "open_report_groups": moderation_service.queries.count_open_report_groups(db),
+            "is_admin": user.has_role(Role.admin),
+        },
+    )
+
+
+@router.post("/users/{user_id}/anonymise")
+def anonymise(
+    user_id: int,
+    admin: AdminUser,
+    db: SessionDep,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    moderation_service.anonymise_user(db, admin, user_id, reason=reason)
+    return RedirectResponse(f"/moderation/users/{user_id}", status_code=303)

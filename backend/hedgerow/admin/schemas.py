@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hedgerow.models import Role, User
 
@@ -39,3 +39,9 @@ class RoleChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role
+
+
+class AnonymiseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(max_length=500)

@@ -6,14 +6,27 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
-from hedgerow.growth.flags import refresh_open_flags, sibling_set_needs_rankings
-from hedgerow.growth.queries import lock_messages, lock_tree, subtree_ids
+from hedgerow.growth.flags import (
+    PARENT_ROLE_FOR_KIND,
+    REPLY_ROLE_FOR_KIND,
+    refresh_open_flags,
+    sibling_set_needs_rankings,
+)
+from hedgerow.growth.lottery import count_growing, draw_lottery
+from hedgerow.growth.queries import (
+    LOTTERY_LOCK_NAMESPACE,
+    advisory_xact_lock,
+    language_lock_key,
+    lock_messages,
+    lock_tree,
+    subtree_ids,
+)
 from hedgerow.growth.tree_state import (
     abort_tree,
     complete_tree,
@@ -26,6 +39,8 @@ from hedgerow.models import (
     Reaction,
     ReactionKind,
     ReviewState,
+    Task,
+    TaskState,
     Tree,
     TreeState,
     User,
@@ -105,6 +120,11 @@ def soft_delete_subtree(
     callers: a deleted target's counters are left alone).
     """
     settings = get_settings()
+    # What undelete needs to put the tree back where it was.
+    tree_before = {
+        "tree_state": tree.state,
+        "completed_at": tree.completed_at.isoformat() if tree.completed_at else None,
+    }
     ids = subtree_ids(db, root.id)
     messages = lock_messages(db, ids)
     ranking = tree.state == TreeState.ranking
@@ -139,6 +159,7 @@ def soft_delete_subtree(
             action="message.delete_subtree",
             target_type="message",
             target_id=root.id,
+            before=tree_before,
             after={"deletion_id": root.id, "message_ids": sorted(ids)},
             reason=reason,
         )
@@ -179,3 +200,219 @@ def count_skip(
             rng=rng,
         )
     return False
+
+
+# --- undoing a moderator's decision -----------------------------------------------------
+
+
+def _live_slot_counts(db: Session, message_ids: list[int]) -> dict[tuple[int | None, str], int]:
+    """(target id, slot kind) -> leases that still hold a slot on that target.
+
+    A lease released while its target was deleted clears only its own ``holds_slot``
+    (release_slot leaves a deleted target's counters alone), so the counters on deleted
+    messages are stale; the tasks themselves are the truth.
+    """
+    rows = db.execute(
+        select(Task.target_message_id, Task.kind, func.count())
+        .where(
+            Task.target_message_id.in_(message_ids),
+            Task.state == TaskState.leased,
+            Task.holds_slot,
+        )
+        .group_by(Task.target_message_id, Task.kind)
+    ).all()
+    counts: dict[tuple[int | None, str], int] = {}
+    for target_id, kind, count in rows:
+        slot = (
+            "reply"
+            if kind in REPLY_ROLE_FOR_KIND
+            else "ranking"
+            if kind in PARENT_ROLE_FOR_KIND
+            else "review"
+        )
+        counts[(target_id, slot)] = counts.get((target_id, slot), 0) + count
+    return counts
+
+
+def _deletion_event(db: Session, deletion_id: int) -> AuditEvent | None:
+    return db.scalar(
+        select(AuditEvent)
+        .where(
+            AuditEvent.action == "message.delete_subtree",
+            AuditEvent.target_type == "message",
+            AuditEvent.target_id == deletion_id,
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+
+
+def _state_with_growing_room(db: Session, tree: Tree) -> TreeState:
+    """`growing` if the language has a free growing slot, else back into the lottery: the
+    growing limit per language holds even for trees a moderator brings back."""
+    advisory_xact_lock(db, LOTTERY_LOCK_NAMESPACE, language_lock_key(tree.language))
+    if count_growing(db, tree.language) < get_settings().growing_trees_per_language:
+        return TreeState.growing
+    if tree.entered_lottery_at is None:
+        tree.entered_lottery_at = datetime.now(UTC)
+    return TreeState.lottery_waiting
+
+
+def reopen_tree_work(
+    db: Session, tree: Tree, *, now: datetime, rng: random.Random | None = None
+) -> None:
+    """Recompute every open-work flag and the ranking sets of a tree whose state or
+    messages a moderator changed, then let it move on if it is done."""
+    settings = get_settings()
+    db.flush()
+    messages = db.scalars(
+        select(Message)
+        .where(Message.tree_id == tree.id, ~Message.deleted)
+        .order_by(Message.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    for message in messages:
+        refresh_open_flags(message, tree, settings)
+    if tree.state == TreeState.ranking:
+        tree.open_ranking_sets = sum(
+            1 for message in messages if sibling_set_needs_rankings(message, tree, settings)
+        )
+        if tree.open_ranking_sets == 0:
+            complete_tree(db, tree, now=now)
+    elif tree.state == TreeState.growing:
+        maybe_start_ranking(db, tree, now=now, rng=rng)
+    db.flush()
+
+
+def undelete_subtree(
+    db: Session,
+    deletion_id: int,
+    *,
+    actor_id: int | None,
+    reason: str | None = None,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> list[int]:
+    """Bring back exactly the messages one deletion removed, with every counter, flag and
+    the tree's state as they would be had the deletion never happened.
+
+    Messages deleted earlier by another deletion stay deleted. A prompt's tree returns to
+    the state it had before the deletion aborted it (a growing tree goes back into the
+    lottery if its language has no free growing slot).
+    """
+    now = now or datetime.now(UTC)
+    row = db.execute(
+        select(Message.tree_id, Message.parent_id, Message.deleted, Message.deletion_id).where(
+            Message.id == deletion_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound("message")
+    if not row.deleted or row.deletion_id != deletion_id:
+        raise AppError(
+            "not_deleted",
+            "This message is not the top of a deleted subtree; nothing to undelete.",
+            409,
+        )
+    tree = lock_tree(db, row.tree_id)
+    ids = list(
+        db.scalars(
+            select(Message.id).where(
+                Message.tree_id == row.tree_id, Message.deletion_id == deletion_id
+            )
+        )
+    )
+    locked = lock_messages(db, ids + ([row.parent_id] if row.parent_id is not None else []))
+    root = locked[deletion_id]
+    parent = locked.get(row.parent_id) if row.parent_id is not None else None
+    if parent is not None and parent.deleted:
+        raise AppError(
+            "parent_deleted",
+            "The message this one replies to is deleted; undelete that one first.",
+            409,
+        )
+
+    slots = _live_slot_counts(db, ids)
+    for message_id in ids:
+        message = locked[message_id]
+        message.deleted = False
+        message.deletion_id = None
+        message.reply_lease_count = slots.get((message_id, "reply"), 0)
+        message.review_lease_count = slots.get((message_id, "review"), 0)
+        message.ranking_lease_count = slots.get((message_id, "ranking"), 0)
+        if message.review_state == ReviewState.pending:
+            tree.pending_count += 1
+        elif message.review_state == ReviewState.accepted:
+            tree.accepted_count += 1
+        tree.reply_lease_count += message.reply_lease_count
+    if parent is not None:
+        if root.review_state != ReviewState.rejected:
+            parent.child_count += 1
+        if root.review_state == ReviewState.accepted:
+            parent.accepted_child_count += 1
+
+    event = _deletion_event(db, deletion_id)
+    tree_before = (event.before or {}) if event is not None else {}
+    state_before = tree_before.get("tree_state")
+    state_now = tree.state
+    if root.depth == 0 and tree.state == TreeState.aborted_low_grade and state_before:
+        # The deletion aborted the tree: put it back where it was.
+        restored = TreeState(state_before)
+        if restored == TreeState.growing:
+            restored = _state_with_growing_room(db, tree)
+        tree.state = restored
+        completed = tree_before.get("completed_at")
+        tree.completed_at = datetime.fromisoformat(completed) if completed else None
+    reopen_tree_work(db, tree, now=now, rng=rng)
+    db.add(
+        AuditEvent(
+            actor_id=actor_id,
+            action="message.undelete_subtree",
+            target_type="message",
+            target_id=deletion_id,
+            before={"deleted": True, "tree_state": state_now},
+            after={"message_ids": sorted(ids), "tree_state": tree.state},
+            reason=reason,
+        )
+    )
+    db.flush()
+    return sorted(ids)
+
+
+def resume_tree(
+    db: Session,
+    tree_id: int,
+    *,
+    actor_id: int | None,
+    reason: str | None = None,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> Tree:
+    """Undo a halt: the tree goes back to the state it was halted from and offers work
+    again (a growing tree waits in the lottery if its language has no free slot)."""
+    now = now or datetime.now(UTC)
+    tree = lock_tree(db, tree_id)
+    if tree.state != TreeState.halted or tree.halted_from_state is None:
+        raise AppError("not_halted", "This conversation is not halted.", 409)
+    restored = TreeState(tree.halted_from_state)
+    if restored == TreeState.growing:
+        restored = _state_with_growing_room(db, tree)
+    tree.state = restored
+    tree.halted_from_state = None
+    reopen_tree_work(db, tree, now=now, rng=rng)
+    if tree.state == TreeState.lottery_waiting:
+        draw_lottery(db, tree.language, rng=rng, now=now)
+    db.add(
+        AuditEvent(
+            actor_id=actor_id,
+            action="tree.resume",
+            target_type="tree",
+            target_id=tree.id,
+            before={"state": TreeState.halted.value},
+            after={"state": tree.state},
+            reason=reason,
+        )
+    )
+    db.flush()
+    return tree

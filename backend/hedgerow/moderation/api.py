@@ -1,0 +1,155 @@
+"""Moderation JSON API (mounted at /api/v1). Thin: the rules live in moderation.service."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from hedgerow.accounts.security import ContributorUser, ModeratorUser
+from hedgerow.db import SessionDep
+from hedgerow.moderation import service
+from hedgerow.moderation.schemas import (
+    AuditEventOut,
+    BulkRequest,
+    BulkResult,
+    EditRequest,
+    MessageIdsOut,
+    NoteRequest,
+    QueueEntryOut,
+    ReasonRequest,
+    ReportOut,
+    ReportRequest,
+    RevisionOut,
+    TreeStateOut,
+    UserStateOut,
+)
+
+router = APIRouter(tags=["moderation"])
+
+
+@router.post("/messages/{message_id}/report", status_code=201)
+def report_message(
+    message_id: int, body: ReportRequest, db: SessionDep, user: ContributorUser
+) -> ReportOut:
+    """Report a message to the moderators; once per message (``already_reported``)."""
+    report = service.report_message(db, user, message_id, reason=body.reason, text=body.text)
+    return ReportOut.of(report)
+
+
+@router.get("/moderation/queue")
+def queue(db: SessionDep, moderator: ModeratorUser, page: int = 1) -> list[QueueEntryOut]:
+    items, _ = service.queue_page(db, page=page)
+    return [
+        QueueEntryOut(
+            message_id=item.message.id,
+            tree_id=item.message.tree_id,
+            text=item.message.text,
+            author_id=item.author.id,
+            author_username=item.author.username,
+            report_count=item.report_count,
+            severity=item.severity,
+            reasons=item.reasons,
+            path_message_ids=[m.id for m in item.path],
+        )
+        for item in items
+    ]
+
+
+@router.post("/moderation/messages/{message_id}/dismiss")
+def dismiss(
+    message_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+) -> MessageIdsOut:
+    service.dismiss_reports(db, moderator, message_id, reason=body.reason)
+    return MessageIdsOut(message_ids=[message_id])
+
+
+@router.post("/moderation/messages/{message_id}/delete")
+def delete(
+    message_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+) -> MessageIdsOut:
+    """Soft-delete the message and everything below it."""
+    ids = service.delete_message(db, moderator, message_id, reason=body.reason)
+    return MessageIdsOut(message_ids=sorted(ids))
+
+
+@router.post("/moderation/messages/{message_id}/undelete")
+def undelete(
+    message_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+) -> MessageIdsOut:
+    """Bring back exactly the subtree deleted with this message."""
+    ids = service.undelete_message(db, moderator, message_id, reason=body.reason)
+    return MessageIdsOut(message_ids=ids)
+
+
+@router.post("/moderation/messages/{message_id}/edit")
+def edit(
+    message_id: int, body: EditRequest, db: SessionDep, moderator: ModeratorUser
+) -> RevisionOut:
+    revision = service.edit_message(
+        db, moderator, message_id, new_text=body.text, reason=body.reason
+    )
+    return RevisionOut(message_id=message_id, revision_id=revision.id, text=revision.new_text)
+
+
+@router.post("/moderation/trees/{tree_id}/halt")
+def halt(
+    tree_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+) -> TreeStateOut:
+    tree = service.halt_tree(db, moderator, tree_id, reason=body.reason)
+    return TreeStateOut(tree_id=tree.id, state=tree.state)
+
+
+@router.post("/moderation/trees/{tree_id}/resume")
+def resume(
+    tree_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+) -> TreeStateOut:
+    tree = service.resume_tree(db, moderator, tree_id, reason=body.reason)
+    return TreeStateOut(tree_id=tree.id, state=tree.state)
+
+
+@router.post("/moderation/users/{user_id}/disable")
+def disable(
+    user_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+) -> UserStateOut:
+    """Disable the account; its waiting prompts leave the lottery and its leases end."""
+    user = service.disable_user(db, moderator, user_id, reason=body.reason)
+    return UserStateOut(user_id=user.id, enabled=user.enabled)
+
+
+@router.post("/moderation/users/{user_id}/enable")
+def enable(
+    user_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+) -> UserStateOut:
+    user = service.enable_user(db, moderator, user_id, reason=body.reason)
+    return UserStateOut(user_id=user.id, enabled=user.enabled)
+
+
+@router.post("/moderation/users/{user_id}/notes", status_code=201)
+def add_note(
+    user_id: int, body: NoteRequest, db: SessionDep, moderator: ModeratorUser
+) -> dict[str, int]:
+    note = service.add_note(db, moderator, user_id, text=body.text)
+    return {"id": note.id}
+
+
+@router.post("/moderation/bulk")
+def bulk(body: BulkRequest, db: SessionDep, moderator: ModeratorUser) -> BulkResult:
+    outcomes = service.bulk_action(
+        db, moderator, body.message_ids, action=body.action, reason=body.reason
+    )
+    return BulkResult(outcomes=outcomes)
+
+
+@router.get("/moderation/audit")
+def audit(
+    db: SessionDep,
+    moderator: ModeratorUser,
+    actor: str | None = Query(None, max_length=32),
+    action: str | None = Query(None, max_length=64),
+    target_type: str | None = Query(None, max_length=32),
+    target_id: int | None = None,
+    page: int = 1,
+) -> list[AuditEventOut]:
+    rows, _ = service.audit_log(
+        db, actor=actor, action=action, target_type=target_type, target_id=target_id, page=page
+    )
+    return [AuditEventOut.of(event, username) for event, username in rows]

@@ -1,0 +1,393 @@
+"""The moderation domain's SQL: the report queue, author history, trollboard, audit log and
+the status page's counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, case, cast, func, literal, select
+from sqlalchemy.orm import Session, aliased
+
+from hedgerow.models import (
+    AuditEvent,
+    Label,
+    Message,
+    MessageRole,
+    Ranking,
+    Reaction,
+    ReactionKind,
+    Report,
+    ReportReason,
+    ReportStatus,
+    ReviewState,
+    Task,
+    TaskKind,
+    TaskState,
+    Tree,
+    TreeState,
+    User,
+)
+
+# How urgent a report reason is; the queue shows the most severe first.
+REASON_SEVERITY: dict[str, int] = {
+    ReportReason.personal_information: 5,
+    ReportReason.hate_speech: 5,
+    ReportReason.sexual_content: 4,
+    ReportReason.offensive: 4,
+    ReportReason.spam: 3,
+    ReportReason.wrong_language: 2,
+    ReportReason.low_quality: 1,
+    ReportReason.other: 1,
+}
+
+
+def _severity_expression() -> Any:
+    return case(
+        *((Report.reason == reason, severity) for reason, severity in REASON_SEVERITY.items()),
+        else_=1,
+    )
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    message_id: int
+    report_count: int
+    severity: int
+    reasons: list[str]
+    first_reported_at: datetime
+
+
+def open_report_groups(db: Session, *, limit: int, offset: int) -> list[QueueRow]:
+    """Open reports grouped by message: most severe first, then most reported, oldest."""
+    severity = func.max(_severity_expression())
+    count = func.count(Report.id)
+    first = func.min(Report.created_at)
+    rows = db.execute(
+        select(
+            Report.message_id,
+            count.label("report_count"),
+            severity.label("severity"),
+            func.array_agg(func.distinct(Report.reason)).label("reasons"),
+            first.label("first_reported_at"),
+        )
+        .where(Report.status == ReportStatus.open)
+        .group_by(Report.message_id)
+        .order_by(severity.desc(), count.desc(), first, Report.message_id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [
+        QueueRow(row.message_id, row.report_count, row.severity, sorted(row.reasons), row[4])
+        for row in rows
+    ]
+
+
+def count_open_report_groups(db: Session) -> int:
+    return (
+        db.scalar(
+            select(func.count(func.distinct(Report.message_id))).where(
+                Report.status == ReportStatus.open
+            )
+        )
+        or 0
+    )
+
+
+def reports_on(db: Session, message_ids: Sequence[int], *, only_open: bool) -> list[Report]:
+    query = select(Report).where(Report.message_id.in_(message_ids)).order_by(Report.id)
+    if only_open:
+        query = query.where(Report.status == ReportStatus.open)
+    return list(db.scalars(query))
+
+
+def children_of(db: Session, parent_id: int) -> list[Message]:
+    return list(
+        db.scalars(select(Message).where(Message.parent_id == parent_id).order_by(Message.id))
+    )
+
+
+@dataclass(frozen=True)
+class AuthorHistory:
+    messages: int
+    accepted: int
+    rejected: int
+    deleted: int
+    reports_received: int
+    red_flags_received: int
+
+
+def author_history(db: Session, user_id: int) -> AuthorHistory:
+    counts = db.execute(
+        select(
+            func.count(Message.id),
+            func.count(Message.id).filter(Message.review_state == ReviewState.accepted),
+            func.count(Message.id).filter(Message.review_state == ReviewState.rejected),
+            func.count(Message.id).filter(Message.deleted),
+            func.coalesce(func.sum(Message.red_flag_count), 0),
+        ).where(Message.author_id == user_id)
+    ).one()
+    reports = (
+        db.scalar(
+            select(func.count(Report.id))
+            .join(Message, Message.id == Report.message_id)
+            .where(Message.author_id == user_id)
+        )
+        or 0
+    )
+    return AuthorHistory(counts[0], counts[1], counts[2], counts[3], reports, int(counts[4]))
+
+
+def reports_received(db: Session, user_id: int, *, limit: int = 50) -> list[Report]:
+    return list(
+        db.scalars(
+            select(Report)
+            .join(Message, Message.id == Report.message_id)
+            .where(Message.author_id == user_id)
+            .order_by(Report.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def recent_messages(db: Session, user_id: int, *, limit: int = 50) -> list[Message]:
+    return list(
+        db.scalars(
+            select(Message)
+            .where(Message.author_id == user_id)
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def contribution_stats(db: Session, user_id: int) -> dict[str, int]:
+    prompts = db.scalar(select(func.count(Tree.id)).where(Tree.author_id == user_id)) or 0
+    replies = (
+        db.scalar(
+            select(func.count(Message.id)).where(Message.author_id == user_id, Message.depth > 0)
+        )
+        or 0
+    )
+    labels = db.scalar(select(func.count(Label.id)).where(Label.user_id == user_id)) or 0
+    rankings = db.scalar(select(func.count(Ranking.id)).where(Ranking.user_id == user_id)) or 0
+    reports = db.scalar(select(func.count(Report.id)).where(Report.reporter_id == user_id)) or 0
+    return {
+        "prompts": prompts,
+        "replies": replies,
+        "reviews": labels,
+        "rankings": rankings,
+        "reports_filed": reports,
+    }
+
+
+# --- trollboard ------------------------------------------------------------------------
+
+# The troll score: a weighted sum of what other people and the review process said about a
+# user's messages in the window. Red flags and "not appropriate" labels are the strongest
+# signals of intent; spam labels and rejections also catch careless users, and a thumbs
+# down is the weakest (it often just means "not the best answer").
+TROLL_WEIGHTS = {
+    "red_flags": 3.0,
+    "not_appropriate": 2.0,
+    "spam": 2.0,
+    "rejected": 1.0,
+    "thumbs_down": 0.5,
+}
+# A label counts as "spam" or "not appropriate" when the reviewer gave it at least this.
+LABEL_HIT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class TrollRow:
+    user_id: int
+    username: str
+    enabled: bool
+    red_flags: int
+    spam: int
+    not_appropriate: int
+    rejected: int
+    thumbs_down: int
+    score: float
+
+
+def trollboard(db: Session, *, since: datetime | None, limit: int) -> list[TrollRow]:
+    """Users ordered by troll score over the messages and signals since `since`."""
+    author = aliased(Message)
+
+    def in_window(column: Any) -> Any:
+        return column >= since if since is not None else literal(True)
+
+    reactions = (
+        select(
+            author.author_id.label("user_id"),
+            func.count().filter(Reaction.kind == ReactionKind.red_flag).label("red_flags"),
+            func.count().filter(Reaction.kind == ReactionKind.thumbs_down).label("thumbs_down"),
+        )
+        .join(author, author.id == Reaction.message_id)
+        .where(in_window(Reaction.created_at))
+        .group_by(author.author_id)
+        .subquery()
+    )
+
+    def label_value(name: str) -> Any:
+        return func.coalesce(cast(Label.values[name].astext, Float), 0.0)
+
+    labels = (
+        select(
+            author.author_id.label("user_id"),
+            func.count().filter(label_value("spam") >= LABEL_HIT_THRESHOLD).label("spam"),
+            func.count()
+            .filter(label_value("not_appropriate") >= LABEL_HIT_THRESHOLD)
+            .label("not_appropriate"),
+        )
+        .join(author, author.id == Label.message_id)
+        .where(in_window(Label.created_at))
+        .group_by(author.author_id)
+        .subquery()
+    )
+    rejected = (
+        select(Message.author_id.label("user_id"), func.count().label("rejected"))
+        .where(
+            Message.review_state == ReviewState.rejected,
+            in_window(func.coalesce(Message.reviewed_at, Message.created_at)),
+        )
+        .group_by(Message.author_id)
+        .subquery()
+    )
+    red_flags = func.coalesce(reactions.c.red_flags, 0)
+    thumbs_down = func.coalesce(reactions.c.thumbs_down, 0)
+    spam = func.coalesce(labels.c.spam, 0)
+    not_appropriate = func.coalesce(labels.c.not_appropriate, 0)
+    rejected_count = func.coalesce(rejected.c.rejected, 0)
+    score = (
+        red_flags * TROLL_WEIGHTS["red_flags"]
+        + not_appropriate * TROLL_WEIGHTS["not_appropriate"]
+        + spam * TROLL_WEIGHTS["spam"]
+        + rejected_count * TROLL_WEIGHTS["rejected"]
+        + thumbs_down * TROLL_WEIGHTS["thumbs_down"]
+    )
+    rows = db.execute(
+        select(
+            User.id,
+            User.username,
+            User.enabled,
+            red_flags,
+            spam,
+            not_appropriate,
+            rejected_count,
+            thumbs_down,
+            score.label("score"),
+        )
+        .outerjoin(reactions, reactions.c.user_id == User.id)
+        .outerjoin(labels, labels.c.user_id == User.id)
+        .outerjoin(rejected, rejected.c.user_id == User.id)
+        .where(score > 0)
+        .order_by(score.desc(), User.id)
+        .limit(limit)
+    ).all()
+    return [
+        TrollRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], float(row[8]))
+        for row in rows
+    ]
+
+
+# --- audit log -------------------------------------------------------------------------
+
+
+def audit_events(
+    db: Session,
+    *,
+    actor_id: int | None,
+    action: str | None,
+    target_type: str | None,
+    target_id: int | None,
+    limit: int,
+    offset: int,
+) -> list[tuple[AuditEvent, str | None]]:
+    """Newest first, with the actor's username (None for the system)."""
+    query = (
+        select(AuditEvent, User.username)
+        .outerjoin(User, User.id == AuditEvent.actor_id)
+        .order_by(AuditEvent.id.desc())
+    )
+    if actor_id is not None:
+        query = query.where(AuditEvent.actor_id == actor_id)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if target_type:
+        query = query.where(AuditEvent.target_type == target_type)
+    if target_id is not None:
+        query = query.where(AuditEvent.target_id == target_id)
+    return [(row[0], row[1]) for row in db.execute(query.limit(limit).offset(offset))]
+
+
+def audit_actions(db: Session) -> list[str]:
+    return list(db.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)))
+
+
+# --- status ----------------------------------------------------------------------------
+
+
+def trees_per_state_and_language(db: Session) -> list[tuple[str, str, int]]:
+    return [
+        (row[0], row[1], row[2])
+        for row in db.execute(
+            select(Tree.language, Tree.state, func.count())
+            .group_by(Tree.language, Tree.state)
+            .order_by(Tree.language, Tree.state)
+        )
+    ]
+
+
+def lottery_queues(db: Session) -> list[tuple[str, int, int]]:
+    """(language, waiting prompts, distinct waiting authors)."""
+    return [
+        (row[0], row[1], row[2])
+        for row in db.execute(
+            select(Tree.language, func.count(), func.count(func.distinct(Tree.author_id)))
+            .where(Tree.state == TreeState.lottery_waiting)
+            .group_by(Tree.language)
+            .order_by(Tree.language)
+        )
+    ]
+
+
+def open_leases(db: Session) -> list[tuple[str, int]]:
+    return [
+        (row[0], row[1])
+        for row in db.execute(
+            select(Task.kind, func.count())
+            .where(Task.state == TaskState.leased)
+            .group_by(Task.kind)
+            .order_by(Task.kind)
+        )
+    ]
+
+
+def open_work_per_kind(db: Session) -> list[tuple[str, dict[str, int]]]:
+    """(language, {task kind: items open for it}), read through the partial indexes that
+    hold only open items (the same flags the hand-out reads)."""
+    prompter = Message.role == MessageRole.prompter
+    assistant = Message.role == MessageRole.assistant
+    kinds = {
+        TaskKind.review_prompt: Message.open_for_review & (Message.depth == 0),
+        TaskKind.review_prompter_reply: Message.open_for_review & prompter & (Message.depth > 0),
+        TaskKind.review_assistant_reply: Message.open_for_review & assistant,
+        TaskKind.reply_assistant: Message.open_for_reply & prompter,
+        TaskKind.reply_prompter: Message.open_for_reply & assistant,
+        TaskKind.rank_assistant_replies: Message.open_for_ranking & prompter,
+        TaskKind.rank_prompter_replies: Message.open_for_ranking & assistant,
+    }
+    rows = db.execute(
+        select(
+            Message.language,
+            *(func.count().filter(condition) for condition in kinds.values()),
+        )
+        .where(Message.open_for_review | Message.open_for_reply | Message.open_for_ranking)
+        .group_by(Message.language)
+        .order_by(Message.language)
+    )
+    return [(row[0], {kind.value: int(row[i + 1]) for i, kind in enumerate(kinds)}) for row in rows]

@@ -1,0 +1,678 @@
+"""Moderation rules: reports, the queue's actions, user management. Every moderator and
+admin action writes an AuditEvent in the same transaction.
+
+Tree and message changes go through the growth engine (growth/moderation.py,
+growth/tree_state.py, growth/leases.py), which keeps counters, open-work flags and tree
+states exact. Services only flush; the request session commits.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from hedgerow.config import get_settings
+from hedgerow.errors import AppError, NotFound
+from hedgerow.growth import moderation as growth_moderation
+from hedgerow.growth import service as growth
+from hedgerow.growth.leases import release_task_slot
+from hedgerow.growth.queries import conversation_path, lock_messages, lock_tree
+from hedgerow.growth.text import normalize_text, text_sha256
+from hedgerow.growth.tree_state import halt_tree as growth_halt_tree
+from hedgerow.models import (
+    ApiKey,
+    AuditEvent,
+    Label,
+    Message,
+    MessageRevision,
+    Ranking,
+    Report,
+    ReportReason,
+    ReportStatus,
+    Role,
+    Task,
+    TaskState,
+    Tree,
+    User,
+    UserNote,
+    UserSession,
+)
+from hedgerow.moderation import queries
+
+REPORT_TEXT_MAX_LENGTH = 2000
+REASON_MAX_LENGTH = 500
+NOTE_MAX_LENGTH = 4000
+QUEUE_PAGE_SIZE = 25
+AUDIT_PAGE_SIZE = 50
+BULK_MAX_MESSAGES = 100
+# Reasons that also count as a red flag from the reporter, so reports feed the same
+# auto-moderation as red flags (enough of them delete the message before anyone looks).
+RED_FLAG_REASONS = frozenset(
+    {
+        ReportReason.offensive,
+        ReportReason.hate_speech,
+        ReportReason.sexual_content,
+        ReportReason.personal_information,
+        ReportReason.spam,
+    }
+)
+TROLLBOARD_WINDOWS: dict[str, timedelta | None] = {
+    "day": timedelta(days=1),
+    "week": timedelta(days=7),
+    "month": timedelta(days=30),
+    "all": None,
+}
+BULK_ACTIONS = ("dismiss", "delete")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _audit(
+    db: Session,
+    actor: User | None,
+    action: str,
+    target_type: str,
+    target_id: int | None,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    db.add(
+        AuditEvent(
+            actor_id=actor.id if actor is not None else None,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            before=before,
+            after=after,
+            reason=reason,
+        )
+    )
+
+
+def clean_reason(reason: str | None, *, required: bool = False) -> str | None:
+    value = (reason or "").strip()
+    if len(value) > REASON_MAX_LENGTH:
+        raise AppError(
+            "reason_too_long", f"Give the reason in at most {REASON_MAX_LENGTH} characters.", 422
+        )
+    if required and not value:
+        raise AppError("reason_required", "Say why: the reason goes into the audit log.", 422)
+    return value or None
+
+
+def _message(db: Session, message_id: int) -> Message:
+    message = db.get(Message, message_id)
+    if message is None:
+        raise NotFound("message")
+    return message
+
+
+def _user(db: Session, user_id: int) -> User:
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound("user")
+    return user
+
+
+# --- reporting (volunteers) ------------------------------------------------------------
+
+
+def parse_reason(value: str) -> ReportReason:
+    try:
+        return ReportReason(value)
+    except ValueError:
+        raise AppError(
+            "invalid_reason",
+            f"Choose a reason: {', '.join(reason.value for reason in ReportReason)}.",
+            422,
+            details={"field": "reason"},
+        ) from None
+
+
+def report_message(
+    db: Session, reporter: User, message_id: int, *, reason: ReportReason, text: str | None
+) -> Report:
+    """One report per user and message; severe reasons also count as a red flag."""
+    body = (text or "").strip()
+    if len(body) > REPORT_TEXT_MAX_LENGTH:
+        raise AppError(
+            "report_text_too_long",
+            f"Describe the problem in at most {REPORT_TEXT_MAX_LENGTH} characters.",
+            422,
+            details={"field": "text"},
+        )
+    if body:
+        body = normalize_text(body, REPORT_TEXT_MAX_LENGTH, field="description")
+    message = db.get(Message, message_id)
+    if message is None or message.deleted:
+        raise NotFound("message")
+    if message.author_id == reporter.id:
+        raise AppError("own_message", "You cannot report your own message.", 409)
+    report_id = db.scalar(
+        insert(Report)
+        .values(
+            message_id=message_id, reporter_id=reporter.id, reason=reason.value, text=body or None
+        )
+        .on_conflict_do_nothing(index_elements=[Report.message_id, Report.reporter_id])
+        .returning(Report.id)
+    )
+    if report_id is None:
+        raise AppError("already_reported", "You have already reported this message.", 409)
+    if reason in RED_FLAG_REASONS:
+        growth.record_red_flag(db, reporter, message_id)
+    report = db.get(Report, report_id)
+    assert report is not None
+    return report
+
+
+# --- the queue -------------------------------------------------------------------------
+
+
+@dataclass
+class QueueItem:
+    message: Message
+    path: list[Message]
+    report_count: int
+    severity: int
+    reasons: list[str]
+    reports: list[Report]
+    author: User
+    history: queries.AuthorHistory
+    tree: Tree
+
+
+def queue_page(db: Session, *, page: int) -> tuple[list[QueueItem], bool]:
+    """One page of the queue and whether there is a next one."""
+    if page < 1:
+        raise AppError("invalid_page", "Pages start at 1.", 422)
+    groups = queries.open_report_groups(
+        db, limit=QUEUE_PAGE_SIZE + 1, offset=(page - 1) * QUEUE_PAGE_SIZE
+    )
+    has_next = len(groups) > QUEUE_PAGE_SIZE
+    groups = groups[:QUEUE_PAGE_SIZE]
+    reports_by_message: dict[int, list[Report]] = {}
+    for report in queries.reports_on(db, [g.message_id for g in groups], only_open=True):
+        reports_by_message.setdefault(report.message_id, []).append(report)
+    items = []
+    for group in groups:
+        message = _message(db, group.message_id)
+        items.append(
+            QueueItem(
+                message=message,
+                path=conversation_path(db, message.id),
+                report_count=group.report_count,
+                severity=group.severity,
+                reasons=group.reasons,
+                reports=reports_by_message.get(message.id, []),
+                author=_user(db, message.author_id),
+                history=queries.author_history(db, message.author_id),
+                tree=db.get_one(Tree, message.tree_id),
+            )
+        )
+    return items, has_next
+
+
+@dataclass
+class MessageDetail:
+    message: Message
+    path: list[Message]
+    children: list[Message]
+    reports: list[Report]
+    revisions: list[MessageRevision]
+    author: User
+    history: queries.AuthorHistory
+    tree: Tree
+    audit: list[tuple[AuditEvent, str | None]]
+
+
+def message_detail(db: Session, message_id: int) -> MessageDetail:
+    message = _message(db, message_id)
+    return MessageDetail(
+        message=message,
+        path=conversation_path(db, message.id),
+        children=queries.children_of(db, message.id),
+        reports=queries.reports_on(db, [message.id], only_open=False),
+        revisions=list(
+            db.scalars(
+                select(MessageRevision)
+                .where(MessageRevision.message_id == message.id)
+                .order_by(MessageRevision.id)
+            )
+        ),
+        author=_user(db, message.author_id),
+        history=queries.author_history(db, message.author_id),
+        tree=db.get_one(Tree, message.tree_id),
+        audit=queries.audit_events(
+            db,
+            actor_id=None,
+            action=None,
+            target_type="message",
+            target_id=message.id,
+            limit=AUDIT_PAGE_SIZE,
+            offset=0,
+        ),
+    )
+
+
+def _resolve_reports(db: Session, actor: User, message_ids: Sequence[int], status: str) -> int:
+    result = db.execute(
+        update(Report)
+        .where(Report.message_id.in_(message_ids), Report.status == ReportStatus.open)
+        .values(status=status, resolved_by_id=actor.id, resolved_at=utcnow())
+        .returning(Report.id)
+    )
+    return len(result.all())
+
+
+def dismiss_reports(db: Session, actor: User, message_id: int, *, reason: str | None) -> int:
+    _message(db, message_id)
+    reason = clean_reason(reason)
+    dismissed = _resolve_reports(db, actor, [message_id], ReportStatus.dismissed)
+    _audit(
+        db,
+        actor,
+        "report.dismiss",
+        "message",
+        message_id,
+        after={"reports_dismissed": dismissed},
+        reason=reason,
+    )
+    db.flush()
+    return dismissed
+
+
+def delete_message(
+    db: Session, actor: User, message_id: int, *, reason: str | None, now: datetime | None = None
+) -> list[int]:
+    """Soft-delete the message with its subtree (undelete restores exactly that set)."""
+    now = now or utcnow()
+    reason = clean_reason(reason)
+    row = db.execute(
+        select(Message.tree_id, Message.parent_id).where(Message.id == message_id)
+    ).first()
+    if row is None:
+        raise NotFound("message")
+    tree = lock_tree(db, row.tree_id)
+    locked = lock_messages(db, [m for m in (row.parent_id, message_id) if m is not None])
+    message = locked[message_id]
+    if message.deleted:
+        raise AppError("already_deleted", "This message is already deleted.", 409)
+    ids = growth_moderation.soft_delete_subtree(
+        db,
+        message,
+        tree,
+        parent=locked.get(row.parent_id) if row.parent_id is not None else None,
+        now=now,
+        reason=reason or "moderator",
+        actor_id=actor.id,
+    )
+    _resolve_reports(db, actor, ids, ReportStatus.actioned)
+    db.flush()
+    return ids
+
+
+def undelete_message(
+    db: Session, actor: User, message_id: int, *, reason: str | None, now: datetime | None = None
+) -> list[int]:
+    return growth_moderation.undelete_subtree(
+        db, message_id, actor_id=actor.id, reason=clean_reason(reason), now=now
+    )
+
+
+def edit_message(
+    db: Session, actor: User, message_id: int, *, new_text: str, reason: str | None
+) -> MessageRevision:
+    """Replace a message's text, keeping the old one as a revision; the labels and the
+    rankings of its sibling set made so far are marked before_edit (they judged other
+    words)."""
+    reason = clean_reason(reason, required=True)
+    text = normalize_text(new_text, get_settings().max_text_length)
+    row = db.execute(select(Message.tree_id).where(Message.id == message_id)).first()
+    if row is None:
+        raise NotFound("message")
+    lock_tree(db, row.tree_id)
+    message = lock_messages(db, [message_id])[message_id]
+    if message.deleted:
+        raise AppError("message_deleted", "Undelete the message before editing it.", 409)
+    if text == message.text:
+        raise AppError("text_unchanged", "The new text is the same as the old one.", 422)
+    revision = MessageRevision(
+        message_id=message.id,
+        editor_id=actor.id,
+        old_text=message.text,
+        new_text=text,
+        reason=reason,
+    )
+    db.add(revision)
+    message.text = text
+    message.text_sha256 = text_sha256(text)
+    message.edited = True
+    labels = db.execute(
+        update(Label)
+        .where(Label.message_id == message.id, ~Label.before_edit)
+        .values(before_edit=True)
+        .returning(Label.id)
+    ).all()
+    rankings: list[Any] = []
+    if message.parent_id is not None:
+        rankings = list(
+            db.execute(
+                update(Ranking)
+                .where(Ranking.parent_message_id == message.parent_id, ~Ranking.before_edit)
+                .values(before_edit=True)
+                .returning(Ranking.id)
+            ).all()
+        )
+    _resolve_reports(db, actor, [message.id], ReportStatus.actioned)
+    _audit(
+        db,
+        actor,
+        "message.edit",
+        "message",
+        message.id,
+        before={"text": revision.old_text},
+        after={
+            "text": text,
+            "labels_before_edit": len(labels),
+            "rankings_before_edit": len(rankings),
+        },
+        reason=reason,
+    )
+    db.flush()
+    return revision
+
+
+def halt_tree(db: Session, actor: User, tree_id: int, *, reason: str | None) -> Tree:
+    reason = clean_reason(reason, required=True)
+    if db.get(Tree, tree_id) is None:
+        raise NotFound("tree")
+    tree = lock_tree(db, tree_id)
+    if not growth_halt_tree(db, tree, reason=reason or "", now=utcnow(), actor_id=actor.id):
+        raise AppError("cannot_halt", f"A tree in state {tree.state} cannot be halted.", 409)
+    db.flush()
+    return tree
+
+
+def resume_tree(db: Session, actor: User, tree_id: int, *, reason: str | None) -> Tree:
+    if db.get(Tree, tree_id) is None:
+        raise NotFound("tree")
+    return growth_moderation.resume_tree(
+        db, tree_id, actor_id=actor.id, reason=clean_reason(reason)
+    )
+
+
+# --- users -----------------------------------------------------------------------------
+
+
+def _refuse_higher_role(actor: User, user: User) -> None:
+    if actor.id == user.id:
+        raise AppError("cannot_moderate_self", "You cannot do this to your own account.", 409)
+    if user.has_role(Role.moderator) and not actor.has_role(Role.admin):
+        raise AppError("forbidden", "Only an admin can disable a moderator or another admin.", 403)
+
+
+def end_open_leases(db: Session, user_id: int, *, now: datetime) -> int:
+    """Give back every slot the user's leased tasks hold; the tasks expire."""
+    tasks = db.scalars(
+        select(Task)
+        .where(Task.user_id == user_id, Task.state == TaskState.leased)
+        .order_by(Task.id)
+        .with_for_update()
+    ).all()
+    for task in tasks:
+        release_task_slot(db, task, now=now)
+        task.state = TaskState.expired
+        task.finished_at = now
+    db.flush()
+    return len(tasks)
+
+
+def disable_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
+    """Disable the account: its waiting prompts leave the lottery and its leases end."""
+    reason = clean_reason(reason, required=True)
+    user = _user(db, user_id)
+    _refuse_higher_role(actor, user)
+    if not user.enabled:
+        raise AppError("already_disabled", "This account is already disabled.", 409)
+    now = utcnow()
+    user.enabled = False
+    withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
+    leases = end_open_leases(db, user.id, now=now)
+    _audit(
+        db,
+        actor,
+        "user.disable",
+        "user",
+        user.id,
+        before={"enabled": True},
+        after={"enabled": False, "prompts_withdrawn": withdrawn, "leases_ended": leases},
+        reason=reason,
+    )
+    db.flush()
+    return user
+
+
+def enable_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
+    reason = clean_reason(reason)
+    user = _user(db, user_id)
+    _refuse_higher_role(actor, user)
+    if user.enabled:
+        raise AppError("already_enabled", "This account is already enabled.", 409)
+    if user.deleted_at is not None:
+        raise AppError("user_deleted", "This account was deleted and cannot come back.", 409)
+    user.enabled = True
+    _audit(
+        db,
+        actor,
+        "user.enable",
+        "user",
+        user.id,
+        before={"enabled": False},
+        after={"enabled": True},
+        reason=reason,
+    )
+    db.flush()
+    return user
+
+
+def add_note(db: Session, actor: User, user_id: int, *, text: str) -> UserNote:
+    user = _user(db, user_id)
+    body = normalize_text(text, NOTE_MAX_LENGTH, field="note")
+    note = UserNote(user_id=user.id, author_id=actor.id, text=body)
+    db.add(note)
+    db.flush()
+    _audit(db, actor, "user.note", "user", user.id, after={"note_id": note.id})
+    db.flush()
+    return note
+
+
+@dataclass
+class UserDetail:
+    user: User
+    history: queries.AuthorHistory
+    stats: dict[str, int]
+    messages: list[Message]
+    reports_received: list[Report]
+    notes: list[tuple[UserNote, str]]
+    audit: list[tuple[AuditEvent, str | None]]
+
+
+def user_detail(db: Session, user_id: int) -> UserDetail:
+    user = _user(db, user_id)
+    notes = [
+        (row[0], row[1])
+        for row in db.execute(
+            select(UserNote, User.username)
+            .join(User, User.id == UserNote.author_id)
+            .where(UserNote.user_id == user.id)
+            .order_by(UserNote.id.desc())
+        )
+    ]
+    return UserDetail(
+        user=user,
+        history=queries.author_history(db, user.id),
+        stats=queries.contribution_stats(db, user.id),
+        messages=queries.recent_messages(db, user.id),
+        reports_received=queries.reports_received(db, user.id),
+        notes=notes,
+        audit=queries.audit_events(
+            db,
+            actor_id=None,
+            action=None,
+            target_type="user",
+            target_id=user.id,
+            limit=AUDIT_PAGE_SIZE,
+            offset=0,
+        ),
+    )
+
+
+def anonymise_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
+    """Delete an account on request: the name, e-mail, password, sessions and keys go; the
+    contributions stay under a pseudonym (exports read the user row, so they carry the
+    pseudonym too). The audit event keeps no trace of the old name."""
+    reason = clean_reason(reason, required=True)
+    user = _user(db, user_id)
+    if user.deleted_at is not None:
+        raise AppError("already_deleted", "This account is already deleted.", 409)
+    if user.id == actor.id:
+        raise AppError("cannot_moderate_self", "You cannot delete your own account here.", 409)
+    now = utcnow()
+    withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
+    leases = end_open_leases(db, user.id, now=now)
+    pseudonym = f"anon-{secrets.token_hex(6)}"
+    previous_role = user.role
+    user.username = pseudonym
+    user.display_name = pseudonym
+    user.email = None
+    user.password_hash = None
+    user.enabled = False
+    user.show_on_leaderboard = False
+    user.role = Role.volunteer.value
+    user.deleted_at = now
+    db.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    db.execute(delete(ApiKey).where(ApiKey.user_id == user.id))
+    _audit(
+        db,
+        actor,
+        "user.anonymise",
+        "user",
+        user.id,
+        before={"role": previous_role},
+        after={"pseudonym": pseudonym, "prompts_withdrawn": withdrawn, "leases_ended": leases},
+        reason=reason,
+    )
+    db.flush()
+    return user
+
+
+# --- bulk ------------------------------------------------------------------------------
+
+
+def bulk_action(
+    db: Session, actor: User, message_ids: Sequence[int], *, action: str, reason: str | None
+) -> dict[int, str]:
+    """Apply one action to a selection; returns message id -> outcome ("ok" or an error
+    code). Messages already in the wanted state are reported, not failed on: a moderator
+    selecting twenty messages should not lose nineteen actions to one stale row."""
+    if action not in BULK_ACTIONS:
+        raise AppError("invalid_action", f"Choose an action: {', '.join(BULK_ACTIONS)}.", 422)
+    unique_ids = sorted(set(message_ids))
+    if not unique_ids:
+        raise AppError("empty_selection", "Select at least one message.", 422)
+    if len(unique_ids) > BULK_MAX_MESSAGES:
+        raise AppError(
+            "selection_too_large", f"Select at most {BULK_MAX_MESSAGES} messages at once.", 422
+        )
+    reason = clean_reason(reason)
+    outcomes: dict[int, str] = {}
+    for message_id in unique_ids:
+        try:
+            # A savepoint per message: one refused action leaves the others standing.
+            with db.begin_nested():
+                if action == "dismiss":
+                    dismiss_reports(db, actor, message_id, reason=reason)
+                else:
+                    delete_message(db, actor, message_id, reason=reason)
+            outcomes[message_id] = "ok"
+        except AppError as error:
+            outcomes[message_id] = error.code
+    return outcomes
+
+
+# --- trollboard, audit, status ---------------------------------------------------------
+
+
+def parse_window(window: str) -> timedelta | None:
+    if window not in TROLLBOARD_WINDOWS:
+        raise AppError("invalid_window", f"Choose a window: {', '.join(TROLLBOARD_WINDOWS)}.", 422)
+    return TROLLBOARD_WINDOWS[window]
+
+
+def trollboard(db: Session, *, window: str, limit: int = 50) -> list[queries.TrollRow]:
+    span = parse_window(window)
+    since = utcnow() - span if span is not None else None
+    return queries.trollboard(db, since=since, limit=limit)
+
+
+def audit_log(
+    db: Session,
+    *,
+    actor: str | None,
+    action: str | None,
+    target_type: str | None,
+    target_id: int | None,
+    page: int,
+) -> tuple[list[tuple[AuditEvent, str | None]], bool]:
+    if page < 1:
+        raise AppError("invalid_page", "Pages start at 1.", 422)
+    actor_id: int | None = None
+    if actor:
+        found = db.scalar(select(User.id).where(User.username.ilike(actor.strip())))
+        if found is None:
+            return [], False
+        actor_id = found
+    rows = queries.audit_events(
+        db,
+        actor_id=actor_id,
+        action=(action or "").strip() or None,
+        target_type=(target_type or "").strip() or None,
+        target_id=target_id,
+        limit=AUDIT_PAGE_SIZE + 1,
+        offset=(page - 1) * AUDIT_PAGE_SIZE,
+    )
+    return rows[:AUDIT_PAGE_SIZE], len(rows) > AUDIT_PAGE_SIZE
+
+
+@dataclass
+class PlatformStatus:
+    trees: list[tuple[str, str, int]]
+    lottery: list[tuple[str, int, int]]
+    leases: list[tuple[str, int]]
+    open_work: list[tuple[str, dict[str, int]]]
+    jobs: dict[str, dict[str, Any]]
+    open_report_groups: int
+
+
+def platform_status(db: Session) -> PlatformStatus:
+    from hedgerow.ops.job_health import job_runs
+
+    return PlatformStatus(
+        trees=queries.trees_per_state_and_language(db),
+        lottery=queries.lottery_queues(db),
+        leases=queries.open_leases(db),
+        open_work=queries.open_work_per_kind(db),
+        jobs=job_runs(),
+        open_report_groups=queries.count_open_report_groups(db),
+    )

@@ -1,0 +1,198 @@
+"""Moderation pages and JSON API: reporting with and without htmx, the queue's actions,
+the boards and logs, user management."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hedgerow.models import AuditEvent, Message, Report, Role, TreeState, UserNote
+from hedgerow.ops.job_health import record_job_run
+from tests.factories import make_user
+from tests.growth.factories import add_reply, make_tree, reload
+from tests.moderation.helpers import form, json_headers, log_in_as
+
+HTMX = {"HX-Request": "true"}
+NASTY = "<script>alert('x')</script> you are all idiots"
+
+
+def reported_reply(db: Session) -> tuple[Message, Message]:
+    tree, root = make_tree(db, make_user(db))
+    reply = add_reply(db, tree, root, make_user(db))
+    reply.text = NASTY
+    db.flush()
+    return root, reply
+
+
+def report_count(db: Session) -> int:
+    return db.scalar(select(func.count()).select_from(Report)) or 0
+
+
+def test_report_through_the_json_api_once(client: TestClient, db: Session) -> None:
+    _, reply = reported_reply(db)
+    log_in_as(client, db, make_user(db))
+    url = f"/api/v1/messages/{reply.id}/report"
+    created = client.post(
+        url, json={"reason": "offensive", "text": "insults"}, headers=json_headers(client)
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["reason"] == "offensive"
+    again = client.post(url, json={"reason": "spam"}, headers=json_headers(client))
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "already_reported")
+    bad = client.post(
+        f"/api/v1/messages/{reply.id}/report",
+        json={"reason": "boring"},
+        headers=json_headers(client),
+    )
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_request")
+    assert report_count(db) == 1
+
+
+def test_report_form_without_javascript_redirects_to_a_thank_you(
+    client: TestClient, db: Session
+) -> None:
+    _, reply = reported_reply(db)
+    log_in_as(client, db, make_user(db))
+    page = client.get(f"/messages/{reply.id}/report?next=/trees/{reply.tree_id}")
+    assert page.status_code == 200
+    assert NASTY not in page.text and "&lt;script&gt;" in page.text
+    response = client.post(
+        f"/messages/{reply.id}/report",
+        data=form(client, {"reason": "offensive", "text": "", "next": f"/trees/{reply.tree_id}"}),
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    done = client.get(response.headers["location"])
+    assert "Thank you" in done.text and f'href="/trees/{reply.tree_id}"' in done.text
+    assert report_count(db) == 1
+
+
+def test_report_form_with_htmx_swaps_in_its_answer(client: TestClient, db: Session) -> None:
+    _, reply = reported_reply(db)
+    log_in_as(client, db, make_user(db))
+    url = f"/messages/{reply.id}/report"
+    ok = client.post(url, data=form(client, {"reason": "spam"}), headers=HTMX)
+    assert ok.status_code == 200 and "Thank you" in ok.text and "<html" not in ok.text
+    again = client.post(url, data=form(client, {"reason": "spam"}), headers=HTMX)
+    assert again.status_code == 409
+    assert 'data-code="already_reported"' in again.text
+    invalid = client.post(
+        f"/messages/{reply.id}/report", data=form(client, {"reason": "nope"}), headers=HTMX
+    )
+    assert invalid.status_code == 422 and 'data-code="invalid_reason"' in invalid.text
+    assert report_count(db) == 1
+
+
+def test_a_moderator_deletes_from_the_queue_and_undeletes(client: TestClient, db: Session) -> None:
+    root, reply = reported_reply(db)
+    log_in_as(client, db, make_user(db)).post(
+        f"/api/v1/messages/{reply.id}/report",
+        json={"reason": "offensive"},
+        headers=json_headers(client),
+    )
+    client.cookies.clear()
+    moderator = make_user(db, role=Role.moderator, username="mod_alice")
+    log_in_as(client, db, moderator)
+
+    queue = client.get("/moderation/queue")
+    assert queue.status_code == 200
+    assert "&lt;script&gt;" in queue.text and NASTY not in queue.text
+    assert root.text in queue.text  # the tree context
+
+    deleted = client.post(
+        f"/moderation/messages/{reply.id}/delete",
+        data=form(client, {"reason": "insults", "next": "/moderation/queue"}),
+        follow_redirects=False,
+    )
+    assert (deleted.status_code, deleted.headers["location"]) == (303, "/moderation/queue")
+    assert reload(db, reply).deleted is True
+    assert "No open reports" in client.get("/moderation/queue").text
+
+    audit = client.get("/moderation/audit?action=message.delete_subtree")
+    assert "mod_alice" in audit.text and f"message #{reply.id}" in audit.text
+
+    undone = client.post(
+        f"/moderation/messages/{reply.id}/undelete", data=form(client), follow_redirects=False
+    )
+    assert undone.status_code == 303
+    assert reload(db, reply).deleted is False
+    page = client.get(f"/moderation/messages/{reply.id}")
+    assert "message.undelete_subtree" in page.text
+
+
+def test_moderation_json_api_actions(client: TestClient, db: Session) -> None:
+    root, reply = reported_reply(db)
+    author = db.get_one(Message, reply.id).author_id
+    log_in_as(client, db, make_user(db, role=Role.moderator))
+    headers = json_headers(client)
+    edit = client.post(
+        f"/api/v1/moderation/messages/{reply.id}/edit",
+        json={"text": "You make a fair point.", "reason": "insult removed"},
+        headers=headers,
+    )
+    assert edit.status_code == 200 and edit.json()["text"] == "You make a fair point."
+    halt = client.post(
+        f"/api/v1/moderation/trees/{reply.tree_id}/halt", json={"reason": "raid"}, headers=headers
+    )
+    assert halt.json()["state"] == TreeState.halted
+    resume = client.post(
+        f"/api/v1/moderation/trees/{reply.tree_id}/resume", json={}, headers=headers
+    )
+    assert resume.json()["state"] == TreeState.growing
+    disable = client.post(
+        f"/api/v1/moderation/users/{author}/disable", json={"reason": "trolling"}, headers=headers
+    )
+    assert disable.json() == {"user_id": author, "enabled": False}
+    no_reason = client.post(
+        f"/api/v1/moderation/users/{author}/enable", json={"extra": 1}, headers=headers
+    )
+    assert no_reason.status_code == 422
+    bulk = client.post(
+        "/api/v1/moderation/bulk",
+        json={"action": "delete", "message_ids": [reply.id, 10**12]},
+        headers=headers,
+    )
+    assert bulk.json()["outcomes"] == {str(reply.id): "ok", str(10**12): "not_found"}
+    events = client.get("/api/v1/moderation/audit", params={"target_type": "tree"}).json()
+    assert [event["action"] for event in events] == ["tree.resume", "tree.halt"]
+    assert root.id != reply.id
+
+
+def test_the_boards_and_status_pages_render(client: TestClient, db: Session) -> None:
+    reported_reply(db)
+    record_job_run("growth.expire_leases", "SUCCESS")
+    log_in_as(client, db, make_user(db, role=Role.moderator))
+    status = client.get("/moderation/status")
+    assert status.status_code == 200
+    assert "growth.expire_leases" in status.text and "SUCCESS" in status.text
+    assert "never" in status.text  # top_up_lotteries has not run in this test
+    assert client.get("/moderation/trollboard?window=all").status_code == 200
+    bad_window = client.get("/moderation/trollboard?window=forever")
+    assert bad_window.status_code == 422
+    home = client.get("/admin")
+    assert home.status_code == 200 and "/moderation/queue" in home.text
+    assert "/admin/users" not in home.text.split("<main", 1)[1]  # not an admin
+
+
+def test_user_page_notes_disable_and_anonymise(client: TestClient, db: Session) -> None:
+    person = make_user(db, username="troll_bob")
+    admin = make_user(db, role=Role.admin)
+    log_in_as(client, db, admin)
+    assert "troll_bob" in client.get(f"/moderation/users/{person.id}").text
+    note = client.post(
+        f"/moderation/users/{person.id}/notes",
+        data=form(client, {"text": "<b>watch</b>"}),
+        follow_redirects=False,
+    )
+    assert note.status_code == 303
+    page = client.get(f"/moderation/users/{person.id}")
+    assert "&lt;b&gt;watch&lt;/b&gt;" in page.text and "Delete and anonymise" in page.text
+    assert db.scalar(select(func.count()).select_from(UserNote)) == 1
+    missing_reason = client.post(f"/moderation/users/{person.id}/disable", data=form(client))
+    assert missing_reason.status_code == 422 and reload(db, person).enabled is True
+    client.post(f"/admin/users/{person.id}/anonymise", data=form(client, {"reason": "request #4"}))
+    assert reload(db, person).deleted_at is not None
+    assert reload(db, person).username != "troll_bob"
+    actions = db.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert actions == ["user.note", "user.anonymise"]
