@@ -63,9 +63,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.admin import api as admin_api
     from hedgerow.admin import routes as admin_routes
     from hedgerow.contribute import api as contribute_api
+    from hedgerow.contribute import routes as contribute_routes
+    from hedgerow.export import api as export_api
+    from hedgerow.export import routes as export_routes
     from hedgerow.moderation import api as moderation_api
     from hedgerow.moderation import routes as moderation_routes
     from hedgerow.ops import routes as ops_routes
+    from hedgerow.stats import routes as stats_routes
     from hedgerow.trees import routes as trees_routes
 
     app.include_router(ops_routes.router)
@@ -77,4 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(moderation_routes.router)
     app.include_router(moderation_api.router, prefix="/api/v1")
     app.include_router(trees_routes.router)
+    app.include_router(contribute_routes.router)
+    app.include_router(stats_routes.router)
+    app.include_router(export_routes.router)
+    app.include_router(export_api.router, prefix="/api/v1")
     return app

@@ -1,0 +1,400 @@
+"""Dataset releases: making one (`run_export`) and reading the published ones.
+
+`run_export` is a long job, not a request: it owns its transactions. It holds a
+PostgreSQL advisory lock for its whole run (released by the server if the process dies),
+reads every file from one REPEATABLE READ snapshot through a server-side cursor, writes
+into a partial directory and publishes it with an atomic rename. Progress is committed to
+the release row as it goes, so the admin page can poll it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from hedgerow.config import Settings, get_settings
+from hedgerow.errors import AppError, NotFound
+from hedgerow.export import card, publish, queries
+from hedgerow.export.schemas import SCHEMA_VERSION, ExportFilters
+from hedgerow.export.shapes import MessageIds, Pseudonyms
+from hedgerow.export.writers import CARD_FILE, MANIFEST_FILE, ReleaseStats, ReleaseWriters
+from hedgerow.models import AuditEvent, Release, ReleaseKind, ReleaseState, Role, User
+
+logger = logging.getLogger(__name__)
+
+# One export at a time, installation-wide ("HEDG" in ASCII).
+EXPORT_LOCK_KEY = 0x48454447
+# How long a second export waits for the first before giving up. Also covers the moment
+# the server takes to notice that a killed exporter's connection is gone.
+EXPORT_LOCK_WAIT = "30s"
+# Rows fetched per round trip of the server-side cursor: big enough that round trips are
+# noise, small enough that a batch of long texts stays a few MB.
+STREAM_BATCH_ROWS = 2_000
+# Progress is committed this often: the admin page polls every few seconds, and each
+# update is a tiny transaction.
+PROGRESS_EVERY_MESSAGES = 5_000
+INTERRUPTED = "The export stopped before it published (the process died or was killed)."
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ExportOutcome:
+    release_id: int
+    name: str
+    directory: Path
+    stats: ReleaseStats
+
+
+# --- making a release ---------------------------------------------------------------
+
+
+def run_export(
+    maker: sessionmaker[Session],
+    *,
+    kind: ReleaseKind = ReleaseKind.manual,
+    filters: ExportFilters | None = None,
+    pinned: bool = False,
+    progress: ProgressCallback | None = None,
+    settings: Settings | None = None,
+) -> ExportOutcome:
+    settings = settings or get_settings()
+    filters = filters or ExportFilters()
+    engine = maker.kw["bind"]
+    with engine.connect() as lock_connection:
+        _take_export_lock(lock_connection)
+        try:
+            _clean_up_after_dead_exports(maker, settings.releases_root)
+            return _export_holding_lock(maker, kind, filters, pinned, progress, settings)
+        finally:
+            lock_connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": EXPORT_LOCK_KEY}
+            )
+            lock_connection.commit()
+
+
+def _take_export_lock(connection: Connection) -> None:
+    connection.execute(text(f"SET lock_timeout = '{EXPORT_LOCK_WAIT}'"))
+    try:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": EXPORT_LOCK_KEY})
+    except Exception as error:
+        if "lock timeout" not in str(error):
+            raise
+        raise AppError(
+            "export_running", "Another export is running; try again later.", 409
+        ) from error
+    connection.execute(text("RESET lock_timeout"))
+    connection.commit()
+
+
+def _clean_up_after_dead_exports(maker: sessionmaker[Session], root: Path) -> None:
+    """Runs under the lock: any release still `running` belongs to a dead process."""
+    with maker.begin() as db:
+        stale = db.scalars(select(Release).where(Release.state == ReleaseState.running)).all()
+        for release in stale:
+            release.state = ReleaseState.failed
+            release.error = INTERRUPTED
+            release.finished_at = utcnow()
+        # A release pruned, or killed between its rename and its commit, may still be
+        # on disk; only published releases may be.
+        leftover_names = [release.name for release in stale] + list(
+            db.scalars(select(Release.name).where(Release.state == ReleaseState.pruned))
+        )
+    for name in leftover_names:
+        publish.remove_directory(root / name)
+    removed = publish.remove_leftovers(root)
+    if stale or removed:
+        logger.warning("cleaned up after dead exports: %s rows, %s", len(stale), removed)
+
+
+def _new_release(
+    maker: sessionmaker[Session], kind: ReleaseKind, filters: ExportFilters, pinned: bool
+) -> Release:
+    now = utcnow()
+    with maker.begin() as db:
+        release = Release(
+            name=f"{now:%Y-%m-%d-%H%M%S}-{kind.value}-{secrets.token_hex(2)}",
+            kind=kind.value,
+            state=ReleaseState.running.value,
+            pinned=pinned,
+            schema_version=SCHEMA_VERSION,
+            filters=filters.model_dump(mode="json"),
+        )
+        db.add(release)
+        db.flush()
+        db.refresh(release)
+    return release
+
+
+def _set_progress(maker: sessionmaker[Session], release_id: int, **values: Any) -> None:
+    with maker.begin() as db:
+        db.execute(update(Release).where(Release.id == release_id).values(**values))
+
+
+def _export_holding_lock(
+    maker: sessionmaker[Session],
+    kind: ReleaseKind,
+    filters: ExportFilters,
+    pinned: bool,
+    progress: ProgressCallback | None,
+    settings: Settings,
+) -> ExportOutcome:
+    release = _new_release(maker, kind, filters, pinned)
+    root = settings.releases_root
+    partial = publish.make_partial_directory(root, release.name)
+    writers: ReleaseWriters | None = None
+    try:
+        writers = ReleaseWriters(
+            partial,
+            # A fresh secret per release, never stored: pseudonyms cannot be reversed.
+            pseudonyms=Pseudonyms(secrets.token_bytes(32)),
+            message_ids=MessageIds(settings.secret_key),
+            split_seed=settings.export_split_seed,
+            validation_share=settings.export_validation_share,
+        )
+        contributors = _stream_trees(maker, release.id, filters, writers, progress)
+        writers.close()
+        files = _finish_files(partial, release, filters, writers.stats, contributors, settings)
+        final = root / release.name
+        publish.publish_directory(partial, final)
+        pruned = _mark_published(maker, release.id, writers.stats, contributors, files, settings)
+    except BaseException as error:
+        if writers is not None:
+            writers.abort()
+        publish.remove_directory(partial)
+        _set_progress(
+            maker,
+            release.id,
+            state=ReleaseState.failed.value,
+            error=f"{type(error).__name__}: {error}"[:2000],
+            finished_at=utcnow(),
+        )
+        raise
+    for name in pruned:
+        publish.remove_directory(root / name)
+    return ExportOutcome(release.id, release.name, final, writers.stats)
+
+
+def _stream_trees(
+    maker: sessionmaker[Session],
+    release_id: int,
+    filters: ExportFilters,
+    writers: ReleaseWriters,
+    progress: ProgressCallback | None,
+) -> int:
+    """Read everything from one snapshot and write it tree by tree; returns contributors."""
+    engine = maker.kw["bind"]
+    with engine.connect() as connection:
+        snapshot = connection.execution_options(isolation_level="REPEATABLE READ")
+        with snapshot.begin():
+            total = queries.count_export_messages(snapshot, filters)
+            contributors = queries.count_contributors(snapshot, filters)
+            _set_progress(maker, release_id, messages_total=total)
+            if progress:
+                progress(0, total)
+            query, params = queries.export_messages_query(filters)
+            rows = snapshot.execution_options(
+                stream_results=True, yield_per=STREAM_BATCH_ROWS
+            ).execute(query, params)
+            done = 0
+            reported = 0
+            for _, tree_rows in groupby(rows, key=lambda row: row.tree_id):
+                batch = list(tree_rows)
+                writers.write_tree(batch[0].tree_state, batch)
+                done += len(batch)
+                if done - reported >= PROGRESS_EVERY_MESSAGES:
+                    reported = done
+                    _set_progress(maker, release_id, messages_done=done)
+                    if progress:
+                        progress(done, total)
+            _set_progress(maker, release_id, messages_done=done)
+            if progress:
+                progress(done, total)
+    return contributors
+
+
+def _finish_files(
+    partial: Path,
+    release: Release,
+    filters: ExportFilters,
+    stats: ReleaseStats,
+    contributors: int,
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """Write the card and the manifest; return the file list (name, size, sha256)."""
+    created_at = release.created_at
+    (partial / CARD_FILE).write_text(
+        card.render_card(
+            release_name=release.name,
+            created_at=created_at,
+            filters=filters,
+            stats=stats,
+            contributors=contributors,
+            license_name=settings.dataset_license,
+            schema_version=SCHEMA_VERSION,
+            validation_share=settings.export_validation_share,
+        ),
+        encoding="utf-8",
+    )
+    files = [_file_entry(path) for path in sorted(partial.iterdir())]
+    document = card.manifest(
+        release_name=release.name,
+        created_at=created_at,
+        schema_version=SCHEMA_VERSION,
+        filters=filters,
+        stats=stats,
+        contributors=contributors,
+        files=files,
+        license_name=settings.dataset_license,
+    )
+    (partial / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return [*files, _file_entry(partial / MANIFEST_FILE)]
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"name": path.name, "size": path.stat().st_size, "sha256": publish.sha256_of(path)}
+
+
+def _mark_published(
+    maker: sessionmaker[Session],
+    release_id: int,
+    stats: ReleaseStats,
+    contributors: int,
+    files: list[dict[str, Any]],
+    settings: Settings,
+) -> list[str]:
+    with maker.begin() as db:
+        release = db.get_one(Release, release_id)
+        release.state = ReleaseState.published.value
+        release.finished_at = utcnow()
+        release.files = files
+        release.total_bytes = sum(entry["size"] for entry in files)
+        release.counts = {
+            "trees": stats.trees,
+            "messages": stats.messages,
+            "contributors": contributors,
+            "rows": dict(sorted(stats.rows.items())),
+            "trees_by_state": dict(stats.trees_by_state),
+            "trees_by_language": dict(stats.trees_by_language),
+        }
+        db.flush()
+        return prune_releases(db, keep_nightly=settings.export_keep_nightly)
+
+
+def prune_releases(db: Session, *, keep_nightly: int) -> list[str]:
+    """Mark nightly releases beyond the newest `keep_nightly` as pruned (pinned ones and
+    manual ones stay); returns their names, whose directories go after the commit."""
+    query = (
+        select(Release)
+        .where(
+            Release.state == ReleaseState.published,
+            Release.kind == ReleaseKind.nightly,
+            Release.pinned.is_(False),
+        )
+        .order_by(Release.created_at.desc(), Release.id.desc())
+        .offset(max(keep_nightly, 0))
+    )
+    pruned = list(db.scalars(query))
+    for release in pruned:
+        release.state = ReleaseState.pruned.value
+    db.flush()
+    return [release.name for release in pruned]
+
+
+# --- reading releases ---------------------------------------------------------------
+
+
+def can_download(user: User | None, settings: Settings | None = None) -> bool:
+    settings = settings or get_settings()
+    if settings.datasets_public:
+        return True
+    return user is not None and user.role in (Role.researcher, Role.admin)
+
+
+def require_download_access(user: User | None) -> None:
+    if can_download(user):
+        return
+    if user is None:
+        raise AppError("not_authenticated", "Log in or send an API key to download datasets.", 401)
+    raise AppError(
+        "researcher_required",
+        "Dataset downloads need the researcher role; ask an admin for access.",
+        403,
+    )
+
+
+def published_releases(db: Session) -> list[Release]:
+    query = select(Release).where(Release.state == ReleaseState.published)
+    return list(db.scalars(query.order_by(Release.created_at.desc(), Release.id.desc())))
+
+
+def recent_releases(db: Session, limit: int = 20) -> list[Release]:
+    """Every state, for the admin page's progress view."""
+    query = select(Release).order_by(Release.created_at.desc(), Release.id.desc()).limit(limit)
+    return list(db.scalars(query))
+
+
+def get_published(db: Session, release_id: int) -> Release:
+    release = db.get(Release, release_id)
+    if release is None or release.state != ReleaseState.published:
+        raise NotFound("No such dataset release.")
+    return release
+
+
+def release_file(
+    release: Release, name: str, settings: Settings | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """The path and manifest entry of one file. Only names listed in the release's own file
+    list are served, so no request can reach outside the release directory."""
+    settings = settings or get_settings()
+    entry = next((entry for entry in release.files or [] if entry["name"] == name), None)
+    if entry is None:
+        raise NotFound("This release has no such file.")
+    root = settings.releases_root.resolve()
+    path = (root / release.name / entry["name"]).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise NotFound("This release has no such file.")
+    return path, entry
+
+
+def release_card(release: Release, settings: Settings | None = None) -> str:
+    path, _ = release_file(release, CARD_FILE, settings)
+    return path.read_text(encoding="utf-8")
+
+
+def set_pinned(db: Session, release_id: int, *, pinned: bool, actor: User | None) -> Release:
+    release = get_published(db, release_id)
+    before = release.pinned
+    release.pinned = pinned
+    db.add(
+        AuditEvent(
+            actor_id=actor.id if actor else None,
+            action="release.pin" if pinned else "release.unpin",
+            target_type="release",
+            target_id=release.id,
+            before={"pinned": before},
+            after={"pinned": pinned},
+        )
+    )
+    db.flush()
+    return release
+
+
+def iter_file_chunks(path: Path, chunk_bytes: int = 1 << 16) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            yield chunk

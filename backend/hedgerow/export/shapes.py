@@ -1,0 +1,265 @@
+"""One tree in memory, and the public shapes it is written in.
+
+The export streams rows grouped by tree; each tree becomes `Node`s, and this module turns
+them into the Open-Assistant message-tree node, the parquet row, SFT conversations and
+preference pairs. Everything here is pure (no I/O), so it is tested on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from statistics import fmean
+from typing import Any
+
+from hedgerow.models import MessageRole, ReviewState
+
+# Reaction kinds as Open-Assistant names its emojis.
+EMOJI_NAMES = {"thumbs_up": "+1", "thumbs_down": "-1", "red_flag": "red_flag"}
+# How far apart adjacent replies are for each ranking grade (grades[i] compares ranked
+# reply i with i+1).
+GRADE_STEPS = {"much_better": 3, "better": 2, "slightly_better": 1, "about_same": 0}
+CHAT_ROLES = {MessageRole.prompter.value: "user", MessageRole.assistant.value: "assistant"}
+
+
+class Pseudonyms:
+    """User ids as HMAC-SHA256 under a secret made for one release and then forgotten,
+    so nobody (us included) can link a pseudonym to an account or across releases."""
+
+    # Bounded, so memory stays flat however many people contributed.
+    CACHE_SIZE = 50_000
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+        self._cache: OrderedDict[int, str] = OrderedDict()
+
+    def user(self, user_id: int | None) -> str | None:
+        # None: a deleted account, anonymised rather than pseudonymised.
+        if user_id is None:
+            return None
+        cached = self._cache.get(user_id)
+        if cached is not None:
+            return cached
+        digest = hmac.new(self._secret, b"user:%d" % user_id, hashlib.sha256).hexdigest()
+        pseudonym = str(uuid.UUID(digest[:32]))
+        self._cache[user_id] = pseudonym
+        if len(self._cache) > self.CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return pseudonym
+
+
+class MessageIds:
+    """Public message ids: UUIDs keyed on the installation secret, stable from one release
+    to the next (researchers diff releases) but not the internal row ids."""
+
+    def __init__(self, installation_secret: str) -> None:
+        self._key = hashlib.sha256(b"hedgerow-export:" + installation_secret.encode()).digest()
+
+    def public(self, message_id: int) -> str:
+        digest = hmac.new(self._key, b"message:%d" % message_id, hashlib.sha256).digest()
+        return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def split_of(public_tree_id: str, seed: int, validation_share: float) -> str:
+    """train or validation, decided per tree by a seeded hash: stable and reproducible."""
+    digest = hashlib.sha256(f"{seed}:{public_tree_id}".encode()).digest()
+    draw = int.from_bytes(digest[:8], "big") / 2**64
+    return "validation" if draw < validation_share else "train"
+
+
+@dataclass(slots=True)
+class Node:
+    id: int
+    parent_id: int | None
+    author_id: int | None
+    role: str
+    text: str
+    language: str
+    depth: int
+    category: str | None
+    context: str | None
+    review_state: str
+    review_count: int
+    rank: int | None
+    synthetic: bool
+    model_name: str | None
+    deleted: bool
+    created_at: datetime
+    # [user_id, values, mode, guideline_version, before_edit, created_at] per label
+    labels: list[list[Any]]
+    reactions: dict[str, int]
+    # [user_id, ordered_message_ids, grades, not_rankable, before_edit, created_at]
+    rankings: list[list[Any]]
+    children: list[Node] = field(default_factory=list)
+
+    @classmethod
+    def from_row(cls, row: Any) -> Node:
+        return cls(
+            id=row.id,
+            parent_id=row.parent_id,
+            author_id=row.author_id,
+            role=row.role,
+            text=row.text,
+            language=row.language,
+            depth=row.depth,
+            category=row.category,
+            context=row.context,
+            review_state=row.review_state,
+            review_count=row.review_count,
+            rank=row.consensus_rank,
+            synthetic=row.synthetic,
+            model_name=row.model_name,
+            deleted=row.deleted,
+            created_at=row.created_at,
+            labels=row.labels or [],
+            reactions=row.reactions or {},
+            rankings=row.rankings or [],
+        )
+
+    @property
+    def usable_for_training(self) -> bool:
+        return self.review_state == ReviewState.accepted and not self.deleted
+
+    def sort_key(self) -> tuple[bool, int, int]:
+        # Best rank first; unranked replies after the ranked ones, oldest first.
+        return (self.rank is None, self.rank or 0, self.id)
+
+
+def build_tree(rows: list[Any]) -> tuple[Node, list[Node]] | None:
+    """Link one tree's rows (parents before children). A message whose parent was filtered
+    out is dropped with its subtree; a tree without its prompt is dropped whole."""
+    by_id: dict[int, Node] = {}
+    ordered: list[Node] = []
+    root: Node | None = None
+    for row in rows:
+        node = Node.from_row(row)
+        if node.parent_id is None:
+            root = node
+        else:
+            parent = by_id.get(node.parent_id)
+            if parent is None:
+                continue
+            parent.children.append(node)
+        by_id[node.id] = node
+        ordered.append(node)
+    if root is None:
+        return None
+    for node in ordered:
+        node.children.sort(key=Node.sort_key)
+    return root, ordered
+
+
+def label_summary(node: Node) -> dict[str, tuple[float, int]]:
+    """Mean value and count per label name; labels given before a moderator's edit judged
+    another text and are left out."""
+    values: dict[str, list[float]] = {}
+    for label in node.labels:
+        if label[4]:
+            continue
+        for name, value in label[1].items():
+            values.setdefault(name, []).append(float(value))
+    return {name: (fmean(found), len(found)) for name, found in sorted(values.items())}
+
+
+def emojis(node: Node) -> dict[str, int]:
+    return {EMOJI_NAMES.get(kind, kind): count for kind, count in sorted(node.reactions.items())}
+
+
+def review_result(node: Node) -> bool | None:
+    if node.review_state == ReviewState.pending:
+        return None
+    return node.review_state == ReviewState.accepted
+
+
+def chat_message(node: Node) -> dict[str, str]:
+    return {"role": CHAT_ROLES[node.role], "content": node.text}
+
+
+def sft_paths(root: Node) -> list[list[Node]]:
+    """Every root-to-assistant-leaf path of accepted, non-deleted messages (a trailing
+    prompter turn with no answer is not a leaf: the path ends at the assistant before it)."""
+    paths: list[list[Node]] = []
+
+    def walk(node: Node, path: list[Node]) -> bool:
+        path.append(node)
+        below = False
+        for child in node.children:
+            if child.usable_for_training:
+                below = walk(child, path) or below
+        if not below and node.role == MessageRole.assistant:
+            paths.append(list(path))
+            below = True
+        path.pop()
+        return below
+
+    if root.usable_for_training:
+        walk(root, [])
+    return paths
+
+
+def best_path(root: Node) -> list[Node] | None:
+    """The path that follows the best-ranked usable reply at every step."""
+    if not root.usable_for_training:
+        return None
+    path = [root]
+    node = root
+    while True:
+        usable = [child for child in node.children if child.usable_for_training]
+        if not usable:
+            break
+        node = usable[0]
+        path.append(node)
+    while path and path[-1].role != MessageRole.assistant:
+        path.pop()
+    return path or None
+
+
+def graded_margin(parent: Node, chosen: Node, rejected: Node) -> float:
+    """How much better `chosen` is than `rejected`: the mean over rankers of the graded
+    distance between them (about_same 0, slightly_better 1, better 2, much_better 3 per
+    step; plain position steps where a ranker gave no grades), negative where a ranker
+    disagreed with the consensus. Without usable rankings: the consensus rank gap."""
+    margins: list[float] = []
+    for ranking in parent.rankings:
+        order, grades, not_rankable, before_edit = ranking[1], ranking[2], ranking[3], ranking[4]
+        if not_rankable or before_edit or chosen.id not in order or rejected.id not in order:
+            continue
+        chosen_at, rejected_at = order.index(chosen.id), order.index(rejected.id)
+        low, high = min(chosen_at, rejected_at), max(chosen_at, rejected_at)
+        if grades and len(grades) >= high:
+            distance = float(sum(GRADE_STEPS.get(grade, 1) for grade in grades[low:high]))
+        else:
+            distance = float(high - low)
+        margins.append(distance if chosen_at < rejected_at else -distance)
+    if margins:
+        return round(fmean(margins), 3)
+    return float((rejected.rank or 0) - (chosen.rank or 0))
+
+
+def preference_pairs(root: Node) -> list[tuple[list[Node], Node, Node, float]]:
+    """(conversation so far, chosen reply, rejected reply, margin) for every pair of
+    ranked, usable assistant replies to the same message, better one by consensus first."""
+    pairs: list[tuple[list[Node], Node, Node, float]] = []
+
+    def walk(node: Node, path: list[Node]) -> None:
+        path.append(node)
+        usable = [child for child in node.children if child.usable_for_training]
+        ranked = [
+            child
+            for child in usable
+            if child.role == MessageRole.assistant and child.rank is not None
+        ]
+        for better_index, better in enumerate(ranked):
+            for worse in ranked[better_index + 1 :]:
+                pairs.append((list(path), better, worse, graded_margin(node, better, worse)))
+        for child in usable:
+            walk(child, path)
+        path.pop()
+
+    if root.usable_for_training:
+        walk(root, [])
+    return pairs
