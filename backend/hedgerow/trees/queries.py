@@ -45,3 +45,28 @@ def tree_of_message(db: Session, message_id: int) -> int | None:
 
 def get_tree(db: Session, tree_id: int) -> Tree | None:
     return db.get(Tree, tree_id)
+
+
+def messages_by_author(db: Session, author_id: int, *, limit: int, offset: int) -> list[Row]:
+    """One page of a volunteer's messages, newest first, with their tree's state
+    (ix_message_author_id_created_at)."""
+    return list(
+        db.execute(
+            select(
+                Message.id,
+                Message.tree_id,
+                Message.role,
+                Message.text,
+                Message.depth,
+                Message.review_state,
+                Message.consensus_rank,
+                Message.created_at,
+                Tree.state.label("tree_state"),
+            )
+            .join(Tree, Tree.id == Message.tree_id)
+            .where(Message.author_id == author_id, Message.deleted.is_(False))
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    )

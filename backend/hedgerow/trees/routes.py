@@ -24,3 +24,15 @@ def tree_page(
 ) -> Response:
     view = service.view_tree(db, user, tree_id, selected_id=message)
     return render(request, "trees/tree.html", {"user": user, "view": view})
+
+
+CONTRIBUTIONS_PAGE_SIZE = 25
+
+
+@router.get("/me/contributions")
+def my_contributions(
+    request: Request, db: SessionDep, user: CurrentUser, page: int = Query(1, ge=1, le=10_000)
+) -> Response:
+    messages, has_next = service.my_messages(db, user, page=page, page_size=CONTRIBUTIONS_PAGE_SIZE)
+    context = {"user": user, "messages": messages, "page": page, "has_next": has_next}
+    return render(request, "trees/contributions.html", context)

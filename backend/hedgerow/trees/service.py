@@ -103,3 +103,11 @@ def view_tree(db: Session, viewer: User, tree_id: int, selected_id: int | None =
         selected_id=selected_id,
         viewer_is_moderator=is_moderator,
     )
+
+
+def my_messages(db: Session, user: User, *, page: int, page_size: int) -> tuple[list, bool]:
+    """One page of the user's messages and whether an older page exists."""
+    rows = queries.messages_by_author(
+        db, user.id, limit=page_size + 1, offset=(page - 1) * page_size
+    )
+    return rows[:page_size], len(rows) > page_size

@@ -1,0 +1,83 @@
+"""The guidelines: Markdown files in frontend/guidelines/, rendered in the app.
+
+Each file starts with ``key: value`` lines (title, version, summary) and a ``---`` line;
+the rest is Markdown. The version is what is recorded with every label, so a test keeps
+it equal to growth.labels.GUIDELINE_VERSION.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from markupsafe import Markup
+
+from hedgerow.config import REPO_ROOT
+from hedgerow.contribute.markdown import render_markdown
+from hedgerow.errors import NotFound
+from hedgerow.models import TaskKind
+
+GUIDELINES_DIR = REPO_ROOT / "frontend" / "guidelines"
+
+# The guideline a task kind links to; the three review kinds share one.
+GUIDELINE_FOR_KIND = {
+    TaskKind.write_prompt: "write_prompt",
+    TaskKind.reply_assistant: "reply_assistant",
+    TaskKind.reply_prompter: "reply_prompter",
+    TaskKind.review_prompt: "review",
+    TaskKind.review_prompter_reply: "review",
+    TaskKind.review_assistant_reply: "review",
+    TaskKind.rank_assistant_replies: "ranking",
+    TaskKind.rank_prompter_replies: "ranking",
+}
+ORDER = ("general", "write_prompt", "reply_assistant", "reply_prompter", "review", "ranking")
+
+
+@dataclass(frozen=True)
+class Guideline:
+    name: str
+    title: str
+    version: str
+    summary: str
+    html: Markup
+
+
+def parse_guideline(name: str, source: str) -> Guideline:
+    header, separator, body = source.partition("\n---\n")
+    if not separator:
+        raise ValueError(f"guideline {name}: no '---' line after the header")
+    fields: dict[str, str] = {}
+    for line in header.strip().splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    missing = {"title", "version", "summary"} - fields.keys()
+    if missing:
+        raise ValueError(f"guideline {name}: missing {', '.join(sorted(missing))}")
+    return Guideline(
+        name=name,
+        title=fields["title"],
+        version=fields["version"],
+        summary=fields["summary"],
+        html=render_markdown(body),
+    )
+
+
+@cache
+def all_guidelines() -> dict[str, Guideline]:
+    """Every guideline by name, read once per process (they ship with the code)."""
+    found = {
+        path.stem: parse_guideline(path.stem, path.read_text(encoding="utf-8"))
+        for path in GUIDELINES_DIR.glob("*.md")
+    }
+    return {name: found[name] for name in ORDER if name in found} | found
+
+
+def get_guideline(name: str) -> Guideline:
+    guideline = all_guidelines().get(name)
+    if guideline is None:
+        raise NotFound("There is no guideline with that name.")
+    return guideline
+
+
+def guideline_for_kind(kind: str) -> Guideline:
+    return get_guideline(GUIDELINE_FOR_KIND[TaskKind(kind)])

@@ -1,0 +1,342 @@
+"""Volunteer task pages. Thin: every rule lives in hedgerow.growth.
+
+One task at a time. Every form works without JavaScript (POST, then 303 to the next task);
+htmx requests get the ``task`` block of the same template, the next task swapped in place.
+On any error the volunteer's input is shown again with the message next to it; the service
+call runs in a savepoint so a refused submission changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from hedgerow.accounts.routes import LANGUAGE_NAMES
+from hedgerow.accounts.security import ContributorUser
+from hedgerow.config import get_settings
+from hedgerow.contribute import forms
+from hedgerow.contribute.guidelines import all_guidelines, get_guideline, guideline_for_kind
+from hedgerow.contribute.language import language_mismatch
+from hedgerow.contribute.markdown import render_markdown
+from hedgerow.db import SessionDep
+from hedgerow.errors import AppError
+from hedgerow.growth import service
+from hedgerow.growth.labels import REVIEW_MODES
+from hedgerow.growth.schemas import (
+    CATEGORIES_WITH_CONTEXT,
+    RANKING_GRADES,
+    RANKING_KINDS,
+    REVIEW_KINDS,
+    TaskView,
+)
+from hedgerow.growth.submission import own_task
+from hedgerow.models import TaskState, User
+from hedgerow.stats import service as stats_service
+from hedgerow.templating import is_htmx, render
+
+router = APIRouter(include_in_schema=False)
+
+KIND_TITLES = {
+    "write_prompt": "Write a prompt",
+    "reply_assistant": "Reply as the assistant",
+    "reply_prompter": "Reply as the prompter",
+    "review_prompt": "Review a prompt",
+    "review_prompter_reply": "Review a prompter reply",
+    "review_assistant_reply": "Review an assistant reply",
+    "rank_assistant_replies": "Rank assistant replies",
+    "rank_prompter_replies": "Rank prompter replies",
+}
+GRADE_TITLES = {
+    "much_better": "much better",
+    "better": "better",
+    "slightly_better": "slightly better",
+    "about_same": "about the same",
+}
+SUBMITTED_NOTICE = "Thank you, that was saved. Here is your next task."
+T = TypeVar("T")
+
+
+async def _form(request: Request) -> FormData:
+    return await request.form()
+
+
+TaskForm = Annotated[FormData, Depends(_form)]
+
+
+def see_other(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303)
+
+
+def in_savepoint(db: Session, action: Callable[[], T]) -> T:
+    """Run a service call so that an AppError leaves the database as it was."""
+    with db.begin_nested():
+        return action()
+
+
+def _review_mode(raw: str | None) -> Any:
+    return raw if raw in REVIEW_MODES else "full"
+
+
+def _task_url(task_id: int, review_mode: str | None = None) -> str:
+    return f"/tasks/{task_id}" + ("?mode=quick" if review_mode == "quick" else "")
+
+
+def _task_context(
+    view: TaskView,
+    *,
+    values: dict[str, Any] | None = None,
+    error: AppError | None = None,
+    notice: str | None = None,
+    next_kind: str = "any",
+) -> dict[str, Any]:
+    values = {k: str(v) for k, v in (values or view.draft or {}).items()}
+    settings = get_settings()
+    lease_expired = view.state == TaskState.expired or view.lease_expires_at <= datetime.now(UTC)
+    return {
+        "view": view,
+        "kind_title": KIND_TITLES.get(view.kind, view.kind),
+        "is_review": view.kind in REVIEW_KINDS,
+        "is_ranking": view.kind in RANKING_KINDS,
+        "is_writing": view.kind not in REVIEW_KINDS and view.kind not in RANKING_KINDS,
+        "guideline": guideline_for_kind(view.kind),
+        "values": values,
+        "error": error,
+        "notice": notice,
+        "next_kind": next_kind,
+        "language_name": LANGUAGE_NAMES.get(view.language, view.language),
+        "max_text_length": settings.max_text_length,
+        "categories_with_context": sorted(CATEGORIES_WITH_CONTEXT),
+        "positions": forms.initial_positions(view, values),
+        "replies_by_id": {reply.id: reply for reply in view.replies},
+        "grades": RANKING_GRADES,
+        "grade_titles": GRADE_TITLES,
+        "lease_expired": lease_expired,
+        "target_id": view.conversation[-1].id if view.conversation else None,
+    }
+
+
+def _task_page(
+    request: Request, user: User, context: dict[str, Any], *, status_code: int = 200
+) -> Response:
+    response = render(
+        request,
+        "contribute/task.html",
+        {"user": user, **context},
+        block="task",
+        status_code=status_code,
+    )
+    if status_code >= 400 and is_htmx(request):
+        # Swap the panel with the error in it (app.js swaps responses that retarget).
+        response.headers["HX-Retarget"] = "#task-panel"
+        response.headers["HX-Reswap"] = "outerHTML"
+    return response
+
+
+def _no_task_page(request: Request, user: User, kind: str, notice: str | None) -> Response:
+    return render(
+        request,
+        "contribute/task.html",
+        {
+            "user": user,
+            "view": None,
+            "wanted_kind": kind,
+            "notice": notice,
+            "kind_titles": KIND_TITLES,
+        },
+        block="task",
+    )
+
+
+def _next_task(
+    request: Request,
+    db: Session,
+    user: User,
+    *,
+    kind: str,
+    review_mode: str | None,
+    notice: str | None = None,
+) -> Response:
+    """Lease the next task and show it: in place for htmx, else by a 303 to its page."""
+    kind = kind if kind in KIND_TITLES else "any"
+    try:
+        view = in_savepoint(
+            db,
+            lambda: service.request_task(
+                db, user, language=user.language, kind=kind, review_mode=_review_mode(review_mode)
+            ),
+        )
+    except AppError as error:
+        if error.code != "no_task_available":
+            raise
+        if is_htmx(request):
+            return _no_task_page(request, user, kind, notice)
+        return see_other("/dashboard?" + urlencode({"empty": kind}))
+    if not is_htmx(request):
+        params = {"next": kind} | ({"mode": "quick"} if view.review_mode == "quick" else {})
+        return see_other(
+            f"/tasks/{view.id}?" + urlencode(params | ({"done": "1"} if notice else {}))
+        )
+    response = _task_page(request, user, _task_context(view, notice=notice, next_kind=kind))
+    response.headers["HX-Push-Url"] = _task_url(view.id, view.review_mode)
+    return response
+
+
+def _open_view(db: Session, user: User, task_id: int, review_mode: str | None) -> TaskView:
+    task = own_task(db, user, task_id)
+    return service.task_view(db, task, user, resumed=True, review_mode=_review_mode(review_mode))
+
+
+# --- the dashboard ------------------------------------------------------------------
+
+
+@router.get("/dashboard")
+def dashboard(
+    request: Request, db: SessionDep, user: ContributorUser, empty: str | None = None
+) -> Response:
+    counts = service.available_task_counts(db, user, user.language)
+    context = {
+        "user": user,
+        "counts": counts,
+        "kind_titles": KIND_TITLES,
+        "empty": KIND_TITLES.get(empty or "", "any task" if empty else None),
+        "summary": stats_service.user_summary(db, user),
+        "today_top": stats_service.leaderboard(db, user, period="day", limit=5),
+        "language_name": LANGUAGE_NAMES.get(user.language, user.language),
+    }
+    return render(request, "contribute/dashboard.html", context)
+
+
+# --- tasks --------------------------------------------------------------------------
+
+
+@router.post("/tasks")
+def start_task(
+    request: Request,
+    db: SessionDep,
+    user: ContributorUser,
+    kind: Annotated[str, Form()] = "any",
+    review_mode: Annotated[str, Form()] = "full",
+) -> Response:
+    """Your current task if you hold one, else a new one of `kind`."""
+    return _next_task(request, db, user, kind=kind, review_mode=review_mode)
+
+
+@router.get("/tasks/{task_id}")
+def task_page(
+    request: Request,
+    task_id: int,
+    db: SessionDep,
+    user: ContributorUser,
+    mode: str | None = None,
+    next: str = "any",
+    done: str | None = None,
+) -> Response:
+    view = _open_view(db, user, task_id, mode)
+    if view.state in (TaskState.done, TaskState.skipped):
+        return see_other("/dashboard")
+    notice = SUBMITTED_NOTICE if done else None
+    return _task_page(request, user, _task_context(view, notice=notice, next_kind=next))
+
+
+@router.post("/tasks/{task_id}/submit")
+def submit_task(
+    request: Request, task_id: int, db: SessionDep, user: ContributorUser, form: TaskForm
+) -> Response:
+    values = forms.form_values(form)
+    next_kind = str(form.get("next_kind") or "any")
+    view = _open_view(db, user, task_id, values.get("mode"))
+    try:
+        submission = forms.submission_from_form(view, values)
+        in_savepoint(db, lambda: service.submit_task(db, user, task_id, submission))
+    except AppError as error:
+        view = _open_view(db, user, task_id, values.get("mode"))
+        context = _task_context(view, values=values, error=error, next_kind=next_kind)
+        return _task_page(request, user, context, status_code=error.status)
+    return _next_task(
+        request, db, user, kind=next_kind, review_mode=view.review_mode, notice=SUBMITTED_NOTICE
+    )
+
+
+@router.post("/tasks/{task_id}/skip")
+def skip_task(
+    request: Request, task_id: int, db: SessionDep, user: ContributorUser, form: TaskForm
+) -> Response:
+    next_kind = str(form.get("next_kind") or "any")
+    reason = str(form.get("reason") or "")
+    service.skip_task(db, user, task_id, reason)
+    return _next_task(
+        request, db, user, kind=next_kind, review_mode=str(form.get("mode") or "full")
+    )
+
+
+@router.post("/tasks/{task_id}/report/{message_id}")
+def report_reply(
+    request: Request,
+    task_id: int,
+    message_id: int,
+    db: SessionDep,
+    user: ContributorUser,
+    form: TaskForm,
+) -> Response:
+    """Red-flag a reply from inside a ranking; enough flags remove it from the set."""
+    view = _open_view(db, user, task_id, None)
+    if message_id not in {reply.id for reply in view.replies}:
+        raise AppError("not_in_task", "That reply is not part of this task.", 404)
+    service.record_red_flag(db, user, message_id)
+    view = _open_view(db, user, task_id, None)
+    notice = "Thank you: the reply was reported to the moderators."
+    context = _task_context(view, notice=notice, next_kind=str(form.get("next_kind") or "any"))
+    return _task_page(request, user, context)
+
+
+# --- writing helpers (htmx fragments) -----------------------------------------------
+
+
+@router.post("/tasks/preview")
+def preview(request: Request, user: ContributorUser, form: TaskForm) -> Response:
+    return render(
+        request,
+        "contribute/fragments.html",
+        {"preview_html": render_markdown(str(form.get("text") or ""))},
+        block="preview",
+    )
+
+
+@router.post("/tasks/language-check")
+def language_check(request: Request, user: ContributorUser, form: TaskForm) -> Response:
+    chosen = str(form.get("language") or user.language)
+    found = language_mismatch(str(form.get("text") or ""), chosen)
+    return render(
+        request,
+        "contribute/fragments.html",
+        {
+            "detected": found,
+            "detected_name": LANGUAGE_NAMES.get(found or "", found),
+            "chosen_name": LANGUAGE_NAMES.get(chosen, chosen),
+        },
+        block="language_warning",
+    )
+
+
+# --- guidelines ---------------------------------------------------------------------
+
+
+@router.get("/guidelines")
+def guidelines_index(request: Request) -> Response:
+    return render(request, "contribute/guidelines.html", {"guidelines": all_guidelines()})
+
+
+@router.get("/guidelines/{name}")
+def guideline_page(request: Request, name: str) -> Response:
+    return render(
+        request,
+        "contribute/guideline.html",
+        {"guideline": get_guideline(name), "guidelines": all_guidelines()},
+    )

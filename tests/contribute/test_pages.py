@@ -1,0 +1,275 @@
+"""Task pages: every kind through plain HTML forms, errors keep the input, htmx fragments."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hedgerow.models import Label, Message, Ranking, Task, TaskState, Tree, TreeState, User
+from tests.factories import csrf_token, make_user
+from tests.growth.factories import add_reply, count_rows, make_tree, override_settings, reload
+from tests.page_helpers import log_in_as
+
+HTMX = {"HX-Request": "true"}
+
+
+def post(client: TestClient, url: str, data: dict[str, str], **kwargs: object):  # type: ignore[no-untyped-def]
+    return client.post(
+        url, data={"csrf_token": csrf_token(client), **data}, follow_redirects=False, **kwargs
+    )
+
+
+def start(client: TestClient, kind: str) -> int:
+    response = post(client, "/tasks", {"kind": kind})
+    assert response.status_code == 303, response.text
+    match = re.match(r"/tasks/(\d+)", response.headers["location"])
+    assert match, response.headers["location"]
+    return int(match.group(1))
+
+
+@pytest.fixture
+def volunteer(db: Session, client: TestClient) -> User:
+    user = make_user(db)
+    log_in_as(client, db, user)
+    return user
+
+
+def test_dashboard_counts_tasks_per_kind(db: Session, client: TestClient, volunteer: User) -> None:
+    author = make_user(db)
+    make_tree(db, author, state=TreeState.prompt_review)
+    page = client.get("/dashboard")
+    assert page.status_code == 200
+    assert 'data-count-for="review_prompt">1<' in page.text
+    assert 'data-count-for="reply_assistant">0<' in page.text
+
+
+def test_a_prompt_written_through_the_form_starts_a_tree(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    task_id = start(client, "write_prompt")
+    page = client.get(f"/tasks/{task_id}")
+    assert "Write a prompt" in page.text and 'name="category"' in page.text
+    assert "/guidelines/write_prompt" in page.text
+
+    text = "How do hedgehogs find enough food before they hibernate in autumn?"
+    response = post(client, f"/tasks/{task_id}/submit", {"text": text, "category": "open_qa"})
+
+    assert response.status_code == 303
+    root = db.scalar(select(Message).where(Message.author_id == volunteer.id))
+    assert root is not None and root.text == text and root.category == "open_qa"
+    assert reload(db, db.get(Task, task_id)).state == TaskState.done
+
+
+def test_an_error_keeps_the_text_and_changes_nothing(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    task_id = start(client, "write_prompt")
+    text = "A prompt with a context passage that its category does not allow <b>here</b>"
+    response = post(
+        client, f"/tasks/{task_id}/submit", {"text": text, "category": "coding", "context": "x"}
+    )
+    assert response.status_code == 422
+    assert 'data-code="context_not_allowed"' in response.text
+    assert "that its category does not allow &lt;b&gt;here&lt;/b&gt;</textarea>" in response.text
+    assert count_rows(db, Tree) == 0
+    assert reload(db, db.get(Task, task_id)).state == TaskState.leased
+
+
+def test_htmx_submit_swaps_the_next_task_in_place(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    author = make_user(db)
+    make_tree(db, author, state=TreeState.prompt_review)
+    task_id = start(client, "write_prompt")
+    response = post(
+        client,
+        f"/tasks/{task_id}/submit",
+        {"text": "What is the kindest way to help a hedgehog in my garden?", "next_kind": "any"},
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith('<section id="task-panel"')
+    assert "<html" not in response.text
+    assert re.match(r"/tasks/\d+", response.headers["HX-Push-Url"])
+    assert "Thank you, that was saved" in response.text
+
+
+def test_htmx_error_retargets_the_panel(db: Session, client: TestClient, volunteer: User) -> None:
+    task_id = start(client, "write_prompt")
+    response = post(client, f"/tasks/{task_id}/submit", {"text": "   "}, headers=HTMX)
+    assert response.status_code == 422
+    assert response.headers["HX-Retarget"] == "#task-panel"
+
+
+def test_review_through_the_form_records_labels_with_the_guideline_version(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    author = make_user(db)
+    make_tree(db, author, state=TreeState.prompt_review)
+    task_id = start(client, "review_prompt")
+    page = client.get(f"/tasks/{task_id}")
+    assert 'name="label.spam"' in page.text and 'name="label.quality"' in page.text
+
+    missing = post(client, f"/tasks/{task_id}/submit", {"mode": "full", "label.spam": "0"})
+    assert missing.status_code == 422 and "Please answer" in missing.text
+    assert 'value="0" checked' in missing.text  # what was chosen is still chosen
+
+    response = post(
+        client,
+        f"/tasks/{task_id}/submit",
+        {"mode": "full", "label.spam": "0", "label.quality": "3", "label.pii": "1"},
+    )
+    assert response.status_code == 303
+    label = db.scalar(select(Label).where(Label.user_id == volunteer.id))
+    assert label is not None
+    assert label.values["quality"] == 0.75 and label.values["pii"] == 1.0
+    from hedgerow.contribute.guidelines import get_guideline
+
+    assert label.guideline_version == get_guideline("review").version
+
+
+def test_quick_review_mode_asks_fewer_labels(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    make_tree(db, make_user(db), state=TreeState.prompt_review)
+    response = post(client, "/tasks", {"kind": "review_prompt", "review_mode": "quick"})
+    page = client.get(response.headers["location"])
+    assert 'name="label.quality"' in page.text
+    assert 'name="label.creativity"' not in page.text
+
+
+def ranking_setup(db: Session, monkeypatch: pytest.MonkeyPatch) -> tuple[Tree, list[Message]]:
+    override_settings(monkeypatch, rankings_per_sibling_set=1)
+    author = make_user(db)
+    tree, root = make_tree(db, author, state=TreeState.growing, rankings_per_sibling_set=1)
+    replies = [add_reply(db, tree, root, make_user(db)) for _ in range(3)]
+    tree.state = TreeState.ranking
+    db.flush()
+    from hedgerow.growth.flags import refresh_open_flags
+
+    refresh_open_flags(root, tree)
+    tree.open_ranking_sets = 1
+    db.flush()
+    return tree, replies
+
+
+def test_ranking_through_position_fields(
+    db: Session, client: TestClient, volunteer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tree, replies = ranking_setup(db, monkeypatch)
+    task_id = start(client, "rank_assistant_replies")
+    page = client.get(f"/tasks/{task_id}")
+    assert page.text.count('class="rank-item"') == 3
+
+    a, b, c = (reply.id for reply in replies)
+    same = post(
+        client,
+        f"/tasks/{task_id}/submit",
+        {f"position.{a}": "1", f"position.{b}": "1", f"position.{c}": "2"},
+    )
+    assert same.status_code == 422 and 'data-code="invalid_ranking"' in same.text
+
+    response = post(
+        client,
+        f"/tasks/{task_id}/submit",
+        {
+            f"position.{a}": "3",
+            f"position.{b}": "1",
+            f"position.{c}": "2",
+            "grade.1": "better",
+            "grade.2": "about_same",
+        },
+    )
+    assert response.status_code in (303,), response.text
+    ranking = db.scalar(select(Ranking).where(Ranking.user_id == volunteer.id))
+    assert ranking is not None
+    assert ranking.ordered_message_ids == [b, c, a]
+    assert ranking.grades == ["better", "about_same"]
+
+
+def test_skip_with_a_reason(db: Session, client: TestClient, volunteer: User) -> None:
+    make_tree(db, make_user(db), state=TreeState.prompt_review)
+    task_id = start(client, "review_prompt")
+    response = post(
+        client, f"/tasks/{task_id}/skip", {"reason": "unclear", "next_kind": "review_prompt"}
+    )
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/dashboard")
+    task = reload(db, db.get(Task, task_id))
+    assert (task.state, task.skip_reason) == (TaskState.skipped, "unclear")
+
+
+def test_a_saved_draft_is_shown_again(db: Session, client: TestClient, volunteer: User) -> None:
+    task_id = start(client, "write_prompt")
+    saved = client.post(
+        f"/api/v1/tasks/{task_id}/draft",
+        json={"draft": {"text": "Half a thought about <hedgehogs>", "category": "coding"}},
+        headers={"X-CSRF-Token": csrf_token(client)},
+    )
+    assert saved.status_code == 200
+    page = client.get(f"/tasks/{task_id}")
+    assert "Half a thought about &lt;hedgehogs&gt;</textarea>" in page.text
+    assert '<option value="coding" selected>' in page.text
+
+
+def test_late_submission_after_lease_expiry_is_accepted(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    task_id = start(client, "write_prompt")
+    task = db.get(Task, task_id)
+    assert task is not None
+    task.lease_expires_at = datetime.now(UTC) - timedelta(minutes=5)
+    db.flush()
+    page = client.get(f"/tasks/{task_id}")
+    assert 'data-testid="lease-expired"' in page.text
+    response = post(client, f"/tasks/{task_id}/submit", {"text": "Written slowly, but written."})
+    assert response.status_code == 303
+    assert db.scalar(select(Message.text).where(Message.author_id == volunteer.id)) == (
+        "Written slowly, but written."
+    )
+
+
+def test_someone_elses_task_is_not_found(db: Session, client: TestClient, volunteer: User) -> None:
+    other = make_user(db)
+    task = Task(
+        user_id=other.id,
+        kind="write_prompt",
+        language="en",
+        lease_expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    db.add(task)
+    db.flush()
+    assert client.get(f"/tasks/{task.id}").status_code == 404
+    assert post(client, f"/tasks/{task.id}/submit", {"text": "mine now?"}).status_code == 404
+
+
+def test_language_warning_and_preview_fragments(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    german = "Der Igel schläft im Winter unter einem Laubhaufen und wacht im Frühling wieder auf."
+    warning = post(
+        client, "/tasks/language-check", {"text": german, "language": "en"}, headers=HTMX
+    )
+    assert 'data-detected="de"' in warning.text and "Deutsch" in warning.text
+    fine = post(client, "/tasks/language-check", {"text": german, "language": "de"}, headers=HTMX)
+    assert 'data-detected=""' in fine.text
+
+    preview = post(
+        client,
+        "/tasks/preview",
+        {"text": "**bold** <script>x()</script> [a](javascript:x())"},
+        headers=HTMX,
+    )
+    assert "<strong>bold</strong>" in preview.text
+    assert "<script>" not in preview.text and 'href="javascript' not in preview.text
+
+
+def test_pages_need_the_terms(db: Session, client: TestClient) -> None:
+    log_in_as(client, db, make_user(db, tos=False))
+    response = client.get("/dashboard", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/tos")

@@ -1,0 +1,123 @@
+"""Scores, leaderboard, dashboard figures and the statistics page."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from hedgerow.models import Label, Ranking, ReviewState, TreeState
+from hedgerow.stats import service
+from tests.factories import csrf_token, make_user
+from tests.growth.factories import add_reply, make_tree
+from tests.page_helpers import log_in_as
+
+
+def test_accepted_and_top_ranked_work_outscores_volume(db: Session) -> None:
+    careful, prolific = make_user(db), make_user(db)
+    tree, root = make_tree(db, make_user(db))
+    best = add_reply(db, tree, root, careful)
+    best.consensus_rank = 1
+    for _ in range(5):
+        add_reply(db, tree, root, prolific, review_state=ReviewState.rejected)
+    add_reply(db, tree, root, prolific, review_state=ReviewState.pending)
+    db.flush()
+
+    board = service.leaderboard(db, careful, period="all")
+    scores = {row.user_id: row.score for row in board.rows}
+
+    assert scores[careful.id] == 20  # accepted 10 + first rank 10
+    assert scores[prolific.id] == 1  # five rejected (0) and one pending (1)
+    assert board.rows[0].user_id != prolific.id
+
+
+def test_reviews_and_rankings_score_and_periods_filter(db: Session) -> None:
+    reviewer = make_user(db)
+    _tree, root = make_tree(db, make_user(db))
+    db.add(
+        Label(message_id=root.id, user_id=reviewer.id, values={"spam": 0.0}, guideline_version="x")
+    )
+    old = Ranking(parent_message_id=root.id, user_id=reviewer.id, ordered_message_ids=[])
+    old.created_at = datetime.now(UTC) - timedelta(days=40)
+    db.add(old)
+    db.flush()
+
+    week = service.leaderboard(db, reviewer, period="week")
+    all_time = service.leaderboard(db, reviewer, period="all")
+
+    assert week.viewer_row is not None and week.viewer_row.score == 2
+    assert all_time.viewer_row is not None and all_time.viewer_row.score == 5
+
+
+def test_opted_out_users_are_hidden_from_others_but_see_their_own_row(
+    db: Session, client: TestClient
+) -> None:
+    shy, other = make_user(db), make_user(db)
+    _tree, _root = make_tree(db, shy)
+    shy.show_on_leaderboard = False
+    db.flush()
+
+    assert shy.id not in {row.user_id for row in service.leaderboard(db, other, period="all").rows}
+    own = service.leaderboard(db, shy, period="all")
+    assert own.viewer_row is not None and own.viewer_row.hidden_from_others
+
+    log_in_as(client, db, shy)
+    page = client.get("/leaderboard?period=all")
+    assert f"{shy.display_name} (you)" in page.text
+    response = client.post(
+        "/leaderboard/visibility",
+        data={"csrf_token": csrf_token(client), "visible": "1", "period": "all"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    db.refresh(shy)
+    assert shy.show_on_leaderboard
+
+
+def test_bad_period_is_a_422(db: Session, client: TestClient) -> None:
+    log_in_as(client, db, make_user(db))
+    response = client.get("/leaderboard?period=decade", headers={"Accept": "text/html"})
+    assert response.status_code == 422
+
+
+def test_streaks_and_levels() -> None:
+    today = date(2026, 11, 22)
+    days = [today, today - timedelta(days=1), today - timedelta(days=2), today - timedelta(days=4)]
+    assert service.streak(days, today) == 3
+    assert service.streak(days[1:], today) == 2  # today is not over yet
+    assert service.streak([today - timedelta(days=2)], today) == 0
+    assert [service.level_for(points) for points in (0, 9, 10, 39, 40, 90)] == [1, 1, 2, 2, 3, 4]
+
+
+def test_dashboard_and_stats_pages_show_the_numbers(db: Session, client: TestClient) -> None:
+    user = make_user(db)
+    _tree, root = make_tree(db, user, state=TreeState.ready_for_export)
+    db.add(
+        Label(
+            message_id=root.id,
+            user_id=make_user(db).id,
+            values={"spam": 0.0, "quality": 0.5},
+            guideline_version="x",
+        )
+    )
+    db.flush()
+    log_in_as(client, db, user)
+
+    dashboard = client.get("/dashboard")
+    assert dashboard.status_code == 200
+    assert 'data-testid="score">10<' in dashboard.text
+
+    stats = client.get("/stats")
+    assert stats.status_code == 200
+    assert stats.text.count("<svg") == 4
+    assert ">ready for export<" in stats.text
+    assert ">quality<" in stats.text and ">0.50<" in stats.text
+
+
+def test_my_contributions_lists_my_messages(db: Session, client: TestClient) -> None:
+    user = make_user(db)
+    tree, root = make_tree(db, user)
+    log_in_as(client, db, user)
+    page = client.get("/me/contributions")
+    assert f"/trees/{tree.id}?message={root.id}" in page.text
