@@ -1,0 +1,204 @@
+"""In a real browser: a volunteer reports an offensive reply, a moderator deletes it from the
+queue, the tree viewer stops showing it to volunteers, the audit log names the moderator,
+and undelete brings the reply back.
+
+Runs against a live uvicorn on 127.0.0.1 with its own committed, migrated database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session
+
+from hedgerow.models import Role
+from tests.factories import DEFAULT_PASSWORD, make_user
+from tests.growth.factories import add_reply, make_tree
+from tests.ops import databases
+from tests.servers import redis_url_for
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium"),
+]
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OFFENSIVE = "Only an idiot would ask that, you worthless clown."
+STARTUP_DEADLINE_SECONDS = 60
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Site:
+    base_url: str
+    database_url: str
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    from hedgerow import migrate
+
+    database_url = databases.create_empty_database("browser_moderation")
+    migrate.upgrade(database_url)
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("uvicorn") / "server.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        # A Redis db of its own, away from the in-process tests' flushes.
+        "REDIS_URL": redis_url_for((int(os.environ.get("HEDGEROW_TEST_REDIS_DB", "1")) + 8) % 16),
+        "HEDGEROW_ENVIRONMENT": "test",
+    }
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "hedgerow.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
+        while True:
+            assert server.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "uvicorn did not start:\n" + log_path.read_text()
+            time.sleep(0.1)  # polling the server's readiness, bounded by the deadline
+        yield Site(base_url, database_url)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        databases.drop_database("browser_moderation")
+
+
+@dataclass
+class Story:
+    tree_id: int
+    reply_id: int
+    volunteer: str
+    moderator: str
+
+
+@pytest.fixture
+def story(site: Site) -> Story:
+    from hedgerow.db import make_engine
+
+    engine = make_engine(site.database_url)
+    with Session(engine) as db, db.begin():
+        author = make_user(db, username="prompt_author")
+        volunteer = make_user(db, username="vera_volunteer")
+        moderator = make_user(db, username="mona_moderator", role=Role.moderator)
+        tree, root = make_tree(db, author)
+        reply = add_reply(db, tree, root, make_user(db, username="rude_replier"))
+        reply.text = OFFENSIVE
+        story = Story(tree.id, reply.id, volunteer.username, moderator.username)
+    engine.dispose()
+    return story
+
+
+def test_a_reported_reply_is_deleted_by_a_moderator_and_undeleted(site: Site, story: Story) -> None:
+    from playwright.sync_api import Page, expect, sync_playwright
+
+    def log_in(page: Page, username: str) -> None:
+        page.goto(f"{site.base_url}/login")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(lambda url: "/login" not in url)
+
+    tree_url = f"{site.base_url}/trees/{story.tree_id}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
+        )
+        try:
+            volunteer = browser.new_context().new_page()
+            moderator = browser.new_context().new_page()
+            log_in(volunteer, story.volunteer)
+            log_in(moderator, story.moderator)
+
+            # The volunteer sees the reply and reports it.
+            volunteer.goto(tree_url)
+            expect(volunteer.get_by_text(OFFENSIVE)).to_be_visible()
+            volunteer.goto(
+                f"{site.base_url}/messages/{story.reply_id}/report?next=/trees/{story.tree_id}"
+            )
+            volunteer.get_by_text("Report this message").click()
+            volunteer.get_by_label("Reason").select_option("offensive")
+            volunteer.get_by_label("What is wrong?").fill("Insults the prompter.")
+            volunteer.get_by_role("button", name="Send report").click()
+            expect(volunteer.get_by_role("status")).to_contain_text("reported to the moderators")
+
+            # The moderator finds it in the queue and deletes it.
+            moderator.goto(f"{site.base_url}/moderation/queue")
+            item = moderator.locator(f"#queue-{story.reply_id}")
+            expect(item).to_contain_text(OFFENSIVE)
+            expect(item).to_contain_text("offensive")
+            item.get_by_label(f"Reason for deleting #{story.reply_id}").fill("insults")
+            item.get_by_role("button", name="Delete with replies").click()
+            expect(moderator.get_by_text("No open reports")).to_be_visible()
+
+            # Volunteers no longer see it in the tree viewer.
+            volunteer.goto(tree_url)
+            expect(volunteer.get_by_text(OFFENSIVE)).to_have_count(0)
+
+            # The audit log says who deleted it.
+            moderator.goto(f"{site.base_url}/moderation/audit?action=message.delete_subtree")
+            row = moderator.locator("tr.audit-event").first
+            expect(row).to_contain_text(story.moderator)
+            expect(row).to_contain_text(f"message #{story.reply_id}")
+            expect(row).to_contain_text("insults")
+
+            # Undelete brings it back for volunteers.
+            moderator.goto(f"{site.base_url}/moderation/messages/{story.reply_id}")
+            moderator.get_by_role("button", name="Undelete").click()
+            expect(moderator.locator("tr.audit-event").first).to_contain_text(
+                "message.undelete_subtree"
+            )
+            volunteer.goto(tree_url)
+            expect(volunteer.get_by_text(OFFENSIVE)).to_be_visible()
+        finally:
+            browser.close()
