@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Annotated
 
@@ -316,6 +317,172 @@ def set_role(
         except AppError as error:
             raise _fail(error) from error
     console.print(f"[bold]{escape(username)}[/bold] is now {role.value}.")
+
+
+@cli.command()
+def seed(
+    messages: Annotated[int, typer.Option(min=1, help="About how many messages.")] = 10_000,
+    users: Annotated[int, typer.Option(min=10, help="Volunteers who wrote them.")] = 5_000,
+    seed_value: Annotated[int, typer.Option("--seed", help="Seed for a repeatable corpus.")] = 7,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before emptying.")] = False,
+) -> None:
+    """EMPTY the configured database and fill it with a synthetic corpus (benchmarks)."""
+    from hedgerow.growth.corpus import seed as seed_corpus
+
+    if not yes:
+        typer.confirm("This deletes every row in the configured database. Go on?", abort=True)
+    with _servers(redis=False) as settings:
+        assert settings.database_url is not None
+        with console.status(f"seeding about {messages:,} messages with COPY..."):
+            stats = seed_corpus(settings.database_url, messages, users, seed_value)
+    for key, value in stats.items():
+        console.print(f"{key:>14}: {value}")
+
+
+@cli.command()
+def simulate(
+    volunteers: Annotated[int, typer.Option(min=2, help="Simulated volunteers.")] = 200,
+    prompts: Annotated[int, typer.Option(min=1, help="Prompts they write in all.")] = 300,
+    seed: Annotated[int, typer.Option(help="Seed for a repeatable run.")] = 1,
+    language: Annotated[str, typer.Option(help="Language of the simulated work.")] = "en",
+) -> None:
+    """Drive the real growth engine with a simulated crowd, then check the invariants.
+
+    Writes to the configured database (simulated users are named sim<seed>x...); run it
+    against a scratch database. Exits 1 if any invariant is violated.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from hedgerow import migrate as migrations
+    from hedgerow.db import get_sessionmaker
+    from hedgerow.growth.simulate import simulate as run_simulation
+
+    with _servers(redis=False) as settings:
+        migrations.upgrade(settings.database_url)
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[open_trees]} trees still open"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            bar = progress.add_task("simulating", total=None, open_trees="?")
+
+            def on_progress(step: int, open_trees: int) -> None:
+                progress.update(bar, completed=step, open_trees=open_trees)
+
+            report = run_simulation(
+                get_sessionmaker(),
+                volunteers=volunteers,
+                prompts=prompts,
+                seed=seed,
+                language=language,
+                progress=on_progress,
+            )
+    table = Table(title="Trees by state")
+    table.add_column("state")
+    table.add_column("trees", justify="right")
+    for state, count in sorted(report.states.items()):
+        table.add_row(state, str(count))
+    console.print(table)
+    console.print(
+        f"{report.steps} steps in {report.seconds:.1f} s; {report.prompts_written} prompts; "
+        f"drawn trees ready for export: {report.drawn_ready}/{report.drawn} "
+        f"({report.ready_share_of_drawn:.1%})"
+    )
+    for outcome, count in report.outcomes.most_common():
+        console.print(f"  {outcome}: {count}")
+    if report.stalled:
+        console.print("[yellow]The run stalled: no volunteer could do anything more.[/yellow]")
+    if report.violations:
+        for violation in report.violations:
+            console.print(f"[red]violation:[/red] {escape(violation)}")
+        raise typer.Exit(1)
+    console.print("[green]All invariants hold.[/green]")
+
+
+@cli.command()
+def export(
+    nightly: Annotated[
+        bool, typer.Option(help="Record it as a nightly release (subject to retention).")
+    ] = False,
+    pin: Annotated[bool, typer.Option(help="Keep it whatever the retention says.")] = False,
+    state: Annotated[
+        list[str] | None, typer.Option(help="Tree states to include (repeatable).")
+    ] = None,
+    language: Annotated[
+        list[str] | None, typer.Option(help="Languages to include (repeatable); all if absent.")
+    ] = None,
+    include_deleted: Annotated[bool, typer.Option(help="Include deleted messages.")] = False,
+    include_spam: Annotated[bool, typer.Option(help="Include messages rejected as spam.")] = False,
+    include_synthetic: Annotated[bool, typer.Option(help="Include synthetic messages.")] = False,
+    created_from: Annotated[
+        datetime | None, typer.Option(help="Trees created at or after this time (UTC).")
+    ] = None,
+    created_until: Annotated[
+        datetime | None, typer.Option(help="Trees created before this time (UTC).")
+    ] = None,
+) -> None:
+    """Export and publish a dataset release now, with a progress bar."""
+    from pydantic import ValidationError
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from hedgerow.db import get_sessionmaker
+    from hedgerow.export.schemas import ExportFilters
+    from hedgerow.export.service import run_export
+    from hedgerow.models import ReleaseKind
+
+    try:
+        filters = ExportFilters(
+            states=state or ExportFilters().states,
+            languages=language or None,
+            include_deleted=include_deleted,
+            include_spam=include_spam,
+            include_synthetic=include_synthetic,
+            created_from=created_from.replace(tzinfo=UTC) if created_from else None,
+            created_until=created_until.replace(tzinfo=UTC) if created_until else None,
+        )
+    except ValidationError as error:
+        message = "; ".join(str(problem["msg"]) for problem in error.errors())
+        raise _fail(AppError("invalid_filters", message, 422)) from error
+    with (
+        _servers(redis=False),
+        Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("messages"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress,
+    ):
+        bar = progress.add_task("exporting", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
+        try:
+            outcome = run_export(
+                get_sessionmaker(),
+                kind=ReleaseKind.nightly if nightly else ReleaseKind.manual,
+                filters=filters,
+                pinned=pin,
+                progress=on_progress,
+            )
+        except AppError as error:
+            raise _fail(error) from error
+    stats = outcome.stats
+    console.print(
+        f"Published [bold]{escape(outcome.name)}[/bold]: {stats.trees} trees, "
+        f"{stats.messages} messages, in {escape(str(outcome.directory))}"
+    )
 
 
 def main() -> None:

@@ -1,7 +1,6 @@
-"""Seed a large corpus fast with COPY, for the hand-out benchmark and the index tests.
+"""Seed a large corpus fast with COPY, for the benchmarks and the query-plan tests.
 
-    python bench/seed.py --database-url postgresql://postgres@127.0.0.1/hedgerow_bench \
-        --messages 1000000
+    hedgerow seed --messages 1000000     (into the configured DATABASE_URL; it empties it)
 
 Most trees are finished (ready_for_export), as in a long-running deployment; a realistic
 sliver is open work: prompts under review, prompts waiting in the lottery, growing trees with
@@ -12,7 +11,6 @@ from this corpus.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import random
 import time
@@ -325,8 +323,8 @@ def plan_states(total_trees: int) -> list[str]:
     per_language_growing = get_settings().growing_trees_per_language
     fixed = {
         "growing": per_language_growing * len(LANGUAGES),
-        "lottery_waiting": min(200, total_trees // 20),
-        "prompt_review": min(300, total_trees // 20),
+        "lottery_waiting": min(100, total_trees // 20),
+        "prompt_review": min(100, total_trees // 20),
         "ranking": min(20, total_trees // 50),
     }
     aborted = total_trees // 30
@@ -405,19 +403,3 @@ def seed(database_url: str, messages: int, users: int, seed_value: int) -> dict[
         "build_seconds": round(built - started, 1),
         "load_seconds": round(finished - built, 1),
     }
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", required=True)
-    parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--users", type=int, default=5_000)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
-    stats = seed(args.database_url, args.messages, args.users, args.seed)
-    for key, value in stats.items():
-        print(f"{key:>14}: {value}")
-
-
-if __name__ == "__main__":
-    main()

@@ -95,31 +95,23 @@ def available_task_counts(db: Session, user: User, language: str) -> dict[str, i
     return counts
 
 
-def _weighted_order(kinds: list[TaskKind], rng: random.Random) -> list[TaskKind]:
-    """Kinds in a random order drawn by family weight (without replacement); a family's
-    weight is shared among its kinds that have work."""
-    per_family: dict[str, int] = {}
-    for kind in kinds:
-        per_family[family_of(kind)] = per_family.get(family_of(kind), 0) + 1
-    remaining = list(kinds)
+def kind_order(settings: Settings, rng: random.Random) -> list[TaskKind]:
+    """Every offered kind, in the order to try them for an "any" request.
+
+    Families are drawn by weight without replacement and each family's kinds shuffled, so
+    the first kind in this order that has work for the user is drawn exactly as if we had
+    first found every kind with work and then drawn a family by weight among those and a
+    kind uniformly within it, without spending a query per kind to find out.
+    """
+    families = list(FAMILY_WEIGHTS)
     ordered: list[TaskKind] = []
-    while remaining:
-        weights = [FAMILY_WEIGHTS[family_of(k)] / per_family[family_of(k)] for k in remaining]
-        chosen = rng.choices(remaining, weights=weights)[0]
-        ordered.append(chosen)
-        remaining.remove(chosen)
+    while families:
+        family = rng.choices(families, weights=[FAMILY_WEIGHTS[f] for f in families])[0]
+        families.remove(family)
+        members = [kind for kind in offered_kinds(settings) if family_of(kind) == family]
+        rng.shuffle(members)
+        ordered += members
     return ordered
-
-
-def _kinds_with_work(db: Session, user: User, language: str, settings: Settings) -> list[TaskKind]:
-    kinds: list[TaskKind] = []
-    for kind in offered_kinds(settings):
-        if kind == TaskKind.write_prompt:
-            if prompts_wanted(db, language, settings):
-                kinds.append(kind)
-        elif count_candidates(db, user.id, language, kind, cap=1):
-            kinds.append(kind)
-    return kinds
 
 
 def request_task(
@@ -152,10 +144,7 @@ def request_task(
             return task_view(db, current, user, resumed=True, review_mode=review_mode)
         expire_task(db, current, now=now, rng=rng)
 
-    if kind == "any":
-        kinds = _weighted_order(_kinds_with_work(db, user, language, settings), rng)
-    else:
-        kinds = [TaskKind(kind)]
+    kinds = kind_order(settings, rng) if kind == "any" else [TaskKind(kind)]
     for candidate_kind in kinds:
         task = _lease(db, user, candidate_kind, language, now, settings)
         if task is not None:

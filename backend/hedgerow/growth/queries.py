@@ -9,8 +9,21 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from functools import cache
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from hedgerow.models import Message, MessageRole, Task, TaskKind, TaskState, Tree, TreeState
@@ -74,25 +87,32 @@ def lock_message(db: Session, message_id: int) -> Message:
 # --- hand-out candidates --------------------------------------------------------------
 
 
-def _no_live_task(user_id: int, kind: str) -> ColumnElement[bool]:
+# The hand-out's statements are built once per kind with bound parameters: building a
+# SELECT with its anti-joins costs more Python time than PostgreSQL needs to run it.
+USER_ID = bindparam("user_id", type_=BigInteger)
+LANGUAGE = bindparam("language", type_=String)
+
+
+def _no_live_task(kind: str) -> ColumnElement[bool]:
     """Not an item the user already has a task for, unless that task expired."""
     return ~exists().where(
-        Task.user_id == user_id,
+        Task.user_id == USER_ID,
         Task.target_message_id == Message.id,
         Task.kind == kind,
         Task.state != TaskState.expired,
     )
 
 
-def candidate_query(user_id: int, language: str, kind: str) -> Select[int]:
-    """Message ids open for `kind` that this user may take, closest-to-completion first."""
+def candidate_query(kind: str) -> Select[int]:
+    """Message ids open for `kind` that the user (bound as :user_id) may take in
+    :language."""
     base = (
         select(Message.id)
         .join(Tree, Tree.id == Message.tree_id)
         .where(
-            Message.language == language,
-            Message.author_id != user_id,
-            _no_live_task(user_id, kind),
+            Message.language == LANGUAGE,
+            Message.author_id != USER_ID,
+            _no_live_task(kind),
         )
     )
     if kind == TaskKind.review_prompt:
@@ -123,29 +143,39 @@ def candidate_query(user_id: int, language: str, kind: str) -> Select[int]:
             Message.open_for_ranking,
             Message.role == parent_role,
             # Nobody ranks a sibling set that contains their own reply.
-            ~exists().where(and_(child.parent_id == Message.id, child.author_id == user_id)),
+            ~exists().where(and_(child.parent_id == Message.id, child.author_id == USER_ID)),
         )
     else:
         raise ValueError(f"{kind} has no target message")
     return query
 
 
-def pick_candidate(db: Session, user_id: int, language: str, kind: str) -> int | None:
-    """Lock and return the best candidate; rows another transaction holds are skipped."""
-    query = candidate_query(user_id, language, kind).order_by(
-        Tree.accepted_count.desc(), Tree.id, Message.id
-    )
+@cache
+def pick_statement(kind: str) -> Select[int]:
+    """The best candidate, closest-to-completion first, locked; locked rows are skipped."""
+    query = candidate_query(kind).order_by(Tree.accepted_count.desc(), Tree.id, Message.id)
     if kind in (TaskKind.reply_assistant, TaskKind.reply_prompter):
         # A reply lease also changes the tree's counters: lock both, skipping either.
         query = query.with_for_update(of=[Message, Tree], skip_locked=True)
     else:
         query = query.with_for_update(of=Message, skip_locked=True)
-    return db.scalar(query.limit(1))
+    return query.limit(1)
+
+
+@cache
+def count_statement(kind: str, cap: int) -> Select[int]:
+    limited = candidate_query(kind).limit(cap).subquery()
+    return select(func.count()).select_from(limited)
+
+
+def pick_candidate(db: Session, user_id: int, language: str, kind: str) -> int | None:
+    """Lock and return the best candidate for this user."""
+    return db.scalar(pick_statement(kind), {"user_id": user_id, "language": language})
 
 
 def count_candidates(db: Session, user_id: int, language: str, kind: str, cap: int) -> int:
-    limited = candidate_query(user_id, language, kind).limit(cap).subquery()
-    return db.scalar(select(func.count()).select_from(limited)) or 0
+    statement = count_statement(kind, cap)
+    return db.scalar(statement, {"user_id": user_id, "language": language}) or 0
 
 
 def count_trees_awaiting_growth(db: Session, language: str, cap: int) -> int:

@@ -165,7 +165,16 @@ def simulate(
     for step in range(1, max_steps + 1):
         volunteer = rng.choice(crowd.volunteers)
         want_prompt = prompts_written < prompts and rng.random() < 0.3
-        outcome = _one_step(maker, crowd, volunteer, want_prompt, language, author_of, rng)
+        outcome = _one_step(
+            maker,
+            crowd,
+            volunteer,
+            want_prompt,
+            prompts_written < prompts,
+            language,
+            author_of,
+            rng,
+        )
         outcomes[outcome] += 1
         if outcome == "done:write_prompt":
             prompts_written += 1
@@ -212,6 +221,7 @@ def _one_step(
     crowd: Crowd,
     volunteer: Volunteer,
     want_prompt: bool,
+    may_write_prompt: bool,
     language: str,
     author_of: dict[int, int],
     rng: random.Random,
@@ -243,6 +253,10 @@ def _one_step(
     try:
         with maker.begin() as db:
             user = db.get_one(User, volunteer.user_id)
+            if task.kind == "write_prompt" and not may_write_prompt:
+                # The run's prompts are written; only "any" offers more (nothing else left).
+                service.skip_task(db, user, task.id, "simulation has its prompts", rng=rng)
+                return "none:prompts_written"
             if crowd.wants_to_skip(volunteer):
                 service.skip_task(db, user, task.id, "simulated skip", rng=rng)
                 return f"skip:{task.kind}"
