@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from psycopg import sql
 
 from hedgerow import migrate
 from hedgerow.config import get_settings
@@ -388,8 +389,9 @@ def seed(database_url: str, messages: int, users: int, seed_value: int) -> dict[
         copy_rows(cur, "task", TASK_COLUMNS, corpus.tasks)
         for table in ("user", "tree", "message", "task"):
             cur.execute(
-                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-                f'(SELECT max(id) FROM "{table}"))'
+                sql.SQL(
+                    "SELECT setval(pg_get_serial_sequence({}, 'id'), (SELECT max(id) FROM {}))"
+                ).format(sql.Literal(f'"{table}"'), sql.Identifier(table))
             )
         conn.commit()
     with psycopg.connect(url, autocommit=True) as conn:
