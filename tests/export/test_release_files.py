@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -130,7 +131,7 @@ def test_sft_conversations_are_accepted_paths_ending_with_the_assistant(
         turns = row["messages"]
         assert [turn["role"] for turn in turns] == ["user", "assistant"] * (len(turns) // 2)
         assert parent_text[turns[0]["content"]] is None
-        for earlier, later in zip(turns, turns[1:], strict=False):
+        for earlier, later in itertools.pairwise(turns):
             assert parent_text[later["content"]] == earlier["content"]
         endings.add(turns[-1]["content"])
     assert assistant_leaves <= endings

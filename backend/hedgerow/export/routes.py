@@ -45,10 +45,10 @@ def exports_page(request: Request, admin: AdminUser, db: SessionDep) -> Response
 @router.post("/admin/exports")
 def start_export(request: Request, admin: AdminUser) -> Response:
     """Queue an on-demand release; the worker runs it and the page shows its progress."""
-    from hedgerow.export.jobs import manual_release_job
+    from hedgerow.worker import celery_app
 
-    # Enqueued after the request's checks; the job opens its own transactions.
-    manual_release_job.delay()
+    # Nothing to commit first: the job creates its release row in its own transaction.
+    celery_app.send_task("export.manual_release")
     if is_htmx(request):
         response = Response(status_code=204)
         response.headers["HX-Redirect"] = "/admin/exports"
