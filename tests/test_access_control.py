@@ -1,10 +1,14 @@
 """Every route of the app, for every role, gets the outcome this table expects.
 
+Roles: anonymous, a volunteer, a newcomer (logged in, Terms not yet accepted), a researcher,
+a moderator and an admin.
+
 A route missing from ACCESS fails the suite: a new route cannot ship without someone deciding
 who may call it. Anonymous callers of a protected route get 401 (JSON) or a redirect to the
 login page (HTML); a logged-in user without the role gets 403; a user with the role gets past
 the gate (any answer but 401, 403 or a redirect to the login or Terms page: with made-up ids
-and no body that is usually 404 or 422, which is fine; this test is about the gate).
+and no body that is usually 404 or 422, which is fine; this test is about the gate). A 5xx
+fails it too: a request with made-up ids must not crash any route.
 """
 
 from __future__ import annotations
@@ -140,13 +144,15 @@ ACCESS: dict[tuple[str, str], str] = {
 ROLES: dict[str, Role | None] = {
     "anonymous": None,
     "volunteer": Role.volunteer,
+    # Logged in but has not accepted the Terms: may not contribute yet.
+    "newcomer": Role.volunteer,
     "researcher": Role.researcher,
     "moderator": Role.moderator,
     "admin": Role.admin,
 }
 ALLOWED_ROLES = {
-    PUBLIC: {"anonymous", "volunteer", "researcher", "moderator", "admin"},
-    USER: {"volunteer", "researcher", "moderator", "admin"},
+    PUBLIC: {"anonymous", "volunteer", "newcomer", "researcher", "moderator", "admin"},
+    USER: {"volunteer", "newcomer", "researcher", "moderator", "admin"},
     CONTRIBUTOR: {"volunteer", "researcher", "moderator", "admin"},
     RESEARCHER: {"researcher", "admin"},
     MODERATOR: {"moderator", "admin"},
@@ -192,7 +198,9 @@ def test_every_route_lets_in_exactly_the_roles_the_table_allows(
     app: FastAPI, client: TestClient, db: Session
 ) -> None:
     users: dict[str, User] = {
-        name: make_user(db, role=role) for name, role in ROLES.items() if role is not None
+        name: make_user(db, role=role, tos=name != "newcomer")
+        for name, role in ROLES.items()
+        if role is not None
     }
     token = csrf_token(client)
     problems: list[str] = []
@@ -205,6 +213,10 @@ def test_every_route_lets_in_exactly_the_roles_the_table_allows(
             url = f"{path}/no-such-file.txt"
         for role_name in ROLES:
             client.cookies.delete(SESSION_COOKIE)
+            if role_name == "newcomer":
+                # POST /tos and /api/v1/me/tos, which a newcomer may call, accept the Terms.
+                users["newcomer"].tos_accepted_at = None
+                db.flush()
             if role_name in users:
                 # A fresh session per request: POST /logout ends the one it is sent with.
                 client.cookies.set(
@@ -215,18 +227,24 @@ def test_every_route_lets_in_exactly_the_roles_the_table_allows(
             )
             stopped = _is_gate(response.status_code, response.headers.get("location", ""))
             allowed = role_name in ALLOWED_ROLES[rule]
+            if response.status_code >= 500:
+                problems.append(f"{method} {path} as {role_name}: {response.status_code} (a bug)")
             if allowed and stopped:
                 problems.append(f"{method} {path} as {role_name}: {response.status_code}, want in")
             elif not allowed:
-                wanted = _expected_refusal(path, role_name)
+                wanted = _expected_refusal(path, role_name, rule)
                 got = response.status_code
                 if not stopped or got not in wanted:
                     problems.append(f"{method} {path} as {role_name}: {got}, want one of {wanted}")
     assert not problems, "Access control differs from the table:\n" + "\n".join(problems)
 
 
-def _expected_refusal(path: str, role_name: str) -> set[int]:
+def _expected_refusal(path: str, role_name: str, rule: str) -> set[int]:
+    is_api = path.startswith("/api/")
     if role_name == "anonymous":
         # JSON callers are told to authenticate; browsers are sent to the login page.
-        return {401} if path.startswith("/api/") else {303}
+        return {401} if is_api else {303}
+    if role_name == "newcomer" and rule == CONTRIBUTOR:
+        # tos_required: a 403 for JSON callers; browsers are sent to the Terms page.
+        return {403} if is_api else {303}
     return {403}

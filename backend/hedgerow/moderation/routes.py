@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from hedgerow.accounts.security import ContributorUser, ModeratorUser, safe_next
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
-from hedgerow.models import Message, ReportReason
+from hedgerow.models import Message, ReportReason, Role
 from hedgerow.moderation import service
 from hedgerow.moderation.queries import REASON_SEVERITY, TROLL_WEIGHTS
 from hedgerow.templating import is_htmx, render
@@ -257,7 +257,7 @@ def user_page(request: Request, user_id: int, db: SessionDep, moderator: Moderat
     return render(
         request,
         "moderation/user.html",
-        {"detail": detail, "roles": ["volunteer", "moderator", "admin", "researcher"]},
+        {"detail": detail, "roles": [role.value for role in Role]},
     )
 
 
