@@ -18,7 +18,7 @@ def test_accepted_and_top_ranked_work_outscores_volume(db: Session) -> None:
     careful, prolific = make_user(db), make_user(db)
     tree, root = make_tree(db, make_user(db))
     best = add_reply(db, tree, root, careful)
-    best.consensus_rank = 1
+    best.consensus_rank = 0  # the best of its siblings
     for _ in range(5):
         add_reply(db, tree, root, prolific, review_state=ReviewState.rejected)
     add_reply(db, tree, root, prolific, review_state=ReviewState.pending)

@@ -59,7 +59,8 @@ GRADE_TITLES = {
     "slightly_better": "slightly better",
     "about_same": "about the same",
 }
-SUBMITTED_NOTICE = "Thank you, that was saved. Here is your next task."
+SAVED_NOTICE = "Thank you, that was saved."
+SUBMITTED_NOTICE = SAVED_NOTICE + " Here is your next task."
 T = TypeVar("T")
 
 
@@ -176,7 +177,7 @@ def _next_task(
         if error.code != "no_task_available":
             raise
         if is_htmx(request):
-            return _no_task_page(request, user, kind, notice)
+            return _no_task_page(request, user, kind, SAVED_NOTICE if notice else None)
         return see_other("/dashboard?" + urlencode({"empty": kind}))
     if not is_htmx(request):
         params = {"next": kind} | ({"mode": "quick"} if view.review_mode == "quick" else {})

@@ -1,5 +1,7 @@
 """SQL for scores, leaderboards and the site statistics.
 
+Consensus ranks are stored 0 = best (as in the oasst format).
+
 The score of a contribution (see service.SCORE_FORMULA for the words):
   a message accepted by review     10 points, +10 more if its siblings ranked it first,
                                    +4 if second
@@ -45,8 +47,8 @@ def _message_points():
             Message.review_state == ReviewState.accepted,
             ACCEPTED_POINTS
             + case(
-                (Message.consensus_rank == 1, FIRST_RANK_BONUS),
-                (Message.consensus_rank == 2, SECOND_RANK_BONUS),
+                (Message.consensus_rank == 0, FIRST_RANK_BONUS),
+                (Message.consensus_rank == 1, SECOND_RANK_BONUS),
                 else_=0,
             ),
         ),

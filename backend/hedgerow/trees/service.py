@@ -50,7 +50,8 @@ class TreeView:
 
 
 def _rank_order(node: TreeNode) -> tuple[int, int]:
-    # Ranked siblings first, best first; unranked ones after, oldest first.
+    # Ranked siblings first, best first (consensus rank 0 is the best); unranked ones
+    # after, oldest first.
     return (node.consensus_rank if node.consensus_rank is not None else 10_000, node.id)
 
 
