@@ -116,7 +116,7 @@ def live_server(browser_database_url: str) -> Iterator[str]:
             str(port),
             "--log-level",
             "warning",
-        ],  # fmt: skip
+        ],
         env=env,
         cwd=REPO_ROOT,
         stdout=log,

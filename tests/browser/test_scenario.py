@@ -90,7 +90,7 @@ def test_a_tree_from_sign_up_to_ready_for_export(
     assert crowd.tree_state(live_db, tree_id) == TreeState.prompt_review
 
     bob_id, bob_token = crowd.volunteer(live_db, "bob")
-    carol_id, carol_token = crowd.volunteer(live_db, "carol")
+    _carol_id, carol_token = crowd.volunteer(live_db, "carol")
     dave_id, dave_token = crowd.volunteer(live_db, "dave")
     bob, carol, dave = new_page(bob_token), new_page(carol_token), new_page(dave_token)
 
