@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.errors import AppError
 from hedgerow.growth import service as growth
+from hedgerow.growth.tree_state import start_ranking
 from hedgerow.models import (
     AuditEvent,
     Label,
@@ -218,6 +219,53 @@ def test_an_undeleted_growing_tree_waits_in_the_lottery_when_its_language_is_ful
     service.undelete_message(db, moderator, root.id, reason="undo")
     assert reload(db, tree).state == TreeState.lottery_waiting
     assert reload(db, root).open_for_reply is False
+
+
+def test_undelete_reopens_a_ranking_the_deletion_completed(db: Session) -> None:
+    moderator = make_user(db, role=Role.moderator)
+    tree, root = make_tree(db, make_user(db), goal_size=3)
+    first = add_reply(db, tree, root, make_user(db))
+    add_reply(db, tree, root, make_user(db))
+    start_ranking(db, tree, now=START)
+    before = snapshot(db, tree)
+    assert (before["tree"]["state"], before["tree"]["open_ranking_sets"]) == ("ranking", 1)
+
+    service.delete_message(db, moderator, first.id, reason="spam")
+    assert reload(db, tree).state == TreeState.ready_for_export  # one reply: nothing to rank
+    service.undelete_message(db, moderator, first.id, reason="not spam")
+    assert snapshot(db, tree) == before
+
+
+def test_undelete_returns_a_tree_to_growing_when_the_deletion_started_its_ranking(
+    db: Session,
+) -> None:
+    moderator = make_user(db, role=Role.moderator)
+    tree, root = make_tree(db, make_user(db), goal_size=3)
+    add_reply(db, tree, root, make_user(db))
+    add_reply(db, tree, root, make_user(db))
+    pending = add_reply(db, tree, root, make_user(db), review_state=ReviewState.pending)
+    before = snapshot(db, tree)
+    assert before["messages"][pending.id]["open_for_review"] is True
+
+    service.delete_message(db, moderator, pending.id, reason="gibberish")
+    assert reload(db, tree).state == TreeState.ranking  # nothing left to review
+    service.undelete_message(db, moderator, pending.id, reason="it was fine")
+    assert snapshot(db, tree) == before
+
+
+def test_resume_refuses_when_every_growing_slot_is_taken(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    override_settings(monkeypatch, growing_trees_per_language=1)
+    moderator = make_user(db, role=Role.moderator)
+    tree, root = make_tree(db, make_user(db), language="nl")
+    add_reply(db, tree, root, make_user(db))
+    service.halt_tree(db, moderator, tree.id, reason="check")
+    make_tree(db, make_user(db), language="nl")
+    with pytest.raises(AppError) as full:
+        service.resume_tree(db, moderator, tree.id, reason=None)
+    assert (full.value.code, full.value.status) == ("no_growing_slot", 409)
+    assert reload(db, tree).state == TreeState.halted
 
 
 def test_undelete_refuses_what_is_not_the_top_of_a_deletion(db: Session) -> None:

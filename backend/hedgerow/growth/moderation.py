@@ -28,6 +28,7 @@ from hedgerow.growth.queries import (
     subtree_ids,
 )
 from hedgerow.growth.tree_state import (
+    FINISHED_STATES,
     abort_tree,
     complete_tree,
     halt_tree,
@@ -124,6 +125,8 @@ def soft_delete_subtree(
     tree_before = {
         "tree_state": tree.state,
         "completed_at": tree.completed_at.isoformat() if tree.completed_at else None,
+        # A tree this deletion finishes (aborted or complete) gets completed_at == now.
+        "deleted_at": now.isoformat(),
     }
     ids = subtree_ids(db, root.id)
     messages = lock_messages(db, ids)
@@ -247,15 +250,52 @@ def _deletion_event(db: Session, deletion_id: int) -> AuditEvent | None:
     )
 
 
-def _state_with_growing_room(db: Session, tree: Tree) -> TreeState:
-    """`growing` if the language has a free growing slot, else back into the lottery: the
-    growing limit per language holds even for trees a moderator brings back."""
+def _has_growing_room(db: Session, tree: Tree) -> bool:
     advisory_xact_lock(db, LOTTERY_LOCK_NAMESPACE, language_lock_key(tree.language))
-    if count_growing(db, tree.language) < get_settings().growing_trees_per_language:
+    return count_growing(db, tree.language) < get_settings().growing_trees_per_language
+
+
+def _back_to_growing(db: Session, tree: Tree) -> TreeState:
+    """The state for a tree a moderator sends back to `growing`: the growing limit per
+    language holds even then. Without a free slot, a tree that is just its prompt waits in
+    the lottery; one with replies stays halted (the lottery's draw opens only the prompt
+    for work), to be resumed when a slot frees."""
+    if _has_growing_room(db, tree):
         return TreeState.growing
-    if tree.entered_lottery_at is None:
-        tree.entered_lottery_at = datetime.now(UTC)
-    return TreeState.lottery_waiting
+    if tree.accepted_count + tree.pending_count <= 1:
+        if tree.entered_lottery_at is None:
+            tree.entered_lottery_at = datetime.now(UTC)
+        return TreeState.lottery_waiting
+    tree.halted_from_state = TreeState.growing
+    return TreeState.halted
+
+
+def _ranking_started_by_deletion(db: Session, tree: Tree) -> bool:
+    """A ranking tree that has restored pending replies or reply leases started ranking only
+    because the deletion took them away; with no ranking given or leased yet, it can go
+    back to growing."""
+    if tree.pending_count == 0 and tree.reply_lease_count == 0:
+        return False
+    in_tree = select(Message.id).where(Message.tree_id == tree.id)
+    rankings_begun = db.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(
+            Message.tree_id == tree.id,
+            (Message.ranking_count > 0) | (Message.ranking_lease_count > 0),
+        )
+    )
+    held = db.scalar(
+        select(func.count())
+        .select_from(Task)
+        .where(
+            Task.target_message_id.in_(in_tree),
+            Task.state == TaskState.leased,
+            Task.holds_slot,
+            Task.kind.in_(list(PARENT_ROLE_FOR_KIND)),
+        )
+    )
+    return not rankings_begun and not held
 
 
 def reopen_tree_work(
@@ -297,9 +337,10 @@ def undelete_subtree(
     """Bring back exactly the messages one deletion removed, with every counter, flag and
     the tree's state as they would be had the deletion never happened.
 
-    Messages deleted earlier by another deletion stay deleted. A prompt's tree returns to
-    the state it had before the deletion aborted it (a growing tree goes back into the
-    lottery if its language has no free growing slot).
+    Messages deleted earlier by another deletion stay deleted. A tree that the deletion
+    finished (aborted by deleting its prompt, or completed by closing its last open sibling
+    set) returns to the state it had before; a growing tree goes back into the lottery if
+    its language has no free growing slot.
     """
     now = now or datetime.now(UTC)
     row = db.execute(
@@ -356,14 +397,31 @@ def undelete_subtree(
     tree_before = (event.before or {}) if event is not None else {}
     state_before = tree_before.get("tree_state")
     state_now = tree.state
-    if root.depth == 0 and tree.state == TreeState.aborted_low_grade and state_before:
-        # The deletion aborted the tree: put it back where it was.
+    deleted_at = tree_before.get("deleted_at")
+    finished_by_this_deletion = (
+        state_before is not None
+        and state_before not in FINISHED_STATES
+        and tree.state in FINISHED_STATES
+        and deleted_at is not None
+        and tree.completed_at == datetime.fromisoformat(deleted_at)
+    )
+    if finished_by_this_deletion and state_before is not None:
+        # The deletion aborted the tree (its prompt) or completed it (the last open sibling
+        # set): put it back where it was.
         restored = TreeState(state_before)
         if restored == TreeState.growing:
-            restored = _state_with_growing_room(db, tree)
+            restored = _back_to_growing(db, tree)
         tree.state = restored
         completed = tree_before.get("completed_at")
         tree.completed_at = datetime.fromisoformat(completed) if completed else None
+    elif (
+        state_before == TreeState.growing
+        and tree.state == TreeState.ranking
+        and _ranking_started_by_deletion(db, tree)
+        and _has_growing_room(db, tree)
+    ):
+        tree.state = TreeState.growing
+        tree.open_ranking_sets = 0
     reopen_tree_work(db, tree, now=now, rng=rng)
     db.add(
         AuditEvent(
@@ -390,14 +448,21 @@ def resume_tree(
     rng: random.Random | None = None,
 ) -> Tree:
     """Undo a halt: the tree goes back to the state it was halted from and offers work
-    again (a growing tree waits in the lottery if its language has no free slot)."""
+    again (see _back_to_growing for a growing tree whose language has no free slot)."""
     now = now or datetime.now(UTC)
     tree = lock_tree(db, tree_id)
     if tree.state != TreeState.halted or tree.halted_from_state is None:
         raise AppError("not_halted", "This conversation is not halted.", 409)
     restored = TreeState(tree.halted_from_state)
     if restored == TreeState.growing:
-        restored = _state_with_growing_room(db, tree)
+        restored = _back_to_growing(db, tree)
+        if restored == TreeState.halted:
+            raise AppError(
+                "no_growing_slot",
+                f"Every growing slot for {tree.language} is taken; resume this tree when "
+                "one frees.",
+                409,
+            )
     tree.state = restored
     tree.halted_from_state = None
     reopen_tree_work(db, tree, now=now, rng=rng)
