@@ -196,3 +196,37 @@ def test_user_page_notes_disable_and_anonymise(client: TestClient, db: Session) 
     assert reload(db, person).username != "troll_bob"
     actions = db.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
     assert actions == ["user.note", "user.anonymise"]
+
+
+def test_bulk_form_and_edit_errors_in_the_browser_flow(client: TestClient, db: Session) -> None:
+    _, reply = reported_reply(db)
+    tree, root = make_tree(db, make_user(db))
+    other = add_reply(db, tree, root, make_user(db))
+    log_in_as(client, db, make_user(db, role=Role.moderator))
+    response = client.post(
+        "/moderation/bulk",
+        data={
+            **form(client, {"action": "delete", "reason": "raid"}),
+            "message_ids": [str(reply.id), str(other.id)],
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert "bulk_done=2" in response.headers["location"]
+    assert reload(db, reply).deleted and reload(db, other).deleted
+    bad = client.post(
+        "/moderation/bulk",
+        data={**form(client, {"action": "delete"}), "message_ids": ["1; DROP"]},
+        follow_redirects=False,
+    )
+    assert bad.status_code == 422
+
+    live = add_reply(db, tree, root, make_user(db))
+    empty = client.post(
+        f"/moderation/messages/{live.id}/edit",
+        data=form(client, {"text": "Better words.", "reason": ""}),
+        headers=HTMX,
+    )
+    assert empty.status_code == 422 and 'data-code="reason_required"' in empty.text
+    assert "Better words." in empty.text  # what the moderator typed is kept
+    assert reload(db, live).edited is False
