@@ -1,5 +1,7 @@
-"""Moderation rules: reports, the queue's actions, user management. Every moderator and
-admin action writes an AuditEvent in the same transaction.
+"""Moderation rules: reports, the queue and its actions on messages and trees, the
+trollboard, audit log and status. User management is in moderation/users.py and exported
+from here, so routes see one API. Every moderator and admin action writes an AuditEvent in
+the same transaction.
 
 Tree and message changes go through the growth engine (growth/moderation.py,
 growth/tree_state.py, growth/leases.py), which keeps counters, open-work flags and tree
@@ -8,13 +10,12 @@ states exact. Services only flush; the request session commits.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -22,12 +23,10 @@ from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
 from hedgerow.growth import moderation as growth_moderation
 from hedgerow.growth import service as growth
-from hedgerow.growth.leases import release_task_slot
 from hedgerow.growth.queries import conversation_path, lock_messages, lock_tree
 from hedgerow.growth.text import normalize_text, text_sha256
 from hedgerow.growth.tree_state import halt_tree as growth_halt_tree
 from hedgerow.models import (
-    ApiKey,
     AuditEvent,
     Label,
     Message,
@@ -36,19 +35,33 @@ from hedgerow.models import (
     Report,
     ReportReason,
     ReportStatus,
-    Role,
-    Task,
-    TaskState,
     Tree,
     User,
-    UserNote,
-    UserSession,
 )
 from hedgerow.moderation import queries
+from hedgerow.moderation.common import clean_reason, get_user, record_action, utcnow
+from hedgerow.moderation.users import (
+    UserDetail,
+    add_note,
+    anonymise_user,
+    disable_user,
+    enable_user,
+    end_open_leases,
+    user_detail,
+)
+
+__all__ = [
+    "UserDetail",
+    "add_note",
+    "anonymise_user",
+    "clean_reason",
+    "disable_user",
+    "enable_user",
+    "end_open_leases",
+    "user_detail",
+]
 
 REPORT_TEXT_MAX_LENGTH = 2000
-REASON_MAX_LENGTH = 500
-NOTE_MAX_LENGTH = 4000
 QUEUE_PAGE_SIZE = 25
 AUDIT_PAGE_SIZE = 50
 BULK_MAX_MESSAGES = 100
@@ -72,57 +85,11 @@ TROLLBOARD_WINDOWS: dict[str, timedelta | None] = {
 BULK_ACTIONS = ("dismiss", "delete")
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _audit(
-    db: Session,
-    actor: User | None,
-    action: str,
-    target_type: str,
-    target_id: int | None,
-    *,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    reason: str | None = None,
-) -> None:
-    db.add(
-        AuditEvent(
-            actor_id=actor.id if actor is not None else None,
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            before=before,
-            after=after,
-            reason=reason,
-        )
-    )
-
-
-def clean_reason(reason: str | None, *, required: bool = False) -> str | None:
-    value = (reason or "").strip()
-    if len(value) > REASON_MAX_LENGTH:
-        raise AppError(
-            "reason_too_long", f"Give the reason in at most {REASON_MAX_LENGTH} characters.", 422
-        )
-    if required and not value:
-        raise AppError("reason_required", "Say why: the reason goes into the audit log.", 422)
-    return value or None
-
-
 def _message(db: Session, message_id: int) -> Message:
     message = db.get(Message, message_id)
     if message is None:
         raise NotFound("message")
     return message
-
-
-def _user(db: Session, user_id: int) -> User:
-    user = db.get(User, user_id)
-    if user is None:
-        raise NotFound("user")
-    return user
 
 
 # --- reporting (volunteers) ------------------------------------------------------------
@@ -215,7 +182,7 @@ def queue_page(db: Session, *, page: int) -> tuple[list[QueueItem], bool]:
                 severity=group.severity,
                 reasons=group.reasons,
                 reports=reports_by_message.get(message.id, []),
-                author=_user(db, message.author_id),
+                author=get_user(db, message.author_id),
                 history=queries.author_history(db, message.author_id),
                 tree=db.get_one(Tree, message.tree_id),
             )
@@ -250,7 +217,7 @@ def message_detail(db: Session, message_id: int) -> MessageDetail:
                 .order_by(MessageRevision.id)
             )
         ),
-        author=_user(db, message.author_id),
+        author=get_user(db, message.author_id),
         history=queries.author_history(db, message.author_id),
         tree=db.get_one(Tree, message.tree_id),
         audit=queries.audit_events(
@@ -279,7 +246,7 @@ def dismiss_reports(db: Session, actor: User, message_id: int, *, reason: str | 
     _message(db, message_id)
     reason = clean_reason(reason)
     dismissed = _resolve_reports(db, actor, [message_id], ReportStatus.dismissed)
-    _audit(
+    record_action(
         db,
         actor,
         "report.dismiss",
@@ -375,7 +342,7 @@ def edit_message(
             ).all()
         )
     _resolve_reports(db, actor, [message.id], ReportStatus.actioned)
-    _audit(
+    record_action(
         db,
         actor,
         "message.edit",
@@ -410,171 +377,6 @@ def resume_tree(db: Session, actor: User, tree_id: int, *, reason: str | None) -
     return growth_moderation.resume_tree(
         db, tree_id, actor_id=actor.id, reason=clean_reason(reason)
     )
-
-
-# --- users -----------------------------------------------------------------------------
-
-
-def _refuse_higher_role(actor: User, user: User) -> None:
-    if actor.id == user.id:
-        raise AppError("cannot_moderate_self", "You cannot do this to your own account.", 409)
-    if user.has_role(Role.moderator) and not actor.has_role(Role.admin):
-        raise AppError("forbidden", "Only an admin can disable a moderator or another admin.", 403)
-
-
-def end_open_leases(db: Session, user_id: int, *, now: datetime) -> int:
-    """Give back every slot the user's leased tasks hold; the tasks expire."""
-    tasks = db.scalars(
-        select(Task)
-        .where(Task.user_id == user_id, Task.state == TaskState.leased)
-        .order_by(Task.id)
-        .with_for_update()
-    ).all()
-    for task in tasks:
-        release_task_slot(db, task, now=now)
-        task.state = TaskState.expired
-        task.finished_at = now
-    db.flush()
-    return len(tasks)
-
-
-def disable_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
-    """Disable the account: its waiting prompts leave the lottery and its leases end."""
-    reason = clean_reason(reason, required=True)
-    user = _user(db, user_id)
-    _refuse_higher_role(actor, user)
-    if not user.enabled:
-        raise AppError("already_disabled", "This account is already disabled.", 409)
-    now = utcnow()
-    user.enabled = False
-    withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
-    leases = end_open_leases(db, user.id, now=now)
-    _audit(
-        db,
-        actor,
-        "user.disable",
-        "user",
-        user.id,
-        before={"enabled": True},
-        after={"enabled": False, "prompts_withdrawn": withdrawn, "leases_ended": leases},
-        reason=reason,
-    )
-    db.flush()
-    return user
-
-
-def enable_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
-    reason = clean_reason(reason)
-    user = _user(db, user_id)
-    _refuse_higher_role(actor, user)
-    if user.enabled:
-        raise AppError("already_enabled", "This account is already enabled.", 409)
-    if user.deleted_at is not None:
-        raise AppError("user_deleted", "This account was deleted and cannot come back.", 409)
-    user.enabled = True
-    _audit(
-        db,
-        actor,
-        "user.enable",
-        "user",
-        user.id,
-        before={"enabled": False},
-        after={"enabled": True},
-        reason=reason,
-    )
-    db.flush()
-    return user
-
-
-def add_note(db: Session, actor: User, user_id: int, *, text: str) -> UserNote:
-    user = _user(db, user_id)
-    body = normalize_text(text, NOTE_MAX_LENGTH, field="note")
-    note = UserNote(user_id=user.id, author_id=actor.id, text=body)
-    db.add(note)
-    db.flush()
-    _audit(db, actor, "user.note", "user", user.id, after={"note_id": note.id})
-    db.flush()
-    return note
-
-
-@dataclass
-class UserDetail:
-    user: User
-    history: queries.AuthorHistory
-    stats: dict[str, int]
-    messages: list[Message]
-    reports_received: list[Report]
-    notes: list[tuple[UserNote, str]]
-    audit: list[tuple[AuditEvent, str | None]]
-
-
-def user_detail(db: Session, user_id: int) -> UserDetail:
-    user = _user(db, user_id)
-    notes = [
-        (row[0], row[1])
-        for row in db.execute(
-            select(UserNote, User.username)
-            .join(User, User.id == UserNote.author_id)
-            .where(UserNote.user_id == user.id)
-            .order_by(UserNote.id.desc())
-        )
-    ]
-    return UserDetail(
-        user=user,
-        history=queries.author_history(db, user.id),
-        stats=queries.contribution_stats(db, user.id),
-        messages=queries.recent_messages(db, user.id),
-        reports_received=queries.reports_received(db, user.id),
-        notes=notes,
-        audit=queries.audit_events(
-            db,
-            actor_id=None,
-            action=None,
-            target_type="user",
-            target_id=user.id,
-            limit=AUDIT_PAGE_SIZE,
-            offset=0,
-        ),
-    )
-
-
-def anonymise_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
-    """Delete an account on request: the name, e-mail, password, sessions and keys go; the
-    contributions stay under a pseudonym (exports read the user row, so they carry the
-    pseudonym too). The audit event keeps no trace of the old name."""
-    reason = clean_reason(reason, required=True)
-    user = _user(db, user_id)
-    if user.deleted_at is not None:
-        raise AppError("already_deleted", "This account is already deleted.", 409)
-    if user.id == actor.id:
-        raise AppError("cannot_moderate_self", "You cannot delete your own account here.", 409)
-    now = utcnow()
-    withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
-    leases = end_open_leases(db, user.id, now=now)
-    pseudonym = f"anon-{secrets.token_hex(6)}"
-    previous_role = user.role
-    user.username = pseudonym
-    user.display_name = pseudonym
-    user.email = None
-    user.password_hash = None
-    user.enabled = False
-    user.show_on_leaderboard = False
-    user.role = Role.volunteer.value
-    user.deleted_at = now
-    db.execute(delete(UserSession).where(UserSession.user_id == user.id))
-    db.execute(delete(ApiKey).where(ApiKey.user_id == user.id))
-    _audit(
-        db,
-        actor,
-        "user.anonymise",
-        "user",
-        user.id,
-        before={"role": previous_role},
-        after={"pseudonym": pseudonym, "prompts_withdrawn": withdrawn, "leases_ended": leases},
-        reason=reason,
-    )
-    db.flush()
-    return user
 
 
 # --- bulk ------------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""What every moderator and admin action shares: the audit record and the reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from hedgerow.errors import AppError, NotFound
+from hedgerow.models import AuditEvent, User
+
+REASON_MAX_LENGTH = 500
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def record_action(
+    db: Session,
+    actor: User | None,
+    action: str,
+    target_type: str,
+    target_id: int | None,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    db.add(
+        AuditEvent(
+            actor_id=actor.id if actor is not None else None,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            before=before,
+            after=after,
+            reason=reason,
+        )
+    )
+
+
+def clean_reason(reason: str | None, *, required: bool = False) -> str | None:
+    value = (reason or "").strip()
+    if len(value) > REASON_MAX_LENGTH:
+        raise AppError(
+            "reason_too_long", f"Give the reason in at most {REASON_MAX_LENGTH} characters.", 422
+        )
+    if required and not value:
+        raise AppError("reason_required", "Say why: the reason goes into the audit log.", 422)
+    return value or None
+
+
+def get_user(db: Session, user_id: int) -> User:
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound("user")
+    return user

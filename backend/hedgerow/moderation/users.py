@@ -1,0 +1,195 @@
+"""Moderators manage users: disable and enable (ending their open work), notes, the user
+page; admins delete and anonymise an account on request. Every action is audited."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from hedgerow.errors import AppError
+from hedgerow.growth import service as growth
+from hedgerow.growth.leases import release_task_slot
+from hedgerow.growth.text import normalize_text
+from hedgerow.models import (
+    ApiKey,
+    AuditEvent,
+    Message,
+    Report,
+    Role,
+    Task,
+    TaskState,
+    User,
+    UserNote,
+    UserSession,
+)
+from hedgerow.moderation import queries
+from hedgerow.moderation.common import clean_reason, get_user, record_action, utcnow
+
+NOTE_MAX_LENGTH = 4000
+AUDIT_ROWS_SHOWN = 50
+
+
+def _refuse_higher_role(actor: User, user: User) -> None:
+    if actor.id == user.id:
+        raise AppError("cannot_moderate_self", "You cannot do this to your own account.", 409)
+    if user.has_role(Role.moderator) and not actor.has_role(Role.admin):
+        raise AppError("forbidden", "Only an admin can disable a moderator or another admin.", 403)
+
+
+def end_open_leases(db: Session, user_id: int, *, now: datetime) -> int:
+    """Give back every slot the user's leased tasks hold; the tasks expire."""
+    tasks = db.scalars(
+        select(Task)
+        .where(Task.user_id == user_id, Task.state == TaskState.leased)
+        .order_by(Task.id)
+        .with_for_update()
+    ).all()
+    for task in tasks:
+        release_task_slot(db, task, now=now)
+        task.state = TaskState.expired
+        task.finished_at = now
+    db.flush()
+    return len(tasks)
+
+
+def disable_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
+    """Disable the account: its waiting prompts leave the lottery and its leases end."""
+    reason = clean_reason(reason, required=True)
+    user = get_user(db, user_id)
+    _refuse_higher_role(actor, user)
+    if not user.enabled:
+        raise AppError("already_disabled", "This account is already disabled.", 409)
+    now = utcnow()
+    user.enabled = False
+    withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
+    leases = end_open_leases(db, user.id, now=now)
+    record_action(
+        db,
+        actor,
+        "user.disable",
+        "user",
+        user.id,
+        before={"enabled": True},
+        after={"enabled": False, "prompts_withdrawn": withdrawn, "leases_ended": leases},
+        reason=reason,
+    )
+    db.flush()
+    return user
+
+
+def enable_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
+    reason = clean_reason(reason)
+    user = get_user(db, user_id)
+    _refuse_higher_role(actor, user)
+    if user.enabled:
+        raise AppError("already_enabled", "This account is already enabled.", 409)
+    if user.deleted_at is not None:
+        raise AppError("user_deleted", "This account was deleted and cannot come back.", 409)
+    user.enabled = True
+    record_action(
+        db,
+        actor,
+        "user.enable",
+        "user",
+        user.id,
+        before={"enabled": False},
+        after={"enabled": True},
+        reason=reason,
+    )
+    db.flush()
+    return user
+
+
+def add_note(db: Session, actor: User, user_id: int, *, text: str) -> UserNote:
+    user = get_user(db, user_id)
+    body = normalize_text(text, NOTE_MAX_LENGTH, field="note")
+    note = UserNote(user_id=user.id, author_id=actor.id, text=body)
+    db.add(note)
+    db.flush()
+    record_action(db, actor, "user.note", "user", user.id, after={"note_id": note.id})
+    db.flush()
+    return note
+
+
+@dataclass
+class UserDetail:
+    user: User
+    history: queries.AuthorHistory
+    stats: dict[str, int]
+    messages: list[Message]
+    reports_received: list[Report]
+    notes: list[tuple[UserNote, str]]
+    audit: list[tuple[AuditEvent, str | None]]
+
+
+def user_detail(db: Session, user_id: int) -> UserDetail:
+    user = get_user(db, user_id)
+    notes = [
+        (row[0], row[1])
+        for row in db.execute(
+            select(UserNote, User.username)
+            .join(User, User.id == UserNote.author_id)
+            .where(UserNote.user_id == user.id)
+            .order_by(UserNote.id.desc())
+        )
+    ]
+    return UserDetail(
+        user=user,
+        history=queries.author_history(db, user.id),
+        stats=queries.contribution_stats(db, user.id),
+        messages=queries.recent_messages(db, user.id),
+        reports_received=queries.reports_received(db, user.id),
+        notes=notes,
+        audit=queries.audit_events(
+            db,
+            actor_id=None,
+            action=None,
+            target_type="user",
+            target_id=user.id,
+            limit=AUDIT_ROWS_SHOWN,
+            offset=0,
+        ),
+    )
+
+
+def anonymise_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
+    """Delete an account on request: the name, e-mail, password, sessions and keys go; the
+    contributions stay under a pseudonym (exports read the user row, so they carry the
+    pseudonym too). The audit event keeps no trace of the old name."""
+    reason = clean_reason(reason, required=True)
+    user = get_user(db, user_id)
+    if user.deleted_at is not None:
+        raise AppError("already_deleted", "This account is already deleted.", 409)
+    if user.id == actor.id:
+        raise AppError("cannot_moderate_self", "You cannot delete your own account here.", 409)
+    now = utcnow()
+    withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
+    leases = end_open_leases(db, user.id, now=now)
+    pseudonym = f"anon-{secrets.token_hex(6)}"
+    previous_role = user.role
+    user.username = pseudonym
+    user.display_name = pseudonym
+    user.email = None
+    user.password_hash = None
+    user.enabled = False
+    user.show_on_leaderboard = False
+    user.role = Role.volunteer.value
+    user.deleted_at = now
+    db.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    db.execute(delete(ApiKey).where(ApiKey.user_id == user.id))
+    record_action(
+        db,
+        actor,
+        "user.anonymise",
+        "user",
+        user.id,
+        before={"role": previous_role},
+        after={"pseudonym": pseudonym, "prompts_withdrawn": withdrawn, "leases_ended": leases},
+        reason=reason,
+    )
+    db.flush()
+    return user
