@@ -60,6 +60,11 @@ def _where(filters: ExportFilters) -> tuple[str, dict[str, Any]]:
     return " AND ".join(clauses), params
 
 
+# Positions in a row of export_messages_query, for code that reads rows as tuples.
+TREE_ID_COLUMN = 1
+TREE_STATE_COLUMN = 17
+
+
 def export_messages_query(filters: ExportFilters) -> tuple[TextClause, dict[str, Any]]:
     """Every exported message, parents before children, grouped by tree."""
     where, params = _where(filters)

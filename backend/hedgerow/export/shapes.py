@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +23,11 @@ EMOJI_NAMES = {"thumbs_up": "+1", "thumbs_down": "-1", "red_flag": "red_flag"}
 # reply i with i+1).
 GRADE_STEPS = {"much_better": 3, "better": 2, "slightly_better": 1, "about_same": 0}
 CHAT_ROLES = {MessageRole.prompter.value: "user", MessageRole.assistant.value: "assistant"}
+# Plain strings: comparing with an enum member costs an attribute lookup on the enum class,
+# measurable at several comparisons per message.
+ASSISTANT = MessageRole.assistant.value
+ACCEPTED = ReviewState.accepted.value
+PENDING = ReviewState.pending.value
 
 
 class Pseudonyms:
@@ -45,7 +49,7 @@ class Pseudonyms:
         if cached is not None:
             return cached
         digest = hmac.new(self._secret, b"user:%d" % user_id, hashlib.sha256).hexdigest()
-        pseudonym = str(uuid.UUID(digest[:32]))
+        pseudonym = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
         self._cache[user_id] = pseudonym
         if len(self._cache) > self.CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -54,14 +58,18 @@ class Pseudonyms:
 
 class MessageIds:
     """Public message ids: UUIDs keyed on the installation secret, stable from one release
-    to the next (researchers diff releases) but not the internal row ids."""
+    to the next (researchers diff releases) but not the internal row ids.
+
+    Keyed BLAKE2b is a MAC like HMAC and several times faster, which matters at two ids per
+    message; user pseudonyms, computed once per person, keep HMAC-SHA256.
+    """
 
     def __init__(self, installation_secret: str) -> None:
         self._key = hashlib.sha256(b"hedgerow-export:" + installation_secret.encode()).digest()
 
     def public(self, message_id: int) -> str:
-        digest = hmac.new(self._key, b"message:%d" % message_id, hashlib.sha256).digest()
-        return str(uuid.UUID(bytes=digest[:16], version=4))
+        digest = hashlib.blake2b(b"%d" % message_id, key=self._key, digest_size=16).hexdigest()
+        return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
 
 
 def split_of(public_tree_id: str, seed: int, validation_share: float) -> str:
@@ -94,35 +102,27 @@ class Node:
     reactions: dict[str, int]
     # [user_id, ordered_message_ids, grades, not_rankable, before_edit, created_at]
     rankings: list[list[Any]]
+    public_id: str = ""
     children: list[Node] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: Any) -> Node:
+        """From a row of `queries.export_messages_query`, unpacked by position (it is the
+        hottest line of the export)."""
+        (
+            id_, _tree_id, parent_id, author_id, role, text, language, depth, category, context,
+            review_state, review_count, rank, synthetic, model_name, deleted, created_at,
+            _tree_state, labels, reactions, rankings,
+        ) = row  # fmt: skip
         return cls(
-            id=row.id,
-            parent_id=row.parent_id,
-            author_id=row.author_id,
-            role=row.role,
-            text=row.text,
-            language=row.language,
-            depth=row.depth,
-            category=row.category,
-            context=row.context,
-            review_state=row.review_state,
-            review_count=row.review_count,
-            rank=row.consensus_rank,
-            synthetic=row.synthetic,
-            model_name=row.model_name,
-            deleted=row.deleted,
-            created_at=row.created_at,
-            labels=row.labels or [],
-            reactions=row.reactions or {},
-            rankings=row.rankings or [],
-        )
+            id_, parent_id, author_id, role, text, language, depth, category, context,
+            review_state, review_count, rank, synthetic, model_name, deleted, created_at,
+            labels or [], reactions or {}, rankings or [], "", [],
+        )  # fmt: skip
 
     @property
     def usable_for_training(self) -> bool:
-        return self.review_state == ReviewState.accepted and not self.deleted
+        return self.review_state == ACCEPTED and not self.deleted
 
     def sort_key(self) -> tuple[bool, int, int]:
         # Best rank first; unranked replies after the ranked ones, oldest first.
@@ -156,23 +156,27 @@ def build_tree(rows: list[Any]) -> tuple[Node, list[Node]] | None:
 def label_summary(node: Node) -> dict[str, tuple[float, int]]:
     """Mean value and count per label name; labels given before a moderator's edit judged
     another text and are left out."""
+    if not node.labels:
+        return {}
     values: dict[str, list[float]] = {}
     for label in node.labels:
         if label[4]:
             continue
         for name, value in label[1].items():
             values.setdefault(name, []).append(float(value))
-    return {name: (fmean(found), len(found)) for name, found in sorted(values.items())}
+    return {name: (sum(found) / len(found), len(found)) for name, found in sorted(values.items())}
 
 
 def emojis(node: Node) -> dict[str, int]:
+    if not node.reactions:
+        return {}
     return {EMOJI_NAMES.get(kind, kind): count for kind, count in sorted(node.reactions.items())}
 
 
 def review_result(node: Node) -> bool | None:
-    if node.review_state == ReviewState.pending:
+    if node.review_state == PENDING:
         return None
-    return node.review_state == ReviewState.accepted
+    return node.review_state == ACCEPTED
 
 
 def chat_message(node: Node) -> dict[str, str]:
@@ -190,7 +194,7 @@ def sft_paths(root: Node) -> list[list[Node]]:
         for child in node.children:
             if child.usable_for_training:
                 below = walk(child, path) or below
-        if not below and node.role == MessageRole.assistant:
+        if not below and node.role == ASSISTANT:
             paths.append(list(path))
             below = True
         path.pop()
@@ -213,7 +217,7 @@ def best_path(root: Node) -> list[Node] | None:
             break
         node = usable[0]
         path.append(node)
-    while path and path[-1].role != MessageRole.assistant:
+    while path and path[-1].role != ASSISTANT:
         path.pop()
     return path or None
 
@@ -248,11 +252,7 @@ def preference_pairs(root: Node) -> list[tuple[list[Node], Node, Node, float]]:
     def walk(node: Node, path: list[Node]) -> None:
         path.append(node)
         usable = [child for child in node.children if child.usable_for_training]
-        ranked = [
-            child
-            for child in usable
-            if child.role == MessageRole.assistant and child.rank is not None
-        ]
+        ranked = [child for child in usable if child.role == ASSISTANT and child.rank is not None]
         for better_index, better in enumerate(ranked):
             for worse in ranked[better_index + 1 :]:
                 pairs.append((list(path), better, worse, graded_margin(node, better, worse)))

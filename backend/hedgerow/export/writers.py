@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -87,8 +87,9 @@ MESSAGES_SCHEMA = pa.schema(
 )
 
 
-def _json_line(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n"
+def _json_line(value: Any) -> bytes:
+    # orjson: UTF-8 as is (no \u escapes), compact, and about 5x the stdlib's speed.
+    return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
 
 
 @dataclass
@@ -124,10 +125,10 @@ class ReleaseWriters:
         self.validation_share = validation_share
         self.stats = ReleaseStats()
         self._trees = gzip.open(  # noqa: SIM115 - closed in close() or abort()
-            directory / TREES_FILE, "wt", compresslevel=GZIP_LEVEL, encoding="utf-8"
+            directory / TREES_FILE, "wb", compresslevel=GZIP_LEVEL
         )
-        self._texts: dict[str, IO[str]] = {
-            name: open(directory / name, "w", encoding="utf-8", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115 - closed in close()
+        self._texts: dict[str, IO[bytes]] = {
+            name: open(directory / name, "wb", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115 - closed in close()
             for name in (SFT_FILE, SFT_BEST_FILE, PREFERENCES_FILE, RANKINGS_FILE, LABELS_FILE)
         }
         self._parquet = pq.ParquetWriter(
@@ -143,9 +144,12 @@ class ReleaseWriters:
         if built is None:
             return 0
         root, nodes = built
-        tree_id = self.ids.public(root.id)
+        for node in nodes:
+            node.public_id = self.ids.public(node.id)
+        public_ids = {node.id: node.public_id for node in nodes}
+        tree_id = root.public_id
         split = shapes.split_of(tree_id, self.split_seed, self.validation_share)
-        public = {node.id: self._public_node(node) for node in nodes}
+        public = {node.id: self._public_node(node, public_ids) for node in nodes}
 
         self._trees.write(
             _json_line(
@@ -160,20 +164,20 @@ class ReleaseWriters:
         for node in nodes:
             self._append_message_row(public[node.id], node, tree_id, tree_state, split)
             self._write_labels(node, tree_id)
-            self._write_rankings(node, tree_id)
+            self._write_rankings(node, tree_id, public_ids)
         self._write_training_files(root, tree_id, split)
         if len(self._columns["message_id"]) >= PARQUET_BATCH_ROWS:
             self._flush_parquet()
         return len(nodes)
 
-    def _public_node(self, node: Node) -> dict[str, Any]:
+    def _public_node(self, node: Node, public_ids: dict[int, str]) -> dict[str, Any]:
         labels = shapes.label_summary(node)
         for name, (value, count) in labels.items():
             self.stats.label_sums[name] += value * count
             self.stats.label_counts[name] += count
         return {
-            "message_id": self.ids.public(node.id),
-            "parent_id": self.ids.public(node.parent_id) if node.parent_id is not None else None,
+            "message_id": node.public_id,
+            "parent_id": public_ids[node.parent_id] if node.parent_id is not None else None,
             "user_id": self.pseudonyms.user(node.author_id),
             "created_date": node.created_at.isoformat(),
             "text": node.text,
@@ -251,7 +255,7 @@ class ReleaseWriters:
         if not node.labels:
             return
         out = self._texts[LABELS_FILE]
-        message_id = self.ids.public(node.id)
+        message_id = node.public_id
         for user_id, values, mode, guideline_version, before_edit, created_at in node.labels:
             out.write(
                 _json_line(
@@ -269,11 +273,11 @@ class ReleaseWriters:
             )
             self.stats.rows[LABELS_FILE] += 1
 
-    def _write_rankings(self, node: Node, tree_id: str) -> None:
+    def _write_rankings(self, node: Node, tree_id: str, public_ids: dict[int, str]) -> None:
         if not node.rankings:
             return
         out = self._texts[RANKINGS_FILE]
-        parent_id = self.ids.public(node.id)
+        parent_id = node.public_id
         for user_id, ordered, grades, not_rankable, before_edit, created_at in node.rankings:
             out.write(
                 _json_line(
@@ -281,7 +285,10 @@ class ReleaseWriters:
                         "parent_id": parent_id,
                         "message_tree_id": tree_id,
                         "user_id": self.pseudonyms.user(user_id),
-                        "ranking": [self.ids.public(message_id) for message_id in ordered],
+                        "ranking": [
+                            public_ids.get(message_id) or self.ids.public(message_id)
+                            for message_id in ordered
+                        ],
                         "grades": grades,
                         "not_rankable": not_rankable,
                         "before_edit": before_edit,
