@@ -84,7 +84,10 @@
     var element = event.detail.elt;
     if (element.id === "task-form" || element.classList.contains("skip-form")) dirty = false;
   });
-  document.addEventListener("htmx:afterSwap", function () { dirty = false; updateCounter(); });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "task-panel") dirty = false;
+    updateCounter();
+  });
 
   // --- counters -------------------------------------------------------------------
   function updateCounter() {

@@ -1,0 +1,143 @@
+"""Task pages in a real browser: drafts survive a reload, late work is kept, ranking by
+keyboard only, user text is never run as script."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from hedgerow.growth.flags import refresh_open_flags
+from hedgerow.models import Message, Ranking, Tree, TreeState, User
+from tests.browser import crowd
+from tests.browser.test_scenario import SAVED, open_task
+from tests.growth.factories import add_reply, make_tree
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_draft_survives_a_page_reload(live_db: sessionmaker[Session], new_page: Any) -> None:
+    _user_id, token = crowd.volunteer(live_db, "erin")
+    page = new_page(token)
+    open_task(page, "write_prompt")
+    page.fill("#f-text", "A thought I do not want to lose about hedgehog houses")
+    page.select_option("#f-category", "brainstorming")
+    expect(page.locator("#draft-status")).to_contain_text("Draft saved")
+
+    page.reload()
+
+    expect(page.locator("#f-text")).to_have_value(
+        "A thought I do not want to lose about hedgehog houses"
+    )
+    expect(page.locator("#f-category")).to_have_value("brainstorming")
+
+
+def test_errors_and_a_late_submission_keep_the_text(
+    live_db: sessionmaker[Session], new_page: Any
+) -> None:
+    user_id, token = crowd.volunteer(live_db, "frank")
+    with live_db.begin() as db:
+        author = db.get(User, user_id)
+        assert author is not None
+        _tree, root = make_tree(db, author, state=TreeState.prompt_review)
+        taken_text = root.text
+    page = new_page(token)
+    open_task(page, "write_prompt")
+
+    # A duplicate is refused; the text stays on screen with the error next to it.
+    page.fill("#f-text", taken_text)
+    page.get_by_test_id("submit").click()
+    expect(page.locator("#task-error")).to_have_attribute("data-code", "duplicate_text")
+    expect(page.locator("#f-text")).to_have_value(taken_text)
+
+    # The lease runs out while the volunteer is still writing; the work is still accepted.
+    late_text = "Written slowly: what do hedgehogs dream about in winter?"
+    page.fill("#f-text", late_text)
+    expect(page.locator("#draft-status")).to_contain_text("Draft saved")
+    with live_db.begin() as db:
+        db.execute(
+            text(
+                "UPDATE task SET lease_expires_at = now() - interval '1 minute' "
+                "WHERE user_id = :user_id AND state = 'leased'"
+            ),
+            {"user_id": user_id},
+        )
+    page.get_by_test_id("submit").click()
+    expect(page.get_by_test_id("notice")).to_contain_text(SAVED)
+    with live_db() as db:
+        assert db.scalar(select(Message.id).where(Message.text == late_text)) is not None
+
+
+def _ranking_tree(live_db: sessionmaker[Session], reply_texts: list[str]) -> list[int]:
+    with live_db.begin() as db:
+        author = db.scalars(select(User)).first()
+        assert author is not None
+        tree, root = make_tree(db, author, state=TreeState.growing, rankings_per_sibling_set=1)
+        replies = [add_reply(db, tree, root, author) for _ in reply_texts]
+        for reply, reply_text in zip(replies, reply_texts, strict=True):
+            reply.text = reply_text
+        tree.state = TreeState.ranking
+        tree.open_ranking_sets = 1
+        refresh_open_flags(root, tree)
+        db.flush()
+        return [reply.id for reply in replies]
+
+
+def test_ranking_with_the_keyboard_only(live_db: sessionmaker[Session], new_page: Any) -> None:
+    crowd.volunteer(live_db, "author")
+    _user_id, token = crowd.volunteer(live_db, "grace")
+    _ranking_tree(live_db, ["First reply.", "Second reply.", "Third reply."])
+    page = new_page(token)
+    page.goto("/dashboard")
+    page.focus("button[data-kind='rank_assistant_replies']")
+    page.keyboard.press("Enter")
+    expect(page.locator("#task-panel")).to_have_attribute(
+        "data-task-kind", "rank_assistant_replies"
+    )
+    shown = [
+        int(item.get_attribute("data-message-id")) for item in page.locator(".rank-item").all()
+    ]
+
+    # Tab to the first reply, then move it to the bottom with the arrow keys.
+    for _ in range(40):
+        if page.evaluate("document.activeElement.classList.contains('rank-item')"):
+            break
+        page.keyboard.press("Tab")
+    focused = int(page.evaluate("document.activeElement.dataset.messageId"))
+    assert focused == shown[0]
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    expect(page.locator(".rank-item").nth(2)).to_be_focused()
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Control+Enter")
+    expect(page.get_by_test_id("notice")).to_contain_text(SAVED)
+
+    with live_db() as db:
+        ranking = db.scalars(select(Ranking)).one()
+    assert ranking.ordered_message_ids == [shown[1], shown[0], shown[2]]
+
+
+def test_a_reply_containing_script_renders_as_text(
+    live_db: sessionmaker[Session], new_page: Any
+) -> None:
+    crowd.volunteer(live_db, "author")
+    _user_id, token = crowd.volunteer(live_db, "heidi")
+    hostile = "<script>window.__pwned = 1</script><img src=x onerror='window.__pwned = 2'>"
+    ids = _ranking_tree(live_db, [hostile, "A harmless reply."])
+    page = new_page(token)
+
+    open_task(page, "rank_assistant_replies")
+    expect(page.locator(f".rank-item[data-message-id='{ids[0]}']")).to_contain_text(
+        "<script>window.__pwned = 1</script>"
+    )
+    assert page.evaluate("window.__pwned") is None
+
+    with live_db() as db:
+        tree_id = db.scalar(select(Tree.id))
+    page.goto(f"/trees/{tree_id}")
+    expect(page.locator(f"#m{ids[0]} .message-text")).to_contain_text("<img src=x onerror=")
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator(f"#m{ids[0]} script, #m{ids[0]} img").count() == 0
