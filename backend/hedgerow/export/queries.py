@@ -14,13 +14,16 @@ from sqlalchemy import Connection, TextClause, text
 
 from hedgerow.export.schemas import ExportFilters
 
-# Deleted users' ids never leave the database: their rows carry NULL instead.
+# Deleted users' ids never leave the database: their rows carry NULL instead. The user is
+# looked up by primary key per row rather than joined, so the plan stays an index walk
+# whatever the statistics say.
 _LABELS = """
     (SELECT jsonb_agg(jsonb_build_array(
-                CASE WHEN lu.deleted_at IS NULL THEN l.user_id END,
+                CASE WHEN (SELECT lu.deleted_at FROM "user" lu WHERE lu.id = l.user_id) IS NULL
+                     THEN l.user_id END,
                 l.values, l.mode, l.guideline_version, l.before_edit, l.created_at)
             ORDER BY l.id)
-       FROM label l JOIN "user" lu ON lu.id = l.user_id
+       FROM label l
       WHERE l.message_id = m.id) AS labels
 """
 _REACTIONS = """
@@ -30,10 +33,11 @@ _REACTIONS = """
 """
 _RANKINGS = """
     (SELECT jsonb_agg(jsonb_build_array(
-                CASE WHEN ku.deleted_at IS NULL THEN k.user_id END,
+                CASE WHEN (SELECT ku.deleted_at FROM "user" ku WHERE ku.id = k.user_id) IS NULL
+                     THEN k.user_id END,
                 k.ordered_message_ids, k.grades, k.not_rankable, k.before_edit, k.created_at)
             ORDER BY k.id)
-       FROM ranking k JOIN "user" ku ON ku.id = k.user_id
+       FROM ranking k
       WHERE k.parent_message_id = m.id) AS rankings
 """
 
