@@ -273,3 +273,34 @@ def test_pages_need_the_terms(db: Session, client: TestClient) -> None:
     log_in_as(client, db, make_user(db, tos=False))
     response = client.get("/dashboard", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/tos")
+
+
+def test_dashboard_links_the_task_in_progress(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    task_id = start(client, "write_prompt")
+    page = client.get("/dashboard")
+    assert f'href="/tasks/{task_id}"' in page.text and 'data-testid="current-task"' in page.text
+
+
+def test_report_a_reply_from_inside_a_ranking(
+    db: Session, client: TestClient, volunteer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tree, replies = ranking_setup(db, monkeypatch)
+    task_id = start(client, "rank_assistant_replies")
+    response = post(client, f"/tasks/{task_id}/report/{replies[0].id}", {}, headers=HTMX)
+    assert response.status_code == 200
+    assert "reported to the moderators" in response.text
+    assert reload(db, replies[0]).red_flag_count == 1
+    # Only replies of this task can be reported through it.
+    root_id = replies[0].parent_id
+    assert post(client, f"/tasks/{task_id}/report/{root_id}", {}).status_code == 404
+
+
+def test_an_oversized_form_is_refused_before_parsing(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    task_id = start(client, "write_prompt")
+    response = post(client, f"/tasks/{task_id}/submit", {"text": "x" * 300_000})
+    assert response.status_code == 413
+    assert reload(db, db.get(Task, task_id)).state == TaskState.leased

@@ -13,6 +13,8 @@ DetectorFactory.seed = 0
 
 MIN_CHARACTERS = 40
 MIN_CONFIDENCE = 0.8
+# The opening of a text tells its language as well as the whole, at a fraction of the cost.
+SAMPLE_CHARACTERS = 2000
 
 
 def detected_language(text: str) -> str | None:
@@ -20,7 +22,7 @@ def detected_language(text: str) -> str | None:
     if len(text.strip()) < MIN_CHARACTERS:
         return None
     try:
-        best = detect_langs(text)[0]
+        best = detect_langs(text[:SAMPLE_CHARACTERS])[0]
     except LangDetectException:
         return None
     if best.prob < MIN_CONFIDENCE:

@@ -21,7 +21,8 @@ from starlette.datastructures import FormData
 from hedgerow.accounts.routes import LANGUAGE_NAMES
 from hedgerow.accounts.security import ContributorUser
 from hedgerow.config import get_settings
-from hedgerow.contribute import forms
+from hedgerow.contribute import forms, queries
+from hedgerow.contribute.api import MAX_BODY_BYTES
 from hedgerow.contribute.guidelines import all_guidelines, get_guideline, guideline_for_kind
 from hedgerow.contribute.language import language_mismatch
 from hedgerow.contribute.markdown import render_markdown
@@ -41,7 +42,19 @@ from hedgerow.models import TaskState, User
 from hedgerow.stats import service as stats_service
 from hedgerow.templating import is_htmx, render
 
-router = APIRouter(include_in_schema=False)
+
+def refuse_large_forms(request: Request) -> None:
+    """Form posts carry the same texts as the JSON API, so the same limit applies. Only the
+    declared length is checked: the CSRF check has already read a form body (browsers
+    always declare it)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise AppError(
+            "payload_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.", 413
+        )
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_large_forms)])
 
 KIND_TITLES = {
     "write_prompt": "Write a prompt",
@@ -205,6 +218,7 @@ def dashboard(
     context = {
         "user": user,
         "counts": counts,
+        "current_task": queries.current_task(db, user.id, datetime.now(UTC)),
         "kind_titles": KIND_TITLES,
         "empty": KIND_TITLES.get(empty or "", "any task" if empty else None),
         "summary": stats_service.user_summary(db, user),
