@@ -217,6 +217,7 @@ def test_datasets_page_shows_releases_with_counts_card_and_links(
     assert f'href="{_file_url(serving, "messages.parquet")}"' in page.text
     assert "Dataset card" in page.text
     assert "Known limitations" in page.text
+    assert '<a href="/datasets" aria-current="page">Datasets</a>' in page.text
 
 
 def test_datasets_page_refuses_volunteers(

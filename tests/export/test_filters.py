@@ -1,0 +1,61 @@
+"""Filters choose the trees and messages of a release, and are recorded in its manifest."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from sqlalchemy import func, select
+
+from hedgerow.export.schemas import ExportFilters
+from hedgerow.export.service import run_export
+from hedgerow.models import Message, ReviewState, Tree, TreeState
+from tests.export.conftest import Corpus
+
+
+def _rows(directory: Path) -> list[dict]:
+    return pq.read_table(directory / "messages.parquet").to_pylist()
+
+
+def test_including_spam_and_deleted_exports_every_message_of_ready_trees(
+    corpus: Corpus, releases_dir: Path
+) -> None:
+    filters = ExportFilters(include_spam=True, include_deleted=True)
+    rows = _rows(run_export(corpus.maker, filters=filters).directory)
+    with corpus.maker() as db:
+        in_ready_trees = select(Message).join(Tree, Tree.id == Message.tree_id)
+        in_ready_trees = in_ready_trees.where(Tree.state == TreeState.ready_for_export)
+        total = db.scalar(select(func.count()).select_from(in_ready_trees.subquery()))
+        rejected = db.scalar(
+            select(func.count()).select_from(
+                in_ready_trees.where(Message.review_state == ReviewState.rejected).subquery()
+            )
+        )
+    assert rejected, "the simulated trolls' spam was rejected in some ready tree"
+    assert len(rows) == total
+    assert sum(row["review_result"] is False for row in rows) == rejected
+
+
+def test_states_filter_exports_only_those_trees(corpus: Corpus, releases_dir: Path) -> None:
+    states = [TreeState.growing.value, TreeState.ranking.value, TreeState.ready_for_export.value]
+    outcome = run_export(corpus.maker, filters=ExportFilters(states=states))
+    rows = _rows(outcome.directory)
+    with corpus.maker() as db:
+        trees = db.scalar(select(func.count()).where(Tree.state.in_(states)))
+    assert {row["tree_state"] for row in rows} <= set(states)
+    assert len({row["message_tree_id"] for row in rows}) == trees
+    manifest = json.loads((outcome.directory / "manifest.json").read_text())
+    assert manifest["filters"]["states"] == states
+
+
+def test_date_range_selects_trees_by_creation_time(corpus: Corpus, releases_dir: Path) -> None:
+    with corpus.maker() as db:
+        first = db.scalar(select(func.min(Tree.created_at)))
+    assert first is not None
+    before_any = ExportFilters(created_until=first)
+    assert run_export(corpus.maker, filters=before_any).stats.trees == 0
+    from_first = ExportFilters(created_from=first, created_until=first + timedelta(days=1))
+    everything = run_export(corpus.maker).stats.trees
+    assert run_export(corpus.maker, filters=from_first).stats.trees == everything > 0
