@@ -183,8 +183,12 @@ def new_page(browser: Any, live_server: str) -> Iterator[Callable[..., Any]]:
     """Opens pages in fresh browser contexts (separate cookie jars: separate people)."""
     contexts: list[Any] = []
 
-    def open_page(session_token: str | None = None) -> Any:
-        context = browser.new_context(base_url=live_server, viewport={"width": 1280, "height": 900})
+    def open_page(session_token: str | None = None, *, javascript: bool = True) -> Any:
+        context = browser.new_context(
+            base_url=live_server,
+            viewport={"width": 1280, "height": 900},
+            java_script_enabled=javascript,
+        )
         context.set_default_timeout(10_000)
         if session_token is not None:
             from hedgerow.accounts.security import SESSION_COOKIE

@@ -141,3 +141,23 @@ def test_a_reply_containing_script_renders_as_text(
     expect(page.locator(f"#m{ids[0]} .message-text")).to_contain_text("<img src=x onerror=")
     assert page.evaluate("window.__pwned") is None
     assert page.locator(f"#m{ids[0]} script, #m{ids[0]} img").count() == 0
+
+
+def test_tasks_work_without_javascript(live_db: sessionmaker[Session], new_page: Any) -> None:
+    crowd.volunteer(live_db, "author")
+    _user_id, token = crowd.volunteer(live_db, "ivan")
+    ids = _ranking_tree(live_db, ["Reply one.", "Reply two."])
+    page = new_page(token, javascript=False)
+
+    open_task(page, "rank_assistant_replies")
+    # Without JavaScript the order is chosen from each reply's position list.
+    page.select_option(f"#pos-{ids[0]}", "2")
+    page.select_option(f"#pos-{ids[1]}", "1")
+    page.select_option("#grade-1", "much_better")
+    page.get_by_test_id("submit").click()
+    page.wait_for_url("**/dashboard?empty=rank_assistant_replies")
+
+    with live_db() as db:
+        ranking = db.scalars(select(Ranking)).one()
+    assert ranking.ordered_message_ids == [ids[1], ids[0]]
+    assert ranking.grades == ["much_better"]
