@@ -121,3 +121,17 @@ def test_my_contributions_lists_my_messages(db: Session, client: TestClient) -> 
     log_in_as(client, db, user)
     page = client.get("/me/contributions")
     assert f"/trees/{tree.id}?message={root.id}" in page.text
+
+
+def test_todays_top_contributors_leave_out_opted_out_users_and_are_cached(db: Session) -> None:
+    shown, hidden = make_user(db), make_user(db)
+    make_tree(db, shown)
+    make_tree(db, hidden)
+    hidden.show_on_leaderboard = False
+    db.flush()
+
+    top = service.top_contributors(db, period="day")
+    assert [row.user_id for row in top] == [shown.id]
+
+    make_tree(db, make_user(db))  # within the cache period the same answer comes back
+    assert service.top_contributors(db, period="day") == top

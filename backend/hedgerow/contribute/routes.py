@@ -222,7 +222,7 @@ def dashboard(
         "kind_titles": KIND_TITLES,
         "empty": KIND_TITLES.get(empty or "", "any task" if empty else None),
         "summary": stats_service.user_summary(db, user),
-        "today_top": stats_service.leaderboard(db, user, period="day", limit=5),
+        "today_top": stats_service.top_contributors(db, period="day", limit=5),
         "language_name": LANGUAGE_NAMES.get(user.language, user.language),
     }
     return render(request, "contribute/dashboard.html", context)

@@ -7,6 +7,7 @@ without any bookkeeping.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.errors import AppError
 from hedgerow.models import User
+from hedgerow.redis_client import get_redis
 from hedgerow.stats import queries
 
 Period = Literal["day", "week", "month", "all"]
@@ -130,6 +132,34 @@ def leaderboard(db: Session, viewer: User, *, period: str = "week", limit: int =
         viewer_row=viewer_row,
         viewer_in_top=any(row.is_viewer for row in rows),
     )
+
+
+# Every dashboard view shows today's top contributors; they are computed at most this
+# often, not on every page load (the aggregate reads all of today's contributions).
+TOP_CONTRIBUTORS_CACHE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class TopContributor:
+    user_id: int
+    display_name: str
+    score: int
+
+
+def top_contributors(db: Session, *, period: str = "day", limit: int = 5) -> list[TopContributor]:
+    """The public top of a period (opted-out users left out), cached briefly in Redis."""
+    key = f"hedgerow:stats:top:{period}:{limit}"
+    cached = get_redis().get(key)
+    if cached is not None:
+        return [TopContributor(**row) for row in json.loads(str(cached))]
+    top, _own = queries.leaderboard_rows(db, period_start(period), viewer_id=0, limit=limit)
+    rows = [TopContributor(row.user_id, row.display_name, int(row.score)) for row in top]
+    get_redis().set(
+        key,
+        json.dumps([row.__dict__ for row in rows]),
+        ex=TOP_CONTRIBUTORS_CACHE_SECONDS,
+    )
+    return rows
 
 
 def user_summary(db: Session, user: User, now: datetime | None = None) -> UserSummary:
