@@ -26,7 +26,7 @@ from sqlalchemy import Connection, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.config import Settings, get_settings
-from hedgerow.errors import AppError, NotFound
+from hedgerow.errors import AppError, NotAuthenticated, NotFound
 from hedgerow.export import card, publish, queries
 from hedgerow.export.queries import TREE_ID_COLUMN, TREE_STATE_COLUMN
 from hedgerow.export.schemas import SCHEMA_VERSION, ExportFilters
@@ -377,7 +377,7 @@ def require_download_access(user: User | None) -> None:
     if can_download(user):
         return
     if user is None:
-        raise AppError("not_authenticated", "Log in or send an API key to download datasets.", 401)
+        raise NotAuthenticated("Log in or send an API key to download datasets.")
     raise AppError(
         "researcher_required",
         "Dataset downloads need the researcher role; ask an admin for access.",
