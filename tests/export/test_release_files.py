@@ -178,7 +178,7 @@ def test_dataset_card_reports_counts_license_and_process(release: Path) -> None:
     card = (release / "README.md").read_text(encoding="utf-8")
     manifest = json.loads((release / "manifest.json").read_text())
     assert card.startswith("---\nlicense: cc-by-4.0\n")
-    assert "config_name: sft" in card
+    assert "language:\n- en\n---" in card
     assert f"{manifest['trees']} trees, {manifest['messages']} messages" in card
     assert f"{manifest['contributors']} contributors" in card
     assert "| ready_for_export |" in card

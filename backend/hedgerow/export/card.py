@@ -18,7 +18,7 @@ from hedgerow.export.writers import (
 )
 from hedgerow.growth.labels import GUIDELINE_VERSION
 
-# Hugging Face writes licenses in lower case in card metadata.
+# The files listed with their row counts, in this order.
 _HF_CONFIGS = (
     ("messages", MESSAGES_FILE),
     ("sft", SFT_FILE),
@@ -35,13 +35,13 @@ def _table(title: str, counts: dict[str, int]) -> str:
 
 
 def _yaml_header(license_name: str, languages: list[str]) -> str:
+    # Hugging Face writes license ids in lower case in card metadata.
     lines = ["---", f"license: {license_name.lower()}"]
     if languages:
         lines.append("language:")
         lines.extend(f"- {language}" for language in languages)
-    lines.append("configs:")
-    for config, data_file in _HF_CONFIGS:
-        lines.extend([f"- config_name: {config}", f"  data_files: {data_file}"])
+    # No `configs:` list: `datasets` picks one loader for a whole directory, and a release
+    # mixes parquet and JSON Lines, so each file is loaded by name (see "Loading").
     lines.append("---")
     return "\n".join(lines) + "\n"
 
