@@ -56,6 +56,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/settings/profile"): USER,
     ("POST", "/settings/api-keys"): USER,
     ("POST", "/settings/api-keys/{key_id}/revoke"): USER,
+    ("POST", "/settings/delete-account"): USER,
     ("GET", "/api/v1/me"): USER,
     ("PATCH", "/api/v1/me"): USER,
     ("POST", "/api/v1/me/tos"): USER,

@@ -300,3 +300,28 @@ def revoke_api_key(request: Request, key_id: int, user: CurrentUser, db: Session
     if is_htmx(request):
         return _settings_page(request, db, user, block="api_keys", saved="revoked")
     return see_other("/settings?saved=revoked#api-keys")
+
+
+@router.post("/settings/delete-account")
+def delete_account(
+    request: Request, user: CurrentUser, db: SessionDep, password: FormText = ""
+) -> Response:
+    """Delete my account: contributions stay, anonymised; I am logged out everywhere."""
+    from hedgerow.moderation.users import delete_own_account
+
+    try:
+        delete_own_account(db, user, password=password)
+    except AppError as error:
+        return _settings_page(
+            request,
+            db,
+            user,
+            block="delete_account",
+            status_code=error.status,
+            delete_error=error.message,
+        )
+    response: Response = see_other("/?account=deleted")
+    if is_htmx(request):
+        response = Response(status_code=200, headers={"HX-Redirect": "/?account=deleted"})
+    clear_session_cookie(response)
+    return response

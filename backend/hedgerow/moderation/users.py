@@ -157,15 +157,32 @@ def user_detail(db: Session, user_id: int) -> UserDetail:
 
 
 def anonymise_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
-    """Delete an account on request: the name, e-mail, password, sessions and keys go; the
-    contributions stay under a pseudonym (exports read the user row, so they carry the
-    pseudonym too). The audit event keeps no trace of the old name."""
+    """Delete an account on request (an admin acting for the person)."""
     reason = clean_reason(reason, required=True)
     user = get_user(db, user_id)
-    if user.deleted_at is not None:
-        raise AppError("already_deleted", "This account is already deleted.", 409)
     if user.id == actor.id:
         raise AppError("cannot_moderate_self", "You cannot delete your own account here.", 409)
+    return _anonymise(db, user, actor=actor, action="user.anonymise", reason=reason)
+
+
+def delete_own_account(db: Session, user: User, *, password: str) -> User:
+    """A volunteer deletes their own account from the settings page, confirming with their
+    password; the same anonymisation as an admin's."""
+    from hedgerow.accounts.passwords import verify_password
+
+    if not verify_password(user.password_hash, password):
+        raise AppError(
+            "invalid_credentials", "That password is not right; nothing was deleted.", 400
+        )
+    return _anonymise(db, user, actor=user, action="user.delete_self", reason="own request")
+
+
+def _anonymise(db: Session, user: User, *, actor: User, action: str, reason: str | None) -> User:
+    """The name, e-mail, password, sessions and keys go; the contributions stay under a
+    pseudonym (exports read the user row, so they carry the pseudonym too). The audit event
+    keeps no trace of the old name."""
+    if user.deleted_at is not None:
+        raise AppError("already_deleted", "This account is already deleted.", 409)
     now = utcnow()
     withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
     leases = end_open_leases(db, user.id, now=now)
@@ -184,7 +201,7 @@ def anonymise_user(db: Session, actor: User, user_id: int, *, reason: str | None
     record_action(
         db,
         actor,
-        "user.anonymise",
+        action,
         "user",
         user.id,
         before={"role": previous_role},
