@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.live_server import live_uvicorn
 from tests.ops.databases import create_empty_database, drop_database
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +42,6 @@ TREE_SETTINGS: dict[str, Any] = {
     "reviews_per_message": 1,
     "rankings_per_sibling_set": 1,
 }
-SERVER_START_SECONDS = 30
 
 
 def _chromium() -> str | None:
@@ -63,12 +58,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/browser" in str(item.fspath):
             item.add_marker(skip)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +81,6 @@ def browser_engine(browser_database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def live_server(browser_database_url: str) -> Iterator[str]:
-    port = _free_port()
     env = {
         **os.environ,
         "DATABASE_URL": browser_database_url,
@@ -100,50 +88,9 @@ def live_server(browser_database_url: str) -> Iterator[str]:
         **{f"HEDGEROW_{name.upper()}": str(value) for name, value in TREE_SETTINGS.items()},
     }
     ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / f"browser-server-{os.environ.get('PYTEST_XDIST_WORKER', 'gw0')}.log").open(
-        "w"
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "hedgerow.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    try:
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"the server exited with {server.returncode}; see {log.name}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not answer in time; see {log.name}")
-            time.sleep(0.1)  # polling the server's start with a deadline
+    log_path = ARTIFACTS / f"browser-server-{os.environ.get('PYTEST_XDIST_WORKER', 'gw0')}.log"
+    with live_uvicorn(env, log_path) as base_url:
         yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 @pytest.fixture

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy.orm import Session
 
 from hedgerow.models import Role
 from tests.factories import DEFAULT_PASSWORD, make_user
 from tests.growth.factories import add_reply, make_tree
+from tests.live_server import live_uvicorn
 from tests.ops import databases
 from tests.servers import redis_url_for
 
@@ -43,14 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 OFFENSIVE = "Only an idiot would ask that, you worthless clown."
-STARTUP_DEADLINE_SECONDS = 60
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -65,7 +52,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
     database_url = databases.create_empty_database("browser_moderation")
     migrate.upgrade(database_url)
-    port = _free_port()
     log_path = tmp_path_factory.mktemp("uvicorn") / "server.log"
     env = {
         **os.environ,
@@ -74,43 +60,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         "REDIS_URL": redis_url_for((int(os.environ.get("HEDGEROW_TEST_REDIS_DB", "1")) + 8) % 16),
         "HEDGEROW_ENVIRONMENT": "test",
     }
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "hedgerow.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_DEADLINE_SECONDS
-        while True:
-            assert server.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "uvicorn did not start:\n" + log_path.read_text()
-            time.sleep(0.1)  # polling the server's readiness, bounded by the deadline
-        yield Site(base_url, database_url)
+        with live_uvicorn(env, log_path) as base_url:
+            yield Site(base_url, database_url)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
         databases.drop_database("browser_moderation")
 
 
