@@ -95,7 +95,7 @@ def db(engine: Engine) -> Iterator[Session]:
 
 
 ALL_TABLES = (
-    "release, audit_event, report, reaction, ranking, label, task, message_revision, "
+    "training_run, model_version, release, audit_event, report, reaction, ranking, label, task, message_revision, "
     'user_note, api_key, user_session, message, tree, "user"'
 )
 

@@ -78,6 +78,35 @@ class Settings(BaseSettings):
     export_validation_share: float = 0.05
     export_split_seed: int = 42
 
+    # Training. The base model is a local path or a hub id; "tiny" builds a small
+    # Llama-style model with a tokenizer trained on the release itself (no network).
+    training_base_model: str = "tiny"
+    # The registry name versions are promoted under (one serving version per name).
+    training_model_name: str = "hedgerow-chat"
+    # None means data_dir / "models".
+    training_models_dir: Path | None = None
+    # "auto": LoRA for a pretrained base model, full fine-tuning for the tiny one.
+    training_method: Literal["auto", "lora", "full"] = "auto"
+    training_epochs: float = 3.0
+    # A positive value caps the optimizer steps (and overrides epochs).
+    training_max_steps: int = -1
+    training_learning_rate: float = 2e-4
+    training_batch_size: int = 8
+    training_gradient_accumulation: int = 1
+    training_max_length: int = 1024
+    training_warmup_ratio: float = 0.03
+    training_lora_r: int = 16
+    training_lora_alpha: int = 32
+    training_lora_dropout: float = 0.05
+    training_save_steps: int = 200
+    training_seed: int = 42
+    # A release with fewer SFT conversations than this cannot teach a model anything.
+    training_min_conversations: int = 20
+    # A nightly release starts a run when this many trees arrived since the last run's.
+    training_min_new_trees: int = 100
+    training_reference_sample: int = 12
+    training_max_new_tokens: int = 256
+
     @property
     def is_development(self) -> bool:
         return self.environment == "development"
@@ -85,6 +114,10 @@ class Settings(BaseSettings):
     @property
     def releases_root(self) -> Path:
         return self.releases_dir or self.data_dir / "releases"
+
+    @property
+    def models_root(self) -> Path:
+        return self.training_models_dir or self.data_dir / "models"
 
     @property
     def cookies_secure(self) -> bool:

@@ -9,6 +9,7 @@ from hedgerow.models.reaction import Reaction, ReactionKind
 from hedgerow.models.release import Release, ReleaseKind, ReleaseState
 from hedgerow.models.report import Report, ReportReason, ReportStatus
 from hedgerow.models.task import Task, TaskKind, TaskState
+from hedgerow.models.training import ModelVersion, ModelVersionStatus, TrainingRun
 from hedgerow.models.tree import Tree, TreeState
 from hedgerow.models.user import ApiKey, Role, User, UserNote, UserSession
 
@@ -18,6 +19,8 @@ __all__ = [
     "Base",
     "Label",
     "Message",
+    "ModelVersion",
+    "ModelVersionStatus",
     "MessageRevision",
     "MessageRole",
     "Ranking",
@@ -34,6 +37,7 @@ __all__ = [
     "Task",
     "TaskKind",
     "TaskState",
+    "TrainingRun",
     "Tree",
     "TreeState",
     "User",

@@ -1,0 +1,1 @@
+"""The training worker, model registry, evaluation and model cards."""

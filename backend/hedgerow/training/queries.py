@@ -1,0 +1,80 @@
+"""SQL of the training domain."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hedgerow.models import ModelVersion, ModelVersionStatus, Release, ReleaseState, TrainingRun
+
+ACTIVE = (
+    ModelVersionStatus.queued,
+    ModelVersionStatus.training,
+    ModelVersionStatus.evaluating,
+)
+
+
+def run_of(db: Session, version_id: int) -> TrainingRun:
+    return db.scalars(select(TrainingRun).where(TrainingRun.model_version_id == version_id)).one()
+
+
+def serving_version(db: Session, name: str) -> ModelVersion | None:
+    return db.scalars(
+        select(ModelVersion).where(
+            ModelVersion.name == name, ModelVersion.status == ModelVersionStatus.serving
+        )
+    ).one_or_none()
+
+
+def previously_promoted(db: Session, name: str, *, before: ModelVersion) -> ModelVersion | None:
+    """The ready version of `name` promoted most recently before `before`."""
+    query = (
+        select(ModelVersion)
+        .where(
+            ModelVersion.name == name,
+            ModelVersion.status == ModelVersionStatus.ready,
+            ModelVersion.promoted_at.is_not(None),
+            ModelVersion.id != before.id,
+        )
+        .order_by(ModelVersion.promoted_at.desc(), ModelVersion.id.desc())
+        .limit(1)
+    )
+    return db.scalars(query).one_or_none()
+
+
+def recent_versions(db: Session, limit: int = 50) -> list[tuple[ModelVersion, TrainingRun]]:
+    query = (
+        select(ModelVersion, TrainingRun)
+        .join(TrainingRun, TrainingRun.model_version_id == ModelVersion.id)
+        .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+        .limit(limit)
+    )
+    return [(version, run) for version, run in db.execute(query).tuples()]
+
+
+def has_active_run(db: Session) -> bool:
+    query = select(ModelVersion.id).where(ModelVersion.status.in_(ACTIVE)).limit(1)
+    return db.scalars(query).first() is not None
+
+
+def trees_in_last_trained_release(db: Session) -> int:
+    """Trees in the release behind the newest version that did not fail (0 if none)."""
+    query = (
+        select(Release.counts)
+        .join(ModelVersion, ModelVersion.release_id == Release.id)
+        .where(ModelVersion.status != ModelVersionStatus.failed)
+        .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
+        .limit(1)
+    )
+    counts = db.scalars(query).first()
+    return int((counts or {}).get("trees", 0))
+
+
+def published_releases(db: Session, limit: int = 50) -> list[Release]:
+    query = (
+        select(Release)
+        .where(Release.state == ReleaseState.published)
+        .order_by(Release.created_at.desc(), Release.id.desc())
+        .limit(limit)
+    )
+    return list(db.scalars(query))

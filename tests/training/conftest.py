@@ -1,0 +1,79 @@
+"""A published release grown by the simulated crowd once per module, and settings that
+train the tiny model on it in seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from hedgerow.export.service import run_export
+from hedgerow.growth.simulate import simulate
+from tests.conftest import ALL_TABLES
+from tests.growth.factories import override_settings
+
+# Small enough to run in seconds on one core; enough steps at a high learning rate for
+# the tiny model to memorise its training answers (the tests check that it does).
+TINY_TRAINING = {
+    "training_base_model": "tiny",
+    "training_method": "auto",
+    "training_max_steps": 60,
+    "training_learning_rate": 3e-3,
+    "training_warmup_ratio": 0.0,
+    "training_batch_size": 8,
+    "training_max_length": 256,
+    "training_save_steps": 20,
+    "training_min_conversations": 4,
+    "training_reference_sample": 4,
+    "training_max_new_tokens": 64,
+}
+
+
+@dataclass
+class Corpus:
+    maker: sessionmaker[Session]
+    releases_dir: Path
+    release_id: int
+    release_name: str
+
+
+@pytest.fixture(scope="module")
+def corpus(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
+    maker = sessionmaker(bind=engine, expire_on_commit=False)
+    releases_dir = tmp_path_factory.mktemp("releases")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        override_settings(
+            monkeypatch,
+            tree_goal_size=4,
+            tree_max_children=2,
+            reviews_per_message=1,
+            rankings_per_sibling_set=1,
+            growing_trees_per_language=4,
+            releases_dir=releases_dir,
+            # Enough validation trees for a held-out loss from a handful of trees.
+            export_validation_share=0.3,
+        )
+        report = simulate(maker, volunteers=6, prompts=6, seed=7, max_steps=500)
+        assert report.states.get("ready_for_export", 0) >= 3, report.states
+        outcome = run_export(maker)
+    yield Corpus(maker, releases_dir, outcome.release_id, outcome.name)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {ALL_TABLES} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def models_dir(
+    corpus: Corpus, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Settings for the tiny model, an empty models root, and no versions left over."""
+    path = tmp_path_factory.mktemp("models")
+    override_settings(
+        monkeypatch, releases_dir=corpus.releases_dir, training_models_dir=path, **TINY_TRAINING
+    )
+    with corpus.maker.begin() as db:
+        db.execute(text("DELETE FROM model_version"))
+    return path
