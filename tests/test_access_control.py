@@ -105,6 +105,18 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/datasets/{release_id}/unpin"): ADMIN,
     ("GET", "/admin/exports"): ADMIN,
     ("POST", "/admin/exports"): ADMIN,
+    # training
+    ("GET", "/admin/training"): ADMIN,
+    ("POST", "/admin/training"): ADMIN,
+    ("GET", "/admin/training/versions/{version_id}"): ADMIN,
+    ("POST", "/admin/training/versions/{version_id}/promote"): ADMIN,
+    ("POST", "/admin/training/serving/{name}/rollback"): ADMIN,
+    ("GET", "/admin/training/compare"): ADMIN,
+    ("GET", "/api/v1/models"): ADMIN,
+    ("POST", "/api/v1/models"): ADMIN,
+    ("GET", "/api/v1/models/{version_id}"): ADMIN,
+    ("POST", "/api/v1/models/{version_id}/promote"): ADMIN,
+    ("POST", "/api/v1/models/serving/{name}/rollback"): ADMIN,
     # reporting
     ("GET", "/messages/{message_id}/report"): CONTRIBUTOR,
     ("POST", "/messages/{message_id}/report"): CONTRIBUTOR,

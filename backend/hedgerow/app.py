@@ -70,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.moderation import routes as moderation_routes
     from hedgerow.ops import routes as ops_routes
     from hedgerow.stats import routes as stats_routes
+    from hedgerow.training import api as training_api
+    from hedgerow.training import routes as training_routes
     from hedgerow.trees import routes as trees_routes
 
     app.include_router(ops_routes.router)
@@ -85,4 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stats_routes.router)
     app.include_router(export_routes.router)
     app.include_router(export_api.router, prefix="/api/v1")
+    app.include_router(training_routes.router)
+    app.include_router(training_api.router, prefix="/api/v1")
     return app

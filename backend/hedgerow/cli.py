@@ -485,6 +485,120 @@ def export(
     )
 
 
+@cli.command()
+def train(
+    concurrency: Annotated[int, typer.Option(help="Runs at a time (one per GPU set).")] = 1,
+) -> None:
+    """Run the training worker (the `train` queue) in the foreground."""
+    from hedgerow.db import get_sessionmaker
+    from hedgerow.logs import configure_logging
+    from hedgerow.training import service
+
+    with _servers(redis=True) as settings:
+        configure_logging(settings)
+        # Runs whose worker died mid-way go back on the queue; they resume from their
+        # last checkpoint.
+        for version_id in service.interrupted_versions(get_sessionmaker()):
+            console.print(f"Resuming model version {version_id}")
+            service.enqueue_training(version_id)
+        from hedgerow.worker import TRAIN_QUEUE, celery_app
+
+        # The solo pool trains in this process: no fork after CUDA is initialised.
+        celery_app.worker_main(
+            [
+                "worker",
+                "-Q",
+                TRAIN_QUEUE,
+                "--pool",
+                "solo" if concurrency == 1 else "prefork",
+                "--concurrency",
+                str(concurrency),
+                "-l",
+                "INFO",
+                "-n",
+                "trainer@%h",
+            ]
+        )
+
+
+@cli.command("train-run")
+def train_run(
+    release: Annotated[
+        int | None, typer.Option(help="Release id to train on; the newest published if absent.")
+    ] = None,
+    resume: Annotated[
+        int | None, typer.Option(help="Resume this interrupted model version instead.")
+    ] = None,
+) -> None:
+    """Train one model version in the foreground, with a progress bar."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from hedgerow.db import get_sessionmaker
+    from hedgerow.training import queries, service
+    from hedgerow.training.trainer import Progress as TrainingProgress
+
+    with _servers(redis=False):
+        maker = get_sessionmaker()
+        try:
+            with maker.begin() as db:
+                if resume is not None:
+                    version_id = service.get_version(db, resume).id
+                else:
+                    release_id = release
+                    if release_id is None:
+                        newest = queries.published_releases(db, limit=1)
+                        if not newest:
+                            raise AppError(
+                                "no_release", "No published release; run `hedgerow export`.", 404
+                            )
+                        release_id = newest[0].id
+                    version_id = service.start_run(db, release_id, requested_by=None).id
+        except AppError as error:
+            raise _fail(error) from error
+        console.print(f"Training model version [bold]{version_id}[/bold]")
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps · loss {task.fields[loss]} · {task.fields[speed]} tok/s"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            bar = progress.add_task("training", total=None, loss="-", speed="-")
+
+            def on_progress(update: TrainingProgress) -> None:
+                progress.update(
+                    bar,
+                    completed=update.step,
+                    total=update.total_steps,
+                    loss=f"{update.loss:.4f}" if update.loss is not None else "-",
+                    speed=f"{update.tokens_per_second:.0f}" if update.tokens_per_second else "-",
+                )
+
+            status = service.run_training(maker, version_id, progress=on_progress)
+        with maker() as db:
+            version = service.get_version(db, version_id)
+        if status is None:
+            raise _fail(
+                AppError("run_in_progress", "Another worker is training this version.", 409)
+            )
+        if version.status == "failed":
+            raise _fail(AppError("training_failed", version.failure_reason or "failed", 500))
+        metrics = version.metrics or {}
+        console.print(
+            f"[green]Model version {version_id} is {escape(version.status)}[/green] in "
+            f"{escape(version.artifact_path or '')} (validation loss "
+            f"{metrics.get('base_validation_loss', float('nan')):.4f} -> "
+            f"{metrics.get('validation_loss', float('nan')):.4f})"
+        )
+
+
 def main() -> None:
     cli()
 

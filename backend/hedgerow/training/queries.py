@@ -5,7 +5,14 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hedgerow.models import ModelVersion, ModelVersionStatus, Release, ReleaseState, TrainingRun
+from hedgerow.models import (
+    ModelVersion,
+    ModelVersionStatus,
+    Release,
+    ReleaseKind,
+    ReleaseState,
+    TrainingRun,
+)
 
 ACTIVE = (
     ModelVersionStatus.queued,
@@ -78,3 +85,18 @@ def published_releases(db: Session, limit: int = 50) -> list[Release]:
         .limit(limit)
     )
     return list(db.scalars(query))
+
+
+def newest_nightly_release(db: Session) -> Release | None:
+    query = (
+        select(Release)
+        .where(Release.state == ReleaseState.published, Release.kind == ReleaseKind.nightly)
+        .order_by(Release.created_at.desc(), Release.id.desc())
+        .limit(1)
+    )
+    return db.scalars(query).first()
+
+
+def has_versions(db: Session, release_id: int) -> bool:
+    query = select(ModelVersion.id).where(ModelVersion.release_id == release_id).limit(1)
+    return db.scalars(query).first() is not None

@@ -269,7 +269,8 @@ def _run_holding_lock(
         release = db.get_one(Release, version.release_id)
         run = queries.run_of(db, version_id)
         paths = RunPaths.for_version(settings, version_id, version.name)
-        config = TrainingConfig(**version.config)
+        config = TrainingConfig(**version.config).for_this_machine()
+        version.config = config.as_dict()
         name, release_id = version.name, release.id
         release_name, release_state = release.name, release.state
         run.attempts += 1
@@ -416,7 +417,9 @@ def _train_and_evaluate(
         outcome.model, outcome.tokenizer, validation_examples, config.max_length
     )
     prompts = evaluation.sample_reference_prompts(
-        settings.training_reference_sample, seed=config.seed + version_id
+        # The same seed for every version: versions answer the same prompts, side by side.
+        settings.training_reference_sample,
+        seed=config.seed,
     )
     answers = evaluation.answer_reference_prompts(
         outcome.model, outcome.tokenizer, prompts, settings.training_max_new_tokens
@@ -600,15 +603,17 @@ def interrupted_versions(maker: sessionmaker[Session]) -> list[int]:
     return free
 
 
-def start_run_after_nightly(
-    maker: sessionmaker[Session], release_id: int, settings: Settings | None = None
+def start_run_on_newest_nightly(
+    maker: sessionmaker[Session], settings: Settings | None = None
 ) -> int | None:
-    """Queue a run on a fresh nightly release when enough new trees arrived since the
-    release the last run trained on; returns the new version's id."""
+    """Queue a run on the newest nightly release when no version was trained on it yet,
+    none is in progress, and enough new trees arrived since the release the last run
+    trained on; returns the new version's id."""
     settings = settings or get_settings()
     with maker.begin() as db:
-        release = db.get(Release, release_id)
-        if release is None or release.state != ReleaseState.published:
+        _lock_name(db, settings.training_model_name)
+        release = queries.newest_nightly_release(db)
+        if release is None or queries.has_versions(db, release.id):
             return None
         if queries.has_active_run(db):
             return None
@@ -616,7 +621,7 @@ def start_run_after_nightly(
         trees_before = queries.trees_in_last_trained_release(db)
         if trees_now - trees_before < settings.training_min_new_trees:
             return None
-        version = start_run(db, release_id, requested_by=None, settings=settings)
+        version = start_run(db, release.id, requested_by=None, settings=settings)
         version_id = version.id
     enqueue_training(version_id)
     return version_id

@@ -60,8 +60,10 @@ class TrainingConfig:
     save_steps: int
     seed: int
     min_conversations: int
-    bf16: bool = False
-    packing: bool = False
+    # None until the worker that trains decides by its hardware (the web process that
+    # queues a run never loads torch).
+    bf16: bool | None = None
+    packing: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -71,7 +73,6 @@ class TrainingConfig:
         if method == "auto":
             # A randomly initialised model has nothing for LoRA to adapt.
             method = "full" if base == TINY_BASE_MODEL else "lora"
-        on_gpu = gpu_available()
         return cls(
             base_model=base,
             method=method,
@@ -88,11 +89,18 @@ class TrainingConfig:
             save_steps=settings.training_save_steps,
             seed=settings.training_seed,
             min_conversations=settings.training_min_conversations,
-            bf16=on_gpu and bf16_supported(),
-            # Packing mixes examples in one row; only worth it (and only exact, with
-            # flash attention's padding-free kernels) on a GPU.
-            packing=on_gpu,
         )
+
+    def for_this_machine(self) -> TrainingConfig:
+        """bf16 and packing where they pay off: on a GPU. Packing mixes several short
+        examples in one row, which saves padding at GPU throughput and is not worth the
+        attention cost on a CPU."""
+        on_gpu = gpu_available()
+        if self.bf16 is None:
+            self.bf16 = on_gpu and bf16_supported()
+        if self.packing is None:
+            self.packing = on_gpu
+        return self
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -356,8 +364,8 @@ def train(
         lr_scheduler_type="cosine",
         max_length=config.max_length,
         completion_only_loss=True,
-        packing=config.packing,
-        bf16=config.bf16,
+        packing=bool(config.packing),
+        bf16=bool(config.bf16),
         use_cpu=not gpu_available(),
         logging_steps=1,
         save_strategy="steps",

@@ -1,0 +1,47 @@
+"""The loss curve as server-rendered SVG geometry (the template draws it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WIDTH = 600
+HEIGHT = 200
+PADDING = 36
+
+
+@dataclass
+class LossChart:
+    points: str
+    min_loss: float
+    max_loss: float
+    first_step: int
+    last_step: int
+    width: int = WIDTH
+    height: int = HEIGHT
+    padding: int = PADDING
+
+
+def loss_chart(history: list[list[float]]) -> LossChart | None:
+    """Polyline points for [[step, loss], ...], scaled to the chart; None below 2 points."""
+    if len(history) < 2:
+        return None
+    steps = [point[0] for point in history]
+    losses = [point[1] for point in history]
+    low, high = min(losses), max(losses)
+    span_loss = (high - low) or 1.0
+    first, last = steps[0], steps[-1]
+    span_steps = (last - first) or 1
+    inner_width = WIDTH - 2 * PADDING
+    inner_height = HEIGHT - 2 * PADDING
+    points = " ".join(
+        f"{PADDING + (step - first) / span_steps * inner_width:.1f},"
+        f"{PADDING + (high - loss) / span_loss * inner_height:.1f}"
+        for step, loss in zip(steps, losses, strict=True)
+    )
+    return LossChart(
+        points=points,
+        min_loss=low,
+        max_loss=high,
+        first_step=int(first),
+        last_step=int(last),
+    )
