@@ -21,7 +21,7 @@ from tests.growth.factories import override_settings
 TINY_TRAINING = {
     "training_base_model": "tiny",
     "training_method": "auto",
-    "training_max_steps": 60,
+    "training_max_steps": 80,
     "training_learning_rate": 3e-3,
     "training_warmup_ratio": 0.0,
     "training_batch_size": 8,
@@ -31,6 +31,23 @@ TINY_TRAINING = {
     "training_reference_sample": 4,
     "training_max_new_tokens": 64,
 }
+
+# The simulated crowd writes long texts that differ only in serial numbers and random
+# digits, and sibling replies answer the same prompt differently. Short sentences from a
+# small vocabulary, each reply a function of the text it answers, give every training
+# prompt one right answer that the tiny model can memorise in a few dozen steps.
+SHORT_TEXTS = """
+UPDATE message SET text = CASE WHEN role = 'prompter'
+  THEN 'What do '
+       || (ARRAY['hedgehogs','wrens','dormice','badgers','robins','voles','bees'])[1 + id % 7]
+       || ' do in ' || (ARRAY['spring','summer','autumn','winter'])[1 + (id / 7) % 4] || '?'
+  ELSE 'They ' || (ARRAY['sleep','sing','forage','nest','hide','wander','rest'])[1 + parent_id % 7]
+       || ' under the '
+       || (ARRAY['hawthorn','hazel','holly','blackthorn','elder'])
+          [1 + (parent_id % 7 + parent_id / 7) % 5]
+       || ' at ' || (ARRAY['dawn','noon','dusk','night'])[1 + (parent_id / 7) % 4] || '.'
+  END
+"""
 
 
 @dataclass
@@ -59,6 +76,8 @@ def corpus(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         )
         report = simulate(maker, volunteers=6, prompts=6, seed=7, max_steps=500)
         assert report.states.get("ready_for_export", 0) >= 3, report.states
+        with maker.begin() as db:
+            db.execute(text(SHORT_TEXTS))
         outcome = run_export(maker)
     yield Corpus(maker, releases_dir, outcome.release_id, outcome.name)
     with engine.begin() as conn:
