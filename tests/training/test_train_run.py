@@ -144,7 +144,7 @@ def test_run_killed_after_a_checkpoint_resumes_from_it(corpus: Corpus, models_di
     assert first_checkpoint_step == TINY_TRAINING["training_save_steps"]
     killed, killed_run = _load(corpus, version_id)
     assert killed.status == ModelVersionStatus.training
-    assert killed_run.step >= first_checkpoint_step
+    assert killed_run.step >= 1, "progress was written while it trained"
     assert killed.artifact_path is None
     assert service.interrupted_versions(corpus.maker) == [version_id]
 
