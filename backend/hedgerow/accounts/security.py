@@ -89,17 +89,18 @@ def _user_from_api_key(db: Session, raw_key: str) -> User:
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         raise NotAuthenticated("The API key is malformed.")
     _, prefix, secret = parts
-    key = db.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-    if key is None or not hmac.compare_digest(key.secret_hash, sha256_hex(secret)):
+    # The key and its owner in one round trip: this runs on every API request.
+    row = db.execute(
+        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == prefix)
+    ).first()
+    if row is None or not hmac.compare_digest(row[0].secret_hash, sha256_hex(secret)):
         raise NotAuthenticated("The API key is not valid.")
+    key, user = row[0], row[1]
     if key.revoked_at is not None:
         raise NotAuthenticated("The API key was revoked.")
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > API_KEY_TOUCH_INTERVAL:
         db.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-    user = db.get(User, key.user_id)
-    if user is None:
-        raise NotAuthenticated("The API key is not valid.")
     return user
 
 

@@ -35,7 +35,7 @@ from hedgerow.growth.schemas import (
     ConversationMessage,
     TaskView,
 )
-from hedgerow.models import Message, Task, TaskKind, TaskState, Tree, User
+from hedgerow.models import Message, Task, TaskKind, TaskState, User
 
 # How often each family of work is chosen when a volunteer asks for "any" task, among
 # the families that have work for them: finishing trees (ranking, review) comes first,
@@ -175,13 +175,11 @@ def _lease(
         return task
 
     for _ in range(PICK_ATTEMPTS):
-        target_id = pick_candidate(db, user.id, language, kind)
-        if target_id is None:
+        picked = pick_candidate(db, user.id, language, kind)
+        if picked is None:
             return None
-        target = db.get(Message, target_id, populate_existing=True)
-        assert target is not None
-        tree = db.get(Tree, target.tree_id, populate_existing=True)
-        assert tree is not None
+        target, tree = picked
+        target_id = target.id
         if not slot_is_free(kind, target, tree, settings):
             refresh_open_flags(target, tree, settings)  # heal a stale flag, try the next
             db.flush()

@@ -151,9 +151,11 @@ def candidate_query(kind: str) -> Select[int]:
 
 
 @cache
-def pick_statement(kind: str) -> Select[int]:
-    """The best candidate, closest-to-completion first, locked; locked rows are skipped."""
-    query = candidate_query(kind).order_by(Tree.accepted_count.desc(), Tree.id, Message.id)
+def pick_statement(kind: str) -> Select[Message, Tree]:
+    """The best candidate with its tree, closest-to-completion first, locked; rows another
+    transaction holds are skipped. Loading both here saves two round trips per hand-out."""
+    ids = candidate_query(kind).order_by(Tree.accepted_count.desc(), Tree.id, Message.id)
+    query = ids.with_only_columns(Message, Tree).execution_options(populate_existing=True)
     if kind in (TaskKind.reply_assistant, TaskKind.reply_prompter):
         # A reply lease also changes the tree's counters: lock both, skipping either.
         query = query.with_for_update(of=[Message, Tree], skip_locked=True)
@@ -168,9 +170,12 @@ def count_statement(kind: str, cap: int) -> Select[int]:
     return select(func.count()).select_from(limited)
 
 
-def pick_candidate(db: Session, user_id: int, language: str, kind: str) -> int | None:
-    """Lock and return the best candidate for this user."""
-    return db.scalar(pick_statement(kind), {"user_id": user_id, "language": language})
+def pick_candidate(
+    db: Session, user_id: int, language: str, kind: str
+) -> tuple[Message, Tree] | None:
+    """Lock and return the best candidate for this user, with its tree."""
+    row = db.execute(pick_statement(kind), {"user_id": user_id, "language": language}).first()
+    return None if row is None else (row[0], row[1])
 
 
 def count_candidates(db: Session, user_id: int, language: str, kind: str, cap: int) -> int:
