@@ -56,7 +56,7 @@ def recent_versions(db: Session, limit: int = 50) -> list[tuple[ModelVersion, Tr
         .order_by(ModelVersion.created_at.desc(), ModelVersion.id.desc())
         .limit(limit)
     )
-    return [(version, run) for version, run in db.execute(query).tuples()]
+    return [(version, run) for version, run in db.execute(query)]
 
 
 def has_active_run(db: Session) -> bool:

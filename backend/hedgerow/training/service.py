@@ -11,6 +11,7 @@ attempt resumes from the last one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -328,14 +329,14 @@ def _run_holding_lock(
             run.loss_history = history
             run.updated_at = utcnow()
         # The artifact holds the result; checkpoints were only there to resume.
-        shutil.rmtree(paths.work, ignore_errors=True)
+        _remove_work_directory(paths)
         logger.info("model version %s is ready in %s", version_id, paths.artifact)
         return ModelVersionStatus.ready.value
     except Exception as error:
         reason = failure_reason(error, hardware)
         logger.exception("training model version %s failed: %s", version_id, reason)
         shutil.rmtree(paths.artifact, ignore_errors=True)
-        shutil.rmtree(paths.work, ignore_errors=True)
+        _remove_work_directory(paths)
         with maker.begin() as db:
             version = db.get_one(ModelVersion, version_id)
             version.status = ModelVersionStatus.failed.value
@@ -348,6 +349,12 @@ def _run_holding_lock(
         return ModelVersionStatus.failed.value
     finally:
         _detach_run_log(log_handler)
+
+
+def _remove_work_directory(paths: RunPaths) -> None:
+    shutil.rmtree(paths.work, ignore_errors=True)
+    with contextlib.suppress(OSError):  # other runs' work directories are still there
+        paths.work.parent.rmdir()
 
 
 def failure_reason(error: BaseException, hardware: str) -> str:
