@@ -79,13 +79,17 @@ def create_volunteers(database_url: str, count: int) -> list[str]:
     return keys
 
 
+RUN_ID = f"{time.time_ns():x}"  # texts must be new in every run, or they are duplicates
+
+
 def answer(task: dict[str, Any], rng: random.Random, serial: int) -> dict[str, Any]:
     """A plausible submission for any task kind, built from the task the server gave."""
     kind = task["kind"]
     if kind == "write_prompt":
-        return {"text": f"Benchmark prompt {serial} {rng.random()}", "category": "open_qa"}
+        text = f"Benchmark prompt {RUN_ID} {serial} {rng.random()}"
+        return {"text": text, "category": "open_qa"}
     if kind.startswith("reply_"):
-        return {"text": f"Benchmark reply {serial} {rng.random()}"}
+        return {"text": f"Benchmark reply {RUN_ID} {serial} {rng.random()}"}
     if kind.startswith("review_"):
         return {"mode": "quick", "labels": {"spam": 0.0, "lang_mismatch": 0.0, "quality": 0.75}}
     if kind.startswith("rank_"):
