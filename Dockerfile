@@ -23,8 +23,10 @@ WORKDIR /app
 # The install is editable because the app finds its templates and migrations next to
 # the package (/app/frontend, /app/migrations).
 COPY pyproject.toml README.md ./
+# EXTRAS=train builds the trainer image (torch, transformers, trl, peft...).
+ARG EXTRAS=""
 RUN mkdir -p backend/hedgerow && touch backend/hedgerow/__init__.py \
-    && pip install -e .
+    && pip install -e ".${EXTRAS:+[$EXTRAS]}"
 
 COPY alembic.ini ./
 COPY migrations ./migrations

@@ -27,7 +27,9 @@ $(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# The CPU build of torch first, so resolving the train extra never pulls a CUDA one.
+	$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev,train]'
 	touch $@ $(RUNTIME_STAMP)
 
 $(NODE_STAMP): frontend/package.json frontend/package-lock.json
