@@ -367,6 +367,9 @@ def train(
         packing=bool(config.packing),
         bf16=bool(config.bf16),
         use_cpu=not gpu_available(),
+        # Recomputing activations trades GPU memory for time; a CPU run has memory to
+        # spare and no time to lose.
+        gradient_checkpointing=gpu_available(),
         logging_steps=1,
         save_strategy="steps",
         save_steps=config.save_steps,
