@@ -599,6 +599,27 @@ def train_run(
         )
 
 
+@cli.command("serve-model")
+def serve_model(
+    host: Annotated[str | None, typer.Option(help="Default: HEDGEROW_INFERENCE_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: HEDGEROW_INFERENCE_PORT.")] = None,
+) -> None:
+    """Serve the serving model versions over an OpenAI-compatible API (/v1/chat/completions)."""
+    import uvicorn
+
+    from hedgerow.inference.app import create_inference_app
+    from hedgerow.logs import configure_logging
+
+    with _servers(redis=True) as settings:
+        configure_logging(settings)
+        uvicorn.run(
+            create_inference_app(settings),
+            host=host or settings.inference_host,
+            port=port or settings.inference_port,
+            log_level=settings.log_level.lower(),
+        )
+
+
 def main() -> None:
     cli()
 

@@ -107,6 +107,30 @@ class Settings(BaseSettings):
     training_reference_sample: int = 12
     training_max_new_tokens: int = 256
 
+    # The built-in model server (`hedgerow serve-model`).
+    inference_host: str = "127.0.0.1"
+    inference_port: int = 8001
+    # Generations running at once; on a CPU one at a time is fastest overall.
+    inference_concurrency: int = 1
+    # Requests allowed to wait for a free slot; beyond that the server answers 503.
+    inference_queue_size: int = 8
+    inference_requests_per_minute: int = 30
+    # How often the server looks for a newly promoted version (one indexed query).
+    inference_registry_refresh_seconds: float = 2.0
+    inference_max_new_tokens: int = 1024
+    # When set, clients must send it as a bearer token.
+    inference_api_key: str | None = None
+
+    # Chat. Every model goes to chat_inference_url unless chat_model_endpoints names
+    # another OpenAI-compatible server for it ({"my-model": "http://vllm:8000/v1"}).
+    chat_inference_url: str = "http://127.0.0.1:8001/v1"
+    chat_inference_api_key: str | None = None
+    chat_model_endpoints: dict[str, str] = {}
+    chat_default_model: str = "hedgerow-chat"
+    chat_max_message_length: int = 8_000
+    # Seconds to wait for the first token (and between tokens) before giving up.
+    chat_inference_timeout_seconds: float = 60.0
+
     @property
     def is_development(self) -> bool:
         return self.environment == "development"

@@ -1,0 +1,201 @@
+"""The OpenAI-compatible model server: GET /v1/models, POST /v1/chat/completions.
+
+Errors come back in OpenAI's shape ({"error": {"message", "type", "code"}}) so that any
+OpenAI client library reports them properly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from hedgerow.config import Settings, get_settings
+from hedgerow.db import get_sessionmaker
+from hedgerow.errors import AppError
+from hedgerow.inference.generation import GenerationParams, GenerationStats, stream_completion
+from hedgerow.inference.limits import GenerationQueue, check_rate_limit
+from hedgerow.inference.registry import LoadedModel, ServingRegistry
+from hedgerow.inference.schemas import ChatCompletionRequest
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    kind = "invalid_request_error" if status < 500 else "server_error"
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "code": code}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _user_key(request: Request, body: ChatCompletionRequest) -> str:
+    if body.user:
+        return "user:" + hashlib.sha256(body.user.encode()).hexdigest()[:32]
+    auth = request.headers.get("authorization", "")
+    if auth:
+        return "key:" + hashlib.sha256(auth.encode()).hexdigest()[:32]
+    return "ip:" + (request.client.host if request.client else "unknown")
+
+
+def _sse(payload: dict[str, Any] | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {data}\n\n".encode()
+
+
+def create_inference_app(
+    settings: Settings | None = None, registry: ServingRegistry | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="Hedgerow model server", docs_url=None, redoc_url=None)
+    registry = registry or ServingRegistry(
+        get_sessionmaker(), settings.inference_registry_refresh_seconds
+    )
+    queue = GenerationQueue(settings.inference_concurrency, settings.inference_queue_size)
+    app.state.registry = registry
+    app.state.queue = queue
+
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, error: AppError) -> Response:
+        return _error(error.status, error.code, error.message, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return _error(400, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.middleware("http")
+    async def _bearer(request: Request, call_next: Any) -> Response:
+        expected = settings.inference_api_key
+        if expected and request.url.path.startswith("/v1/"):
+            sent = request.headers.get("authorization", "").removeprefix("Bearer ")
+            if not secrets.compare_digest(sent.encode(), expected.encode()):
+                return _error(
+                    401, "invalid_api_key", "Send the server's API key as a bearer token."
+                )
+        response: Response = await call_next(request)
+        return response
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        serving = await asyncio.to_thread(registry.serving)
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": loaded.created,
+                    "owned_by": "hedgerow",
+                    "version_id": loaded.version_id,
+                }
+                for name, loaded in sorted(serving.items())
+            ],
+        }
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+        check_rate_limit(_user_key(request, body), settings.inference_requests_per_minute)
+        loaded = await asyncio.to_thread(registry.get, body.model)
+        max_new_tokens = min(
+            body.max_tokens or settings.inference_max_new_tokens, settings.inference_max_new_tokens
+        )
+        params = GenerationParams(body.temperature, body.top_p, max_new_tokens, body.seed)
+        messages = [message.model_dump() for message in body.messages]
+        queue.admit()
+        if body.stream:
+            return StreamingResponse(
+                _stream(loaded, messages, params), media_type="text/event-stream"
+            )
+        try:
+            async with queue.slot():
+                stats = GenerationStats()
+                text = await asyncio.to_thread(
+                    lambda: "".join(stream_completion(loaded, messages, params, stats))
+                )
+        finally:
+            queue.release()
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": loaded.name,
+                "system_fingerprint": loaded.fingerprint,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": stats.finish_reason,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": stats.prompt_tokens,
+                    "completion_tokens": stats.completion_tokens,
+                    "total_tokens": stats.prompt_tokens + stats.completion_tokens,
+                },
+            }
+        )
+
+    async def _stream(
+        loaded: LoadedModel, messages: list[dict[str, str]], params: GenerationParams
+    ) -> AsyncIterator[bytes]:
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+        stats = GenerationStats()
+
+        def chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:
+            return _sse(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": loaded.name,
+                    "system_fingerprint": loaded.fingerprint,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+                }
+            )
+
+        pieces: Iterator[str] | None = None
+        try:
+            async with queue.slot():
+                yield chunk({"role": "assistant", "content": ""}, None)
+                pieces = stream_completion(loaded, messages, params, stats)
+                while True:
+                    piece = await asyncio.to_thread(next, pieces, None)
+                    if piece is None:
+                        break
+                    if piece:
+                        yield chunk({"content": piece}, None)
+                yield chunk({}, stats.finish_reason)
+                yield _sse("[DONE]")
+        finally:
+            # The client went away (or we finished): stop generating and free the slot.
+            stats.stop.set()
+            if pieces is not None:
+                await asyncio.to_thread(_close, pieces)
+            queue.release()
+
+    return app
+
+
+def _close(pieces: Iterator[str]) -> None:
+    close = getattr(pieces, "close", None)
+    if close is not None:
+        close()

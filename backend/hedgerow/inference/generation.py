@@ -1,0 +1,97 @@
+"""Generation with a TextIteratorStreamer: `generate` runs in a thread, text comes out as it
+is produced, and a stop event ends it early (the client went away)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from hedgerow.inference.registry import LoadedModel
+
+
+@dataclass
+class GenerationParams:
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    seed: int | None = None
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def stream_completion(
+    loaded: LoadedModel,
+    messages: list[dict[str, str]],
+    params: GenerationParams,
+    stats: GenerationStats,
+) -> Iterator[str]:
+    """Yield pieces of the answer as they are decoded; fills `stats` as it goes."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+    tokenizer = loaded.tokenizer
+    input_ids = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=False
+    ).to(loaded.model.device)
+    stats.prompt_tokens = int(input_ids.shape[-1])
+
+    class _Counting(TextIteratorStreamer):
+        def put(self, value: Any) -> None:
+            if not (self.skip_prompt and self.next_tokens_are_prompt):
+                stats.completion_tokens += int(value.numel())
+            super().put(value)
+
+    class _StopWhenAsked(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full(
+                (input_ids.shape[0],),
+                stats.stop.is_set(),
+                dtype=torch.bool,
+                device=input_ids.device,
+            )
+
+    streamer = _Counting(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    sampling = params.temperature > 0
+    kwargs: dict[str, Any] = {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "streamer": streamer,
+        "max_new_tokens": params.max_new_tokens,
+        "do_sample": sampling,
+        "stopping_criteria": StoppingCriteriaList([_StopWhenAsked()]),
+        "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id,
+    }
+    if sampling:
+        kwargs["temperature"] = params.temperature
+        kwargs["top_p"] = params.top_p
+    failure: list[BaseException] = []
+
+    def _generate() -> None:
+        try:
+            if params.seed is not None:
+                torch.manual_seed(params.seed)
+            with torch.inference_mode():
+                loaded.model.generate(**kwargs)
+        except BaseException as error:  # surfaced to the caller after the stream ends
+            failure.append(error)
+            streamer.end()
+
+    thread = threading.Thread(target=_generate, name="generate", daemon=True)
+    thread.start()
+    try:
+        yield from streamer
+    finally:
+        stats.stop.set()
+        thread.join()
+    if failure:
+        raise failure[0]
+    if stats.completion_tokens >= params.max_new_tokens:
+        stats.finish_reason = "length"
