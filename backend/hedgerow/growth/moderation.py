@@ -23,6 +23,7 @@ from hedgerow.growth.queries import (
     LOTTERY_LOCK_NAMESPACE,
     advisory_xact_lock,
     language_lock_key,
+    lock_message_in_tree,
     lock_messages,
     lock_tree,
     subtree_ids,
@@ -66,15 +67,7 @@ def record_red_flag(
 ) -> RedFlagOutcome:
     """One red flag per user and message; enough of them delete the message's subtree."""
     now = now or datetime.now(UTC)
-    row = db.execute(
-        select(Message.tree_id, Message.parent_id).where(Message.id == message_id)
-    ).first()
-    if row is None:
-        raise NotFound("message")
-    tree = lock_tree(db, row.tree_id)
-    # Parent before child: messages are always locked in ascending id order.
-    locked = lock_messages(db, [m for m in (row.parent_id, message_id) if m is not None])
-    message = locked[message_id]
+    tree, message, parent = lock_message_in_tree(db, message_id)
     if message.deleted:
         raise NotFound("message")
     if message.author_id == user.id:
@@ -93,7 +86,7 @@ def record_red_flag(
             db,
             message,
             tree,
-            parent=locked.get(row.parent_id) if row.parent_id is not None else None,
+            parent=parent,
             now=now,
             reason=f"auto: {message.red_flag_count} red flags",
             rng=rng,

@@ -78,6 +78,23 @@ def lock_messages(db: Session, message_ids: Sequence[int]) -> dict[int, Message]
     return {message.id: message for message in rows}
 
 
+def lock_message_in_tree(db: Session, message_id: int) -> tuple[Tree, Message, Message | None]:
+    """Lock a message's tree, then its parent and the message (the lock order everywhere);
+    returns (tree, message, parent). NotFound when there is no such message."""
+    from hedgerow.errors import NotFound
+
+    row = db.execute(
+        select(Message.tree_id, Message.parent_id).where(Message.id == message_id)
+    ).first()
+    if row is None:
+        raise NotFound("message")
+    tree = lock_tree(db, row.tree_id)
+    # Parent before child: messages are always locked in ascending id order.
+    locked = lock_messages(db, [m for m in (row.parent_id, message_id) if m is not None])
+    parent = locked[row.parent_id] if row.parent_id is not None else None
+    return tree, locked[message_id], parent
+
+
 def lock_message(db: Session, message_id: int) -> Message:
     message = lock_messages(db, [message_id]).get(message_id)
     assert message is not None, f"message {message_id} vanished"

@@ -23,7 +23,12 @@ from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
 from hedgerow.growth import moderation as growth_moderation
 from hedgerow.growth import service as growth
-from hedgerow.growth.queries import conversation_path, lock_messages, lock_tree
+from hedgerow.growth.queries import (
+    conversation_path,
+    lock_message_in_tree,
+    lock_messages,
+    lock_tree,
+)
 from hedgerow.growth.text import normalize_text, text_sha256
 from hedgerow.growth.tree_state import halt_tree as growth_halt_tree
 from hedgerow.models import (
@@ -265,21 +270,14 @@ def delete_message(
     """Soft-delete the message with its subtree (undelete restores exactly that set)."""
     now = now or utcnow()
     reason = clean_reason(reason)
-    row = db.execute(
-        select(Message.tree_id, Message.parent_id).where(Message.id == message_id)
-    ).first()
-    if row is None:
-        raise NotFound("message")
-    tree = lock_tree(db, row.tree_id)
-    locked = lock_messages(db, [m for m in (row.parent_id, message_id) if m is not None])
-    message = locked[message_id]
+    tree, message, parent = lock_message_in_tree(db, message_id)
     if message.deleted:
         raise AppError("already_deleted", "This message is already deleted.", 409)
     ids = growth_moderation.soft_delete_subtree(
         db,
         message,
         tree,
-        parent=locked.get(row.parent_id) if row.parent_id is not None else None,
+        parent=parent,
         now=now,
         reason=reason or "moderator",
         actor_id=actor.id,
