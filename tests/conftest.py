@@ -95,7 +95,9 @@ def db(engine: Engine) -> Iterator[Session]:
 
 
 ALL_TABLES = (
-    "training_run, model_version, release, audit_event, report, reaction, ranking, label, task, message_revision, "
+    "battle, chat_message, chat, "
+    "training_run, model_version, release, audit_event, report, reaction, ranking, label, task, "
+    "message_revision, "
     'user_note, api_key, user_session, message, tree, "user"'
 )
 

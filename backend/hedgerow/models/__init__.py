@@ -2,6 +2,7 @@
 
 from hedgerow.models.audit import AuditEvent
 from hedgerow.models.base import Base
+from hedgerow.models.chat import Battle, BattleVote, Chat, ChatMessage, ChatMessageStatus, ChatRole
 from hedgerow.models.label import Label
 from hedgerow.models.message import Message, MessageRevision, MessageRole, ReviewState
 from hedgerow.models.ranking import Ranking
@@ -17,6 +18,12 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "Battle",
+    "BattleVote",
+    "Chat",
+    "ChatMessage",
+    "ChatMessageStatus",
+    "ChatRole",
     "Label",
     "Message",
     "ModelVersion",
