@@ -114,9 +114,11 @@ def _wait_for_checkpoint(process: subprocess.Popen[bytes], checkpoints: Path) ->
     deadline = time.monotonic() + CHECKPOINT_WAIT_SECONDS
     while time.monotonic() < deadline:
         assert process.poll() is None, "the training process exited before its checkpoint"
-        found = trainer.last_complete_checkpoint(checkpoints)
-        if found is not None:
-            return found
+        # Looking only: the trainer's own helper removes half-written checkpoints, and
+        # this one is being written by the other process.
+        complete = sorted(checkpoints.glob(f"*/{trainer.CHECKPOINT_COMPLETE_MARKER}"))
+        if complete:
+            return complete[0].parent
         time.sleep(0.05)
     raise AssertionError("no checkpoint appeared")
 
