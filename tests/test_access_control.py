@@ -152,6 +152,19 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/moderation/users/{user_id}/notes"): MODERATOR,
     ("POST", "/api/v1/moderation/bulk"): MODERATOR,
     ("GET", "/api/v1/moderation/audit"): MODERATOR,
+    # chat with the served model
+    ("GET", "/api/v1/chat-models"): CONTRIBUTOR,
+    ("GET", "/api/v1/chats"): CONTRIBUTOR,
+    ("POST", "/api/v1/chats"): CONTRIBUTOR,
+    ("GET", "/api/v1/chats/{chat_id}"): CONTRIBUTOR,
+    ("PATCH", "/api/v1/chats/{chat_id}"): CONTRIBUTOR,
+    ("DELETE", "/api/v1/chats/{chat_id}"): CONTRIBUTOR,
+    ("POST", "/api/v1/chats/{chat_id}/messages"): CONTRIBUTOR,
+    ("POST", "/api/v1/chats/{chat_id}/messages/{message_id}/regenerate"): CONTRIBUTOR,
+    ("GET", "/api/v1/chats/{chat_id}/messages/{message_id}/stream"): CONTRIBUTOR,
+    ("POST", "/api/v1/chats/{chat_id}/messages/{message_id}/stop"): CONTRIBUTOR,
+    ("POST", "/api/v1/chats/{chat_id}/messages/{message_id}/thumbs"): CONTRIBUTOR,
+    ("POST", "/api/v1/chats/{chat_id}/messages/{message_id}/report"): CONTRIBUTOR,
 }
 
 ROLES: dict[str, Role | None] = {

@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.accounts import routes as accounts_routes
     from hedgerow.admin import api as admin_api
     from hedgerow.admin import routes as admin_routes
+    from hedgerow.chat import api as chat_api
     from hedgerow.contribute import api as contribute_api
     from hedgerow.contribute import routes as contribute_routes
     from hedgerow.export import api as export_api
@@ -89,4 +90,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(export_api.router, prefix="/api/v1")
     app.include_router(training_routes.router)
     app.include_router(training_api.router, prefix="/api/v1")
+    app.include_router(chat_api.router, prefix="/api/v1")
     return app

@@ -1,0 +1,1 @@
+"""Chat with the served model: chats as trees, streaming replies, feedback, the arena."""
