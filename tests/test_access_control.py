@@ -165,6 +165,15 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/chats/{chat_id}/messages/{message_id}/stop"): CONTRIBUTOR,
     ("POST", "/api/v1/chats/{chat_id}/messages/{message_id}/thumbs"): CONTRIBUTOR,
     ("POST", "/api/v1/chats/{chat_id}/messages/{message_id}/report"): CONTRIBUTOR,
+    ("GET", "/chat"): CONTRIBUTOR,
+    ("POST", "/chat"): CONTRIBUTOR,
+    ("GET", "/chat/{chat_id}"): CONTRIBUTOR,
+    ("POST", "/chat/{chat_id}/messages"): CONTRIBUTOR,
+    ("POST", "/chat/{chat_id}/messages/{message_id}/regenerate"): CONTRIBUTOR,
+    ("POST", "/chat/{chat_id}/messages/{message_id}/thumbs"): CONTRIBUTOR,
+    ("POST", "/chat/{chat_id}/messages/{message_id}/report"): CONTRIBUTOR,
+    ("POST", "/chat/{chat_id}/settings"): CONTRIBUTOR,
+    ("POST", "/chat/{chat_id}/delete"): CONTRIBUTOR,
 }
 
 ROLES: dict[str, Role | None] = {

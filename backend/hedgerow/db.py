@@ -56,6 +56,9 @@ def get_session(request: Request) -> Iterator[Session]:
             yield session
             session.commit()
         except BaseException:
+            # Detach first: a rollback expires every loaded object, and the error page
+            # still reads the logged-in user (its name in the nav) after the session closes.
+            session.expunge_all()
             session.rollback()
             raise
 
