@@ -103,6 +103,10 @@ def test_admin_starts_a_run_from_the_page_and_the_job_is_queued_on_the_train_que
     assert page.status_code == 200
     # While queued, the progress fragment polls itself.
     assert f'hx-get="/admin/training/versions/{version.id}"' in page.text
+    runs = client.get("/admin/training")
+    assert f'href="/admin/training/versions/{version.id}"' in runs.text
+    assert release.name in runs.text
+    assert 'hx-get="/admin/training"' in runs.text
 
 
 def test_run_page_shows_live_progress_and_a_loss_curve(client: TestClient, db: Session) -> None:

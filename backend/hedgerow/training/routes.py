@@ -12,7 +12,7 @@ from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
 from hedgerow.models import Release
 from hedgerow.templating import is_htmx, render
-from hedgerow.training import queries, service
+from hedgerow.training import artifacts, queries, service
 from hedgerow.training.chart import loss_chart
 
 router = APIRouter(prefix="/admin/training", include_in_schema=False)
@@ -67,7 +67,7 @@ def version_page(request: Request, version_id: int, admin: AdminUser, db: Sessio
         "chart": loss_chart(run.loss_history),
         "active": version.status in service.ACTIVE_STATUSES,
         "poll_seconds": PROGRESS_POLL_SECONDS,
-        "log_tail": service.read_log_tail(run),
+        "log_tail": artifacts.read_log_tail(run),
         "others": [other for other, _ in queries.recent_versions(db) if other.id != version.id],
     }
     return render(request, "training/version.html", context, block="progress")

@@ -11,10 +11,8 @@ attempt resumes from the last one.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,8 +33,8 @@ from hedgerow.models import (
     TrainingRun,
     User,
 )
-from hedgerow.training import evaluation, queries
-from hedgerow.training.card import CardFacts, MetricRow, render_model_card
+from hedgerow.training import artifacts, evaluation, queries
+from hedgerow.training.card import CardFacts, MetricRow
 from hedgerow.training.trainer import (
     MAX_VALIDATION_EXAMPLES,
     Progress,
@@ -196,29 +194,6 @@ def _audit(
 # --- running (job side) -------------------------------------------------------------
 
 
-@dataclass
-class RunPaths:
-    work: Path
-    checkpoints: Path
-    staged_artifact: Path
-    artifact: Path
-    log: Path
-    baseline: Path
-
-    @classmethod
-    def for_version(cls, settings: Settings, version_id: int, name: str) -> RunPaths:
-        root = settings.models_root
-        work = root / ".work" / str(version_id)
-        return cls(
-            work=work,
-            checkpoints=work / "checkpoints",
-            staged_artifact=work / "artifact",
-            artifact=root / f"{name}-v{version_id}",
-            log=root / "logs" / f"{version_id}.log",
-            baseline=work / "baseline.json",
-        )
-
-
 def run_training(
     maker: sessionmaker[Session],
     version_id: int,
@@ -269,7 +244,7 @@ def _run_holding_lock(
             return version.status
         release = db.get_one(Release, version.release_id)
         run = queries.run_of(db, version_id)
-        paths = RunPaths.for_version(settings, version_id, version.name)
+        paths = artifacts.RunPaths.for_version(settings, version_id, version.name)
         config = TrainingConfig(**version.config).for_this_machine()
         version.config = config.as_dict()
         name, release_id = version.name, release.id
@@ -281,7 +256,7 @@ def _run_holding_lock(
         history = [list(point) for point in run.loss_history]
         hardware = run.hardware
         version.status = ModelVersionStatus.training.value
-    log_handler = _attach_run_log(paths.log)
+    log_handler = artifacts.attach_run_log(paths.log)
     logger.info("training model version %s on release %s", version_id, release_name)
     try:
         release_dir = settings.releases_root / release_name
@@ -316,7 +291,7 @@ def _run_holding_lock(
             metrics=outcome.metric_rows,
             chat_template=None,
         )
-        _write_artifact(paths, outcome, facts, config)
+        artifacts.write_artifact(paths, outcome, facts, config)
         with maker.begin() as db:
             version = db.get_one(ModelVersion, version_id)
             version.status = ModelVersionStatus.ready.value
@@ -329,14 +304,14 @@ def _run_holding_lock(
             run.loss_history = history
             run.updated_at = utcnow()
         # The artifact holds the result; checkpoints were only there to resume.
-        _remove_work_directory(paths)
+        artifacts.remove_work_directory(paths)
         logger.info("model version %s is ready in %s", version_id, paths.artifact)
         return ModelVersionStatus.ready.value
     except Exception as error:
         reason = failure_reason(error, hardware)
         logger.exception("training model version %s failed: %s", version_id, reason)
         shutil.rmtree(paths.artifact, ignore_errors=True)
-        _remove_work_directory(paths)
+        artifacts.remove_work_directory(paths)
         with maker.begin() as db:
             version = db.get_one(ModelVersion, version_id)
             version.status = ModelVersionStatus.failed.value
@@ -348,13 +323,7 @@ def _run_holding_lock(
             run.updated_at = utcnow()
         return ModelVersionStatus.failed.value
     finally:
-        _detach_run_log(log_handler)
-
-
-def _remove_work_directory(paths: RunPaths) -> None:
-    shutil.rmtree(paths.work, ignore_errors=True)
-    with contextlib.suppress(OSError):  # other runs' work directories are still there
-        paths.work.parent.rmdir()
+        artifacts.detach_run_log(log_handler)
 
 
 def failure_reason(error: BaseException, hardware: str) -> str:
@@ -385,7 +354,7 @@ def _train_and_evaluate(
     maker: sessionmaker[Session],
     version_id: int,
     config: TrainingConfig,
-    paths: RunPaths,
+    paths: artifacts.RunPaths,
     release_dir: Path,
     history: list[list[float]],
     progress: ProgressCallback | None,
@@ -526,61 +495,6 @@ def _progress_writer(
             )
 
     return report
-
-
-def _write_artifact(
-    paths: RunPaths, outcome: Evaluated, facts: CardFacts, config: TrainingConfig
-) -> None:
-    """Write everything into the work directory, then move it into place in one rename."""
-    staged = paths.staged_artifact
-    shutil.rmtree(staged, ignore_errors=True)
-    staged.mkdir(parents=True)
-    outcome.model.save_pretrained(staged)
-    outcome.tokenizer.save_pretrained(staged)
-    (staged / "README.md").write_text(render_model_card(facts), encoding="utf-8")
-    (staged / "evaluation.json").write_text(
-        json.dumps(
-            {"metrics": outcome.metrics, "reference_answers": outcome.reference_answers},
-            indent=2,
-            ensure_ascii=False,
-        )
-        + "\n",
-        encoding="utf-8",
-    )
-    (staged / "training_config.json").write_text(
-        json.dumps(config.as_dict(), indent=2) + "\n", encoding="utf-8"
-    )
-    # Left over from an attempt that died between its rename and its commit.
-    shutil.rmtree(paths.artifact, ignore_errors=True)
-    paths.artifact.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staged, paths.artifact)
-
-
-def _attach_run_log(path: Path) -> logging.Handler:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in ("hedgerow.training", "transformers", "trl"):
-        logging.getLogger(name).addHandler(handler)
-    logging.getLogger("hedgerow.training").setLevel(logging.INFO)
-    return handler
-
-
-def _detach_run_log(handler: logging.Handler) -> None:
-    for name in ("hedgerow.training", "transformers", "trl"):
-        logging.getLogger(name).removeHandler(handler)
-    handler.close()
-
-
-def read_log_tail(version: TrainingRun, max_bytes: int = 20_000) -> str:
-    if not version.log_path:
-        return ""
-    path = Path(version.log_path)
-    if not path.is_file():
-        return ""
-    with path.open("rb") as handle:
-        handle.seek(max(path.stat().st_size - max_bytes, 0))
-        return handle.read().decode("utf-8", errors="replace")
 
 
 # --- starting runs on their own -----------------------------------------------------
