@@ -329,6 +329,11 @@ def _run_holding_lock(
 def failure_reason(error: BaseException, hardware: str) -> str:
     if isinstance(error, TrainingFailure):
         return str(error)
+    if isinstance(error, ImportError):
+        return (
+            f"This worker lacks the training libraries ({error}); install them with "
+            "pip install 'hedgerow[train]'."
+        )
     if type(error).__name__ == "OutOfMemoryError" or "out of memory" in str(error).lower():
         return (
             f"Out of memory on {hardware}. Lower HEDGEROW_TRAINING_BATCH_SIZE or "

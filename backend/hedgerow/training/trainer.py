@@ -197,7 +197,10 @@ def bf16_supported() -> bool:
 def describe_hardware() -> str:
     import os
 
-    import torch
+    try:
+        import torch
+    except ImportError:
+        return f"CPU ({os.cpu_count()} cores, torch not installed)"
 
     if torch.cuda.is_available():
         names = {torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())}
