@@ -174,6 +174,9 @@ def _export_holding_lock(
         )
         contributors = _stream_trees(maker, release.id, filters, writers, progress)
         writers.close()
+        from hedgerow.chat.export import CHATS_FILE, write_chats
+
+        writers.stats.rows[CHATS_FILE] = write_chats(maker, partial, writers.pseudonyms)
         files = _finish_files(partial, release, filters, writers.stats, contributors, settings)
         final = root / release.name
         publish.publish_directory(partial, final)

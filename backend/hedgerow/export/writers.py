@@ -29,6 +29,8 @@ SFT_BEST_FILE = "sft_best.jsonl"
 PREFERENCES_FILE = "preferences.jsonl"
 RANKINGS_FILE = "rankings.jsonl"
 LABELS_FILE = "labels.jsonl"
+# Written by hedgerow.chat.export: chats whose owners share them.
+CHATS_FILE = "chats.jsonl"
 CARD_FILE = "README.md"
 MANIFEST_FILE = "manifest.json"
 DATA_FILES = (
@@ -39,6 +41,7 @@ DATA_FILES = (
     PREFERENCES_FILE,
     RANKINGS_FILE,
     LABELS_FILE,
+    CHATS_FILE,
 )
 
 # A row group of ~10k messages keeps the buffer to a few MB with long texts, and row
