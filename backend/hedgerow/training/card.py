@@ -67,11 +67,6 @@ def render_model_card(facts: CardFacts) -> str:
         f"| {_number(row.stderr)} |"
         for row in facts.metrics
     )
-    prompt_format = (
-        PROMPT_FORMAT
-        if facts.base_model == TINY_BASE_MODEL
-        else "the base model's chat template (saved with the tokenizer)"
-    )
     example = (
         PROMPT_FORMAT
         if facts.base_model == TINY_BASE_MODEL
@@ -103,7 +98,9 @@ Fine-tuned by Hedgerow's training worker on the dataset release **{facts.release
 
 ## Prompt format
 
-Chat messages with the roles `user` and `assistant`, rendered with {prompt_format}:
+Chat messages with the roles `user` and `assistant`, rendered by the chat template saved
+with the tokenizer (`tokenizer.apply_chat_template`); a prompt ends with the assistant's
+turn opening, and the answer ends at the end-of-turn token:
 
 ```
 {example}
