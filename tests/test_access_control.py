@@ -174,6 +174,11 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/chat/{chat_id}/messages/{message_id}/report"): CONTRIBUTOR,
     ("POST", "/chat/{chat_id}/settings"): CONTRIBUTOR,
     ("POST", "/chat/{chat_id}/delete"): CONTRIBUTOR,
+    ("GET", "/arena"): CONTRIBUTOR,
+    ("POST", "/arena"): CONTRIBUTOR,
+    ("GET", "/arena/leaderboard"): PUBLIC,
+    ("GET", "/arena/{battle_id}"): CONTRIBUTOR,
+    ("POST", "/arena/{battle_id}/vote"): CONTRIBUTOR,
 }
 
 ROLES: dict[str, Role | None] = {

@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.admin import api as admin_api
     from hedgerow.admin import routes as admin_routes
     from hedgerow.chat import api as chat_api
+    from hedgerow.chat import arena_routes
     from hedgerow.chat import routes as chat_routes
     from hedgerow.contribute import api as contribute_api
     from hedgerow.contribute import routes as contribute_routes
@@ -93,4 +94,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(training_api.router, prefix="/api/v1")
     app.include_router(chat_api.router, prefix="/api/v1")
     app.include_router(chat_routes.router)
+    app.include_router(arena_routes.router)
     return app

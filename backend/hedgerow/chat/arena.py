@@ -1,0 +1,103 @@
+"""The arena: one prompt, two serving models answering blind, the user's vote, and the
+leaderboard it feeds."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hedgerow.chat import client, ratings
+from hedgerow.errors import AppError, NotFound
+from hedgerow.models import Battle, BattleVote, User
+
+ARENA_SAMPLING = client.Sampling(temperature=0.7, top_p=0.95, max_tokens=256)
+
+
+async def pick_pair(rng: random.Random | None = None) -> tuple[str, str]:
+    models = await client.list_models()
+    if len(models) < 2:
+        raise AppError(
+            "arena_unavailable", "The arena needs two serving models; only a single one is up.", 409
+        )
+    first, second = (rng or random.SystemRandom()).sample(models, 2)
+    return first, second
+
+
+async def answer_both(
+    prompt: str, pair: tuple[str, str], user: User
+) -> list[tuple[str, str | None]]:
+    messages = [{"role": "user", "content": prompt}]
+    answers = await asyncio.gather(
+        *(
+            client.complete(model, messages, ARENA_SAMPLING, user=f"hedgerow-user-{user.id}")
+            for model in pair
+        ),
+        return_exceptions=True,
+    )
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise client.unavailable(answer if isinstance(answer, Exception) else Exception())
+    return [answer for answer in answers if not isinstance(answer, BaseException)]
+
+
+def record_battle(
+    db: Session,
+    user: User,
+    prompt: str,
+    pair: tuple[str, str],
+    answers: list[tuple[str, str | None]],
+) -> Battle:
+    (answer_a, version_a), (answer_b, version_b) = answers
+    battle = Battle(
+        user_id=user.id,
+        prompt=prompt,
+        model_a=pair[0],
+        version_a=version_a,
+        answer_a=answer_a,
+        model_b=pair[1],
+        version_b=version_b,
+        answer_b=answer_b,
+    )
+    db.add(battle)
+    db.flush()
+    return battle
+
+
+def get_battle(db: Session, user: User, battle_id: int) -> Battle:
+    battle = db.get(Battle, battle_id)
+    if battle is None or battle.user_id != user.id:
+        raise NotFound("battle")
+    return battle
+
+
+def vote(db: Session, battle: Battle, choice: str) -> Battle:
+    if choice not in tuple(BattleVote):
+        raise AppError("invalid_vote", "Vote A, B, tie or both bad.", 400)
+    if battle.vote is not None:
+        raise AppError("already_voted", "You already voted on this battle.", 409)
+    battle.vote = choice
+    battle.voted_at = datetime.now(UTC)
+    db.flush()
+    return battle
+
+
+def _side(model: str, version: str | None) -> str:
+    # Ratings are per version: a newly promoted version starts its own record.
+    return version or model
+
+
+def standings(db: Session) -> list[ratings.Rating]:
+    rows = db.execute(
+        select(Battle.model_a, Battle.version_a, Battle.model_b, Battle.version_b, Battle.vote)
+        .where(Battle.vote.is_not(None))
+        .order_by(Battle.id)
+    ).all()
+    votes = [
+        (_side(model_a, version_a), _side(model_b, version_b), str(outcome))
+        for model_a, version_a, model_b, version_b, outcome in rows
+    ]
+    return ratings.leaderboard(votes)
