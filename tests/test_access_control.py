@@ -174,6 +174,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/chat/{chat_id}/messages/{message_id}/report"): CONTRIBUTOR,
     ("POST", "/chat/{chat_id}/settings"): CONTRIBUTOR,
     ("POST", "/chat/{chat_id}/delete"): CONTRIBUTOR,
+    ("POST", "/chat/{chat_id}/messages/{message_id}/to-lottery"): CONTRIBUTOR,
+    ("POST", "/api/v1/chats/{chat_id}/messages/{message_id}/to-lottery"): CONTRIBUTOR,
     ("GET", "/arena"): CONTRIBUTOR,
     ("POST", "/arena"): CONTRIBUTOR,
     ("GET", "/arena/leaderboard"): PUBLIC,

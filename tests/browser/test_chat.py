@@ -26,6 +26,7 @@ from tests.live_server import live_uvicorn
 
 pytestmark = pytest.mark.browser
 
+ANSWER_TIMEOUT_MS = 60_000
 # Records every text the answer bubble shows while it streams.
 WATCH_STREAM = """
 window.seenTexts = [];
@@ -62,6 +63,21 @@ def chat_site(
             yield base_url
 
 
+@pytest.fixture
+def own_browser() -> Iterator[Any]:
+    """A browser of this test's own, closed at its end: the session-wide `browser` fixture
+    would keep Playwright's event loop running, and test_moderation (next in order) starts
+    its own Playwright, which refuses to run inside a running loop."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import CHROMIUM_ARGS, _chromium
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
 def _page(browser: Any, base_url: str, token: str) -> Any:
     context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(20_000)
@@ -76,19 +92,20 @@ def _page(browser: Any, base_url: str, token: str) -> Any:
 def _ask(page: Any, prompt: str) -> None:
     page.get_by_test_id("prompt").fill(prompt)
     page.get_by_test_id("send").click()
-    expect(page.get_by_test_id("thumbs-up")).to_be_visible()
+    # Generous: the model server loads the model on its first request, and CI is busy.
+    expect(page.get_by_test_id("thumbs-up")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
     expect(page.get_by_test_id("prompt")).to_have_value("")
 
 
 def test_chat_in_the_browser(
     chat_site: str,
-    browser: Any,
+    own_browser: Any,
     live_db: sessionmaker[Session],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     user_id, token = crowd.volunteer(live_db, "chatter")
-    page = _page(browser, chat_site, token)
+    page = _page(own_browser, chat_site, token)
     page.goto("/chat")
     page.get_by_test_id("new-chat").click()
     page.wait_for_url("**/chat/*")

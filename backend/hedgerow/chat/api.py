@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.accounts.security import ContributorUser
-from hedgerow.chat import client, queries, service, streaming
+from hedgerow.chat import client, lottery, queries, service, streaming
 from hedgerow.chat.schemas import (
     ChatDetail,
     ChatOut,
@@ -210,3 +210,13 @@ def report(
 ) -> MessageOut:
     chat = service.get_chat(db, user, chat_id)
     return message_out(service.report(db, chat, message_id, body.reason))
+
+
+@router.post("/chats/{chat_id}/messages/{message_id}/to-lottery", status_code=201)
+def send_to_lottery(
+    chat_id: int, message_id: int, db: SessionDep, user: ContributorUser
+) -> dict[str, int]:
+    """The prompt of a thumbed-down answer becomes a prompt for the volunteers."""
+    chat = service.get_chat(db, user, chat_id)
+    tree = lottery.send_prompt_to_lottery(db, chat, message_id, user)
+    return {"tree_id": tree.id}

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from hedgerow.accounts.security import ContributorUser
-from hedgerow.chat import api, service
+from hedgerow.chat import api, lottery, service
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
 from hedgerow.templating import render
@@ -169,3 +169,16 @@ def chat_settings(
 def delete_chat(chat_id: int, user: ContributorUser, db: SessionDep) -> Response:
     service.delete_chat(db, service.get_chat(db, user, chat_id))
     return _see_other("/chat")
+
+
+@router.post("/{chat_id}/messages/{message_id}/to-lottery")
+def send_to_lottery(
+    chat_id: int,
+    message_id: int,
+    user: ContributorUser,
+    db: SessionDep,
+    path: Annotated[str, Form()] = "",
+) -> Response:
+    chat = service.get_chat(db, user, chat_id)
+    lottery.send_prompt_to_lottery(db, chat, message_id, user)
+    return _see_other(f"/chat/{chat.id}?selected={path}&sent=1#m{message_id}")

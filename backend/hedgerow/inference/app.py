@@ -14,6 +14,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -58,10 +59,20 @@ def create_inference_app(
     settings: Settings | None = None, registry: ServingRegistry | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="Hedgerow model server", docs_url=None, redoc_url=None)
     registry = registry or ServingRegistry(
         get_sessionmaker(), settings.inference_registry_refresh_seconds
     )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Load the serving versions before the first request rather than during it.
+        try:
+            await asyncio.to_thread(registry.serving)
+        except Exception:
+            log.exception("could not load the serving models at start-up; will retry")
+        yield
+
+    app = FastAPI(title="Hedgerow model server", docs_url=None, redoc_url=None, lifespan=lifespan)
     queue = GenerationQueue(settings.inference_concurrency, settings.inference_queue_size)
     app.state.registry = registry
     app.state.queue = queue
