@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hedgerow.chat import client, ratings
+from hedgerow.chat import client, ratings, service
 from hedgerow.errors import AppError, NotFound
 from hedgerow.models import Battle, BattleVote, User
 
@@ -57,10 +57,10 @@ def record_battle(
         prompt=prompt,
         model_a=pair[0],
         version_a=version_a,
-        answer_a=answer_a,
+        answer_a=service.storable(answer_a),
         model_b=pair[1],
         version_b=version_b,
-        answer_b=answer_b,
+        answer_b=service.storable(answer_b),
     )
     db.add(battle)
     db.flush()

@@ -29,9 +29,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def storable(text: str) -> str:
+    """Model output as PostgreSQL can store it: a small or untrained model can emit a NUL
+    character, which text columns refuse."""
+    return text.replace("\x00", "")
+
+
 def clean_text(text: str) -> str:
     """The message as stored; empty or over-long text is refused before anything is written."""
-    text = text.strip()
+    text = storable(text).strip()
     if not text:
         raise AppError("empty_message", "Write a message first.", 400)
     limit = get_settings().chat_max_message_length
@@ -188,7 +194,7 @@ def finish_reply(
     reply = db.get(ChatMessage, reply_id)
     if reply is None or reply.status != ChatMessageStatus.pending.value:
         return
-    reply.text = text
+    reply.text = storable(text)
     reply.status = status.value
     reply.model_version = model_version
     reply.error = error

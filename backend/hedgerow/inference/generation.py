@@ -43,11 +43,30 @@ def stream_completion(
     ).to(loaded.model.device)
     stats.prompt_tokens = int(input_ids.shape[-1])
 
-    class _Counting(TextIteratorStreamer):
+    class _TokenByToken(TextIteratorStreamer):
+        """Sends the new text after every token. The stock streamer waits for a space,
+        which holds back a whole answer written without one; here only an unfinished
+        UTF-8 character (decoded as U+FFFD) waits for the next token."""
+
         def put(self, value: Any) -> None:
-            if not (self.skip_prompt and self.next_tokens_are_prompt):
-                stats.completion_tokens += int(value.numel())
-            super().put(value)
+            if len(value.shape) > 1:
+                value = value[0]
+            if self.skip_prompt and self.next_tokens_are_prompt:
+                self.next_tokens_are_prompt = False
+                return
+            stats.completion_tokens += int(value.numel())
+            self.token_cache.extend(value.tolist())
+            text = str(self.tokenizer.decode(self.token_cache, **self.decode_kwargs))
+            if text.endswith("\ufffd"):
+                return
+            printable = text[self.print_len :]
+            self.print_len = len(text)
+            if text.endswith("\n"):
+                # Start afresh at each line, so decoding stays short on long answers.
+                self.token_cache = []
+                self.print_len = 0
+            if printable:
+                self.on_finalized_text(printable)
 
     class _StopWhenAsked(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
@@ -58,7 +77,7 @@ def stream_completion(
                 device=input_ids.device,
             )
 
-    streamer = _Counting(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    streamer = _TokenByToken(tokenizer, skip_prompt=True, skip_special_tokens=True)
     sampling = params.temperature > 0
     kwargs: dict[str, Any] = {
         "input_ids": input_ids,
