@@ -27,9 +27,9 @@ from hedgerow.growth.lottery import draw_lottery, top_up_lotteries, withdraw_wai
 from hedgerow.growth.moderation import RedFlagOutcome, count_skip, record_red_flag
 from hedgerow.growth.queries import lock_message, lock_tree
 from hedgerow.growth.schemas import Submission, TaskView
-from hedgerow.growth.submission import own_task, submit_task
+from hedgerow.growth.submission import own_task, plant_prompt, submit_task, validated_text
 from hedgerow.growth.tree_state import maybe_start_ranking
-from hedgerow.models import Message, Task, TaskState, User
+from hedgerow.models import Message, Task, TaskState, Tree, User
 
 SKIP_REASON_MAX_LENGTH = 500
 
@@ -40,6 +40,7 @@ __all__ = [
     "Submission",
     "TaskView",
     "available_task_counts",
+    "create_prompt_tree",
     "draw_lottery",
     "expire_leases",
     "labels_for",
@@ -92,6 +93,16 @@ def skip_task(
     task.finished_at = now
     task.draft = None
     db.flush()
+
+
+def create_prompt_tree(db: Session, author: User, language: str, text: str) -> Tree:
+    """A prompt that did not come from a write-prompt task (e.g. one a chat model answered
+    badly) enters prompt review like any other: the same text rules, the same tree."""
+    settings = get_settings()
+    tree, _root = plant_prompt(
+        db, author.id, language, validated_text(db, text, settings), settings
+    )
+    return tree
 
 
 def draft_limit_bytes() -> int:

@@ -94,7 +94,7 @@ def new_message(
     )
 
 
-def _validated_text(db: Session, raw: str | None, settings: Settings) -> str:
+def validated_text(db: Session, raw: str | None, settings: Settings) -> str:
     text = normalize_text(raw or "", settings.max_text_length)
     refuse_duplicate(db, text_sha256(text))
     return text
@@ -172,10 +172,53 @@ def submit_task(
     return {**result, "replayed": False}
 
 
+def plant_prompt(
+    db: Session,
+    author_id: int,
+    language: str,
+    text: str,
+    settings: Settings,
+    *,
+    category: str | None = None,
+    context: str | None = None,
+) -> tuple[Tree, Message]:
+    """A new tree in prompt review, its parameters copied from settings, with `text` (already
+    validated and normalised) as its root prompt, open for review."""
+    tree = Tree(
+        author_id=author_id,
+        state=TreeState.prompt_review,
+        language=language,
+        category=category,
+        goal_size=settings.tree_goal_size,
+        max_depth=settings.tree_max_depth,
+        max_children=settings.tree_max_children,
+        reviews_per_message=settings.reviews_per_message,
+        acceptance_threshold=settings.acceptance_threshold,
+        rankings_per_sibling_set=settings.rankings_per_sibling_set,
+        accepted_count=0,
+        pending_count=1,
+        reply_lease_count=0,
+        open_ranking_sets=0,
+    )
+    db.add(tree)
+    db.flush()
+    root = new_message(
+        tree=tree, parent=None, author_id=author_id, role=MessageRole.prompter, text=text
+    )
+    root.category = category
+    root.context = context
+    db.add(root)
+    db.flush()
+    tree.root_message_id = root.id
+    refresh_open_flags(root, tree, settings)
+    db.flush()
+    return tree, root
+
+
 def _submit_prompt(
     db: Session, user: User, task: Task, submission: Submission, settings: Settings
 ) -> dict[str, Any]:
-    text = _validated_text(db, submission.text, settings)
+    text = validated_text(db, submission.text, settings)
     category = submission.category or None
     if category is not None and category not in PROMPT_CATEGORIES:
         raise AppError(
@@ -193,33 +236,9 @@ def _submit_prompt(
                 422,
             )
         context = normalize_text(submission.context, settings.max_text_length, field="context")
-    tree = Tree(
-        author_id=user.id,
-        state=TreeState.prompt_review,
-        language=task.language,
-        category=category,
-        goal_size=settings.tree_goal_size,
-        max_depth=settings.tree_max_depth,
-        max_children=settings.tree_max_children,
-        reviews_per_message=settings.reviews_per_message,
-        acceptance_threshold=settings.acceptance_threshold,
-        rankings_per_sibling_set=settings.rankings_per_sibling_set,
-        accepted_count=0,
-        pending_count=1,
-        reply_lease_count=0,
-        open_ranking_sets=0,
+    tree, root = plant_prompt(
+        db, user.id, task.language, text, settings, category=category, context=context
     )
-    db.add(tree)
-    db.flush()
-    root = new_message(
-        tree=tree, parent=None, author_id=user.id, role=MessageRole.prompter, text=text
-    )
-    root.category = category
-    root.context = context
-    db.add(root)
-    db.flush()
-    tree.root_message_id = root.id
-    refresh_open_flags(root, tree, settings)
     return {"tree_id": tree.id, "message_id": root.id}
 
 
@@ -256,7 +275,7 @@ def _submit_on_target(
     values: dict[str, float] | None = None
     order: list[int] = []
     if task.kind in REPLY_ROLE_FOR_KIND:
-        text = _validated_text(db, submission.text, settings)
+        text = validated_text(db, submission.text, settings)
     elif task.kind in REVIEW_KINDS:
         if submission.labels is None:
             raise AppError("invalid_labels", "A review needs its labels.", 422)
