@@ -306,7 +306,7 @@ def set_role(
     username: Annotated[str, typer.Argument(help="Whose role to change.")],
     role: Annotated[Role, typer.Argument(help="The new role.")],
 ) -> None:
-    """Make a user a volunteer, moderator or admin."""
+    """Make a user a volunteer, researcher, moderator or admin."""
     from hedgerow.accounts import service
     from hedgerow.db import get_sessionmaker
 
