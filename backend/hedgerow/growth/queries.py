@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from hedgerow.errors import NotFound
 from hedgerow.models import Message, MessageRole, Task, TaskKind, TaskState, Tree, TreeState
 
 # Advisory lock namespaces (the two-int form of pg_advisory_xact_lock).
@@ -81,8 +82,6 @@ def lock_messages(db: Session, message_ids: Sequence[int]) -> dict[int, Message]
 def lock_message_in_tree(db: Session, message_id: int) -> tuple[Tree, Message, Message | None]:
     """Lock a message's tree, then its parent and the message (the lock order everywhere);
     returns (tree, message, parent). NotFound when there is no such message."""
-    from hedgerow.errors import NotFound
-
     row = db.execute(
         select(Message.tree_id, Message.parent_id).where(Message.id == message_id)
     ).first()
