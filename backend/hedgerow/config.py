@@ -106,6 +106,20 @@ class Settings(BaseSettings):
     training_min_new_trees: int = 100
     training_reference_sample: int = 12
     training_max_new_tokens: int = 256
+    # Data-parallel processes per run (one per GPU, launched with accelerate); 0 means one
+    # per visible GPU, or 1 on a machine without one. Above 1 without GPUs: gloo on CPU.
+    training_num_processes: int = 0
+    # An `accelerate config` file (DeepSpeed, FSDP...) for multi-process runs; None: DDP.
+    training_accelerate_config: Path | None = None
+    # A second stage after SFT: DPO on the release's preferences.jsonl.
+    training_dpo: bool = False
+    training_dpo_beta: float = 0.1
+    training_dpo_epochs: float = 1.0
+    # A positive value caps DPO's optimizer steps (and overrides its epochs).
+    training_dpo_max_steps: int = -1
+    training_dpo_learning_rate: float = 5e-6
+    # Fewer training preference pairs than this: the DPO stage is skipped with a note.
+    training_dpo_min_pairs: int = 20
 
     # The built-in model server (`hedgerow serve-model`).
     inference_host: str = "127.0.0.1"

@@ -58,8 +58,11 @@ class Corpus:
     release_name: str
 
 
-@pytest.fixture(scope="module")
-def corpus(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
+def grow_corpus(
+    engine: Engine, tmp_path_factory: pytest.TempPathFactory, texts_sql: str, prompts: int = 6
+) -> Iterator[Corpus]:
+    """Grow trees with the simulated crowd, rewrite their texts with `texts_sql`, publish
+    a release; truncate everything afterwards."""
     maker = sessionmaker(bind=engine, expire_on_commit=False)
     releases_dir = tmp_path_factory.mktemp("releases")
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -74,14 +77,19 @@ def corpus(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             # Enough validation trees for a held-out loss from a handful of trees.
             export_validation_share=0.3,
         )
-        report = simulate(maker, volunteers=6, prompts=6, seed=7, max_steps=500)
+        report = simulate(maker, volunteers=6, prompts=prompts, seed=7, max_steps=500)
         assert report.states.get("ready_for_export", 0) >= 3, report.states
         with maker.begin() as db:
-            db.execute(text(SHORT_TEXTS))
+            db.execute(text(texts_sql))
         outcome = run_export(maker)
     yield Corpus(maker, releases_dir, outcome.release_id, outcome.name)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {ALL_TABLES} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="module")
+def corpus(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
+    yield from grow_corpus(engine, tmp_path_factory, SHORT_TEXTS)
 
 
 @pytest.fixture

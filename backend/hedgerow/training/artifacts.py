@@ -35,6 +35,10 @@ class RunPaths:
     artifact: Path
     log: Path
     baseline: Path
+    # A finished stage's model (see stage_store), and DPO's own checkpoints.
+    sft_model: Path
+    dpo_model: Path
+    dpo_checkpoints: Path
 
     @classmethod
     def for_version(cls, settings: Settings, version_id: int, name: str) -> RunPaths:
@@ -47,6 +51,9 @@ class RunPaths:
             artifact=root / f"{name}-v{version_id}",
             log=root / "logs" / f"{version_id}.log",
             baseline=work / "baseline.json",
+            sft_model=work / "sft-model",
+            dpo_model=work / "dpo-model",
+            dpo_checkpoints=work / "dpo-checkpoints",
         )
 
 

@@ -31,6 +31,11 @@ class CardFacts:
     validation_examples: int
     metrics: list[MetricRow]
     chat_template: str | None
+    # Data-parallel processes that trained it (one per GPU).
+    num_processes: int = 1
+    # "SFT", or what the DPO stage did (or why it was skipped).
+    stages: str = "SFT"
+    preference_tuned: bool = False
 
 
 def _number(value: float | None) -> str:
@@ -67,6 +72,18 @@ def render_model_card(facts: CardFacts) -> str:
         f"| {_number(row.stderr)} |"
         for row in facts.metrics
     )
+    processes = (
+        f"{facts.num_processes} (data parallel, launched with accelerate)"
+        if facts.num_processes > 1
+        else "1"
+    )
+    tags = "- sft\n- dpo" if facts.preference_tuned else "- sft"
+    preference_limitation = (
+        "Its preference tuning (DPO) learnt from the volunteers' rankings only; it has had "
+        "no safety training beyond the moderation of its data."
+        if facts.preference_tuned
+        else "It has had no preference tuning or safety training beyond the moderation of its data."
+    )
     example = (
         PROMPT_FORMAT
         if facts.base_model == TINY_BASE_MODEL
@@ -79,7 +96,7 @@ library_name: transformers
 pipeline_tag: text-generation
 tags:
 - hedgerow
-- sft
+{tags}
 ---
 
 # {facts.name} v{facts.version_id}
@@ -92,8 +109,10 @@ Fine-tuned by Hedgerow's training worker on the dataset release **{facts.release
 - **License:** {facts.license_name} (the license of the training data)
 - **Method:** supervised fine-tuning ({facts.config.get("method", "?")}), loss on the
   assistant's tokens only
+- **Stages:** {facts.stages}
 - **Examples:** {facts.train_examples} for training, {facts.validation_examples} for validation
 - **Hardware:** {facts.hardware}
+- **Processes:** {processes}
 - **Training time:** {_duration(facts.duration_seconds)}
 
 ## Prompt format
@@ -120,7 +139,10 @@ turn opening, and the answer ends at the end-of-turn token:
 
 Validation loss is the mean over held-out conversations (trees in the release's
 validation split) of each example's mean loss on its assistant tokens; the standard error
-is over examples. `evaluation.json` holds the answers to the sampled reference prompts.
+is over examples. Preference pairs (after DPO) are scored by the log-likelihood of each
+reply after its prompt: the reward margin is beta times the difference between the chosen
+and the rejected reply, and accuracy is the share of pairs whose margin is positive (a tie
+counts one half). `evaluation.json` holds the answers to the sampled reference prompts.
 
 ## Intended use
 
@@ -134,5 +156,5 @@ chat, where its answers are rated and flow back into the next release.
   financial advice.
 - The release is small and written by volunteers: styles, languages and topics are
   uneven, and biases in the contributions carry over.
-- It has had no preference tuning or safety training beyond the moderation of its data.
+- {preference_limitation}
 """

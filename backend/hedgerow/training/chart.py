@@ -1,4 +1,5 @@
-"""The loss curve as server-rendered SVG geometry (the template draws it)."""
+"""The loss curves as server-rendered SVG geometry (the template draws them): one per
+stage, since SFT's cross-entropy and DPO's preference loss are on different scales."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from dataclasses import dataclass
 WIDTH = 600
 HEIGHT = 200
 PADDING = 36
+# A loss history point is [step, loss] for SFT and [step, loss, DPO_POINT_MARK] for DPO.
+DPO_POINT_MARK = 1
+STAGE_TITLES = {"sft": "Training loss by step (SFT)", "dpo": "DPO loss by step"}
 
 
 @dataclass
@@ -16,9 +20,14 @@ class LossChart:
     max_loss: float
     first_step: int
     last_step: int
+    title: str = STAGE_TITLES["sft"]
     width: int = WIDTH
     height: int = HEIGHT
     padding: int = PADDING
+
+
+def stage_of(point: list[float]) -> str:
+    return "dpo" if len(point) > 2 and point[2] == DPO_POINT_MARK else "sft"
 
 
 def loss_chart(history: list[list[float]]) -> LossChart | None:
@@ -45,3 +54,14 @@ def loss_chart(history: list[list[float]]) -> LossChart | None:
         first_step=int(first),
         last_step=int(last),
     )
+
+
+def loss_charts(history: list[list[float]]) -> list[LossChart]:
+    """One chart per stage that logged at least two points, SFT first."""
+    charts = []
+    for stage, title in STAGE_TITLES.items():
+        chart = loss_chart([point for point in history if stage_of(point) == stage])
+        if chart is not None:
+            chart.title = title
+            charts.append(chart)
+    return charts

@@ -4,6 +4,13 @@ Validation loss is the mean, over held-out examples, of each example's mean loss
 assistant tokens; its standard error is over examples. The reference prompts live in
 `reference_prompts.jsonl` (every prompt category); each run answers a seeded sample of
 them greedily, and the answers are stored so two versions can be compared side by side.
+
+Preference pairs are scored by the log-likelihood the model gives each reply after its
+prompt: the reward margin of a pair is beta * (log p(chosen) - log p(rejected)), DPO's
+implicit reward without its reference term, so the SFT model and the DPO model are
+measured the same way (the change in margin from one to the other is exactly the margin
+of DPO's implicit reward, `rewards/margins` in TRL's logs). Preference accuracy is the
+share of pairs with a positive margin, a tie (identical replies) counting one half.
 """
 
 from __future__ import annotations
@@ -92,13 +99,74 @@ def validation_loss(
             losses.append(float(output.loss))
     if not losses:
         return None
-    mean = sum(losses) / len(losses)
-    if len(losses) > 1:
-        variance = sum((loss - mean) ** 2 for loss in losses) / (len(losses) - 1)
-        stderr = math.sqrt(variance / len(losses))
-    else:
-        stderr = 0.0
+    mean, stderr = _mean_and_stderr(losses)
     return LossSummary(mean=mean, stderr=stderr, examples=len(losses))
+
+
+@dataclass
+class PreferenceSummary:
+    accuracy: float
+    mean_margin: float
+    margin_stderr: float
+    pairs: int
+
+
+def _completion_log_likelihood(
+    model: Any,
+    tokenizer: Any,
+    prompt: list[dict[str, str]],
+    reply: list[dict[str, str]],
+    max_length: int,
+) -> float | None:
+    import torch
+
+    input_ids, labels = _encode_example(
+        tokenizer, {"prompt": prompt, "completion": reply}, max_length
+    )
+    targets = torch.tensor(labels[1:])
+    scored = targets != -100
+    if not bool(scored.any()):
+        return None
+    device = next(model.parameters()).device
+    logits = model(input_ids=torch.tensor([input_ids], device=device)).logits[0, :-1].float()
+    log_probs = torch.log_softmax(logits, dim=-1).cpu()
+    picked = log_probs[scored].gather(1, targets[scored].unsqueeze(1))
+    return float(picked.sum())
+
+
+def preference_scores(
+    model: Any, tokenizer: Any, pairs: list[dict[str, Any]], max_length: int, beta: float
+) -> PreferenceSummary | None:
+    """Accuracy and mean reward margin (with its standard error) over `pairs`."""
+    import torch
+
+    margins: list[float] = []
+    model.eval()
+    with torch.no_grad():
+        for pair in pairs:
+            chosen = _completion_log_likelihood(
+                model, tokenizer, pair["prompt"], pair["chosen"], max_length
+            )
+            rejected = _completion_log_likelihood(
+                model, tokenizer, pair["prompt"], pair["rejected"], max_length
+            )
+            if chosen is not None and rejected is not None:
+                margins.append(beta * (chosen - rejected))
+    if not margins:
+        return None
+    wins = sum(1.0 if margin > 0 else 0.5 if margin == 0 else 0.0 for margin in margins)
+    mean, stderr = _mean_and_stderr(margins)
+    return PreferenceSummary(
+        accuracy=wins / len(margins), mean_margin=mean, margin_stderr=stderr, pairs=len(margins)
+    )
+
+
+def _mean_and_stderr(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    variance = sum((value - mean) ** 2 for value in values) / (len(values) - 1)
+    return mean, math.sqrt(variance / len(values))
 
 
 def answer(model: Any, tokenizer: Any, messages: list[dict[str, str]], max_new_tokens: int) -> str:

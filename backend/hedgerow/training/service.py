@@ -33,8 +33,9 @@ from hedgerow.models import (
     TrainingRun,
     User,
 )
-from hedgerow.training import artifacts, evaluation, queries
+from hedgerow.training import artifacts, evaluation, queries, stages
 from hedgerow.training.card import CardFacts, MetricRow
+from hedgerow.training.chart import DPO_POINT_MARK, stage_of
 from hedgerow.training.trainer import (
     MAX_VALIDATION_EXAMPLES,
     Progress,
@@ -77,9 +78,18 @@ def start_run(
     *,
     requested_by: User | None,
     settings: Settings | None = None,
+    dpo: bool | None = None,
+    num_processes: int | None = None,
 ) -> ModelVersion:
-    """Queue a model version for `release_id`; the caller enqueues the job after commit."""
+    """Queue a model version for `release_id`; the caller enqueues the job after commit.
+    `dpo` and `num_processes` override the settings for this run."""
     settings = settings or get_settings()
+    if num_processes is not None and num_processes < 0:
+        raise AppError(
+            "invalid_num_processes",
+            "The number of processes is 0 (one per GPU) or more.",
+            422,
+        )
     release = db.get(Release, release_id)
     if release is None:
         raise NotFound("release")
@@ -91,6 +101,10 @@ def start_run(
             409,
         )
     config = TrainingConfig.from_settings(settings)
+    if dpo is not None:
+        config.dpo = dpo
+    if num_processes is not None:
+        config.num_processes = num_processes
     version = ModelVersion(
         name=settings.training_model_name,
         base_model=config.base_model,
@@ -253,12 +267,15 @@ def _run_holding_lock(
         run.started_at = run.started_at or utcnow()
         run.log_path = str(paths.log)
         run.hardware = trainer.describe_hardware()
+        if config.num_processes > 1:
+            run.hardware = f"{config.num_processes} processes · {run.hardware}"[:200]
         history = [list(point) for point in run.loss_history]
         hardware = run.hardware
         version.status = ModelVersionStatus.training.value
     log_handler = artifacts.attach_run_log(paths.log)
     logger.info("training model version %s on release %s", version_id, release_name)
     try:
+        config.check_processes()
         release_dir = settings.releases_root / release_name
         if release_state != ReleaseState.published or not release_dir.is_dir():
             raise TrainingFailure(
@@ -290,6 +307,9 @@ def _run_holding_lock(
             validation_examples=outcome.validation_examples,
             metrics=outcome.metric_rows,
             chat_template=None,
+            num_processes=outcome.world_size,
+            stages=outcome.stages_note,
+            preference_tuned=outcome.preference_tuned,
         )
         artifacts.write_artifact(paths, outcome, facts, config)
         with maker.begin() as db:
@@ -353,6 +373,9 @@ class Evaluated:
     train_examples: int
     validation_examples: int
     seconds: float
+    world_size: int
+    stages_note: str
+    preference_tuned: bool
 
 
 def _train_and_evaluate(
@@ -382,17 +405,28 @@ def _train_and_evaluate(
     base = trainer.resolve_base_model(config, paths.work, trainer.all_texts(conversations))
     baseline = _baseline_loss(base, config, validation_examples, paths.baseline)
     report = _progress_writer(maker, version_id, history, progress)
-    outcome = trainer.train(
-        config, base, train_examples, paths.checkpoints, report, extra_callbacks
+    # The baseline model is gone: ranks launched next get its GPU memory back.
+    trainer.release_memory()
+    ran = stages.run_stages(
+        config,
+        base,
+        train_examples,
+        validation_examples,
+        release_dir,
+        paths,
+        report,
+        extra_callbacks,
     )
-    if outcome.resumed_from_step is not None:
-        logger.info("resumed from checkpoint at step %s", outcome.resumed_from_step)
+    outcome = ran.final
+    if ran.resumed_from_step is not None:
+        logger.info("resumed from checkpoint at step %s", ran.resumed_from_step)
+    steps = ran.sft.global_step + (ran.dpo.global_step if ran.dpo else 0)
     with maker.begin() as db:
         version = db.get_one(ModelVersion, version_id)
         version.status = ModelVersionStatus.evaluating.value
         run = queries.run_of(db, version_id)
-        run.resumed_from_step = outcome.resumed_from_step
-        run.step = outcome.global_step
+        run.resumed_from_step = ran.resumed_from_step
+        run.step = steps
         run.loss_history = history
     final = evaluation.validation_loss(
         outcome.model, outcome.tokenizer, validation_examples, config.max_length
@@ -405,29 +439,47 @@ def _train_and_evaluate(
     answers = evaluation.answer_reference_prompts(
         outcome.model, outcome.tokenizer, prompts, settings.training_max_new_tokens
     )
+    sft_history = [point for point in history if stage_of(point) == "sft"]
+    dpo_history = [point for point in history if stage_of(point) == "dpo"]
     metrics: dict[str, Any] = {
         "train_examples": len(train_examples),
         "validation_examples": len(validation_examples),
-        "steps": outcome.global_step,
-        "train_tokens": outcome.train_tokens,
-        "train_seconds": round(outcome.seconds, 3),
-        "first_train_loss": history[0][1] if history else None,
-        "last_train_loss": history[-1][1] if history else None,
+        "steps": ran.sft.global_step,
+        "train_tokens": ran.sft.train_tokens,
+        "train_seconds": round(ran.sft.seconds, 3),
+        "first_train_loss": sft_history[0][1] if sft_history else None,
+        "last_train_loss": sft_history[-1][1] if sft_history else None,
+        "world_size": ran.sft.world_size,
     }
+    if ran.dpo is not None:
+        metrics["dpo_steps"] = ran.dpo.global_step
+        metrics["dpo_train_seconds"] = round(ran.dpo.seconds, 3)
+        metrics["dpo_first_loss"] = dpo_history[0][1] if dpo_history else None
+        metrics["dpo_last_loss"] = dpo_history[-1][1] if dpo_history else None
+    if ran.dpo_result is not None:
+        metrics.update(ran.dpo_result.metrics)
     rows: list[MetricRow] = []
     if baseline is not None:
         metrics["base_validation_loss"] = baseline["mean"]
         rows.append(
             MetricRow("validation (base model)", "loss", baseline["mean"], baseline["stderr"])
         )
+    if ran.sft_validation_loss is not None:
+        sft_loss = ran.sft_validation_loss
+        metrics["sft_validation_loss"] = sft_loss.mean
+        rows.append(MetricRow("validation (SFT model)", "loss", sft_loss.mean, sft_loss.stderr))
     if final is not None:
         metrics["validation_loss"] = final.mean
         metrics["validation_loss_stderr"] = final.stderr
         metrics["validation_perplexity"] = final.perplexity
         rows.append(MetricRow("validation", "loss", final.mean, final.stderr))
         rows.append(MetricRow("validation", "perplexity", final.perplexity))
-    if history:
-        rows.append(MetricRow("train", "loss (last logged step)", history[-1][1]))
+    if sft_history:
+        rows.append(MetricRow("train", "loss (last logged step)", sft_history[-1][1]))
+    if dpo_history:
+        rows.append(MetricRow("DPO train", "loss (last logged step)", dpo_history[-1][1]))
+    if ran.dpo_result is not None:
+        rows.extend(ran.dpo_result.rows)
     answered = [item for item in answers if item["answer"]]
     rows.append(
         MetricRow("reference prompts", "share answered", len(answered) / max(len(answers), 1))
@@ -440,7 +492,10 @@ def _train_and_evaluate(
         reference_answers=answers,
         train_examples=len(train_examples),
         validation_examples=len(validation_examples),
-        seconds=outcome.seconds,
+        seconds=ran.sft.seconds + (ran.dpo.seconds if ran.dpo else 0.0),
+        world_size=ran.sft.world_size,
+        stages_note=ran.dpo_result.note if ran.dpo_result else "SFT",
+        preference_tuned=ran.dpo is not None,
     )
 
 
@@ -454,7 +509,7 @@ def _baseline_loss(
     if path.is_file():
         stored: dict[str, float] | None = json.loads(path.read_text(encoding="utf-8"))
         return stored
-    model = trainer.load_model(base, config)
+    model = trainer.load_model(base, config, for_evaluation=True)
     tokenizer = trainer.load_tokenizer(base)
     summary = evaluation.validation_loss(model, tokenizer, examples, config.max_length)
     result = None if summary is None else {"mean": summary.mean, "stderr": summary.stderr}
@@ -474,7 +529,10 @@ def _progress_writer(
 
     def report(update_: Progress) -> None:
         if update_.loss is not None:
-            history.append([update_.step, round(update_.loss, 5)])
+            point = [update_.step, round(update_.loss, 5)]
+            if update_.stage == "dpo":
+                point.append(DPO_POINT_MARK)
+            history.append(point)
             if len(history) > LOSS_CURVE_POINTS:
                 del history[1::2]
         if progress is not None:

@@ -65,6 +65,16 @@ class TrainingConfig:
     bf16: bool | None = None
     packing: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Data-parallel processes; 0 until the worker resolves it (one per visible GPU).
+    num_processes: int = 1
+    accelerate_config: str | None = None
+    # The optional second stage: DPO on the release's preference pairs.
+    dpo: bool = False
+    dpo_beta: float = 0.1
+    dpo_epochs: float = 1.0
+    dpo_max_steps: int = -1
+    dpo_learning_rate: float = 5e-6
+    dpo_min_pairs: int = 20
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrainingConfig:
@@ -89,6 +99,18 @@ class TrainingConfig:
             save_steps=settings.training_save_steps,
             seed=settings.training_seed,
             min_conversations=settings.training_min_conversations,
+            num_processes=settings.training_num_processes,
+            accelerate_config=(
+                str(settings.training_accelerate_config)
+                if settings.training_accelerate_config
+                else None
+            ),
+            dpo=settings.training_dpo,
+            dpo_beta=settings.training_dpo_beta,
+            dpo_epochs=settings.training_dpo_epochs,
+            dpo_max_steps=settings.training_dpo_max_steps,
+            dpo_learning_rate=settings.training_dpo_learning_rate,
+            dpo_min_pairs=settings.training_dpo_min_pairs,
         )
 
     def for_this_machine(self) -> TrainingConfig:
@@ -100,7 +122,20 @@ class TrainingConfig:
             self.bf16 = on_gpu and bf16_supported()
         if self.packing is None:
             self.packing = on_gpu
+        if self.num_processes <= 0:
+            self.num_processes = max(gpu_count(), 1)
         return self
+
+    def check_processes(self) -> None:
+        """One process per GPU: more processes than GPUs would share a device and stall.
+        (Several processes without any GPU train on the CPU with gloo, for tests.)"""
+        gpus = gpu_count()
+        if gpus and self.num_processes > gpus:
+            raise TrainingFailure(
+                f"The run asks for {self.num_processes} processes but this worker sees "
+                f"{gpus} GPUs (one process per GPU). Lower HEDGEROW_TRAINING_NUM_PROCESSES, "
+                "or set it to 0 for one per GPU."
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +149,8 @@ class Progress:
     learning_rate: float | None
     tokens_per_second: float | None
     eta_seconds: float | None
+    # "sft" or "dpo": the stage the step belongs to (steps count within the stage).
+    stage: str = "sft"
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -188,6 +225,21 @@ def gpu_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def launched_ranks() -> int:
+    """The world size of the launch this process is a rank of (1: not launched)."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def gpu_count() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
 def bf16_supported() -> bool:
     import torch
 
@@ -245,15 +297,32 @@ def load_tokenizer(base: str) -> Any:
     return tokenizer
 
 
-def load_model(base: str, config: TrainingConfig) -> Any:
+def load_model(base: str, config: TrainingConfig, *, for_evaluation: bool = False) -> Any:
+    """The model in `base`; for evaluation, on the GPU when there is one (the Trainer
+    places the models it trains itself)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     dtype = torch.bfloat16 if config.bf16 else torch.float32
     try:
-        return AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+        model: Any = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
     except OSError as error:
         raise TrainingFailure(f"Cannot load the base model {base}: {error}") from error
+    if for_evaluation and gpu_available():
+        model = model.to("cuda")
+    return model
+
+
+def release_memory() -> None:
+    """Give cached GPU memory back before other processes (the ranks of a launched
+    stage) need it."""
+    import gc
+
+    gc.collect()
+    if gpu_available():
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 # --- checkpoints --------------------------------------------------------------------
@@ -285,11 +354,12 @@ def checkpoint_step(checkpoint: Path) -> int:
 # --- training -----------------------------------------------------------------------
 
 
-def _progress_callback(report: ProgressCallback, tokens_per_step: float) -> Any:
+def _progress_callback(report: ProgressCallback, tokens_per_step: float, stage: str) -> Any:
     from transformers import TrainerCallback
 
     class ReportProgress(TrainerCallback):
-        """Turns the Trainer's logs into step, loss, lr, tokens/s and ETA."""
+        """Turns the Trainer's logs into step, loss, lr, tokens/s and ETA (on the main
+        process only: every rank logs the same gathered loss)."""
 
         def __init__(self) -> None:
             self.started = time.monotonic()
@@ -297,7 +367,7 @@ def _progress_callback(report: ProgressCallback, tokens_per_step: float) -> Any:
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
             logs = logs or {}
-            if "loss" not in logs:
+            if "loss" not in logs or not state.is_world_process_zero:
                 return
             if self.first_step is None:
                 # Steps before a resume did not happen in this process.
@@ -315,6 +385,7 @@ def _progress_callback(report: ProgressCallback, tokens_per_step: float) -> Any:
                     learning_rate=float(logs.get("learning_rate", 0.0)),
                     tokens_per_second=tokens_per_step / seconds_per_step,
                     eta_seconds=remaining * seconds_per_step,
+                    stage=stage,
                 )
             )
 
@@ -329,6 +400,93 @@ class TrainOutcome:
     global_step: int
     train_tokens: int
     seconds: float
+    # Processes that trained together (data parallel); 1 for an in-process run.
+    world_size: int = 1
+
+
+def lora_config(config: TrainingConfig) -> Any:
+    if config.method != "lora":
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
+def common_arguments(config: TrainingConfig, output_dir: Path) -> dict[str, Any]:
+    """Trainer arguments both stages share: hardware, logging, checkpoints, seeds."""
+    on_gpu = gpu_available()
+    return {
+        "output_dir": str(output_dir),
+        "per_device_train_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation,
+        # A float below 1 is a share of the total steps.
+        "warmup_steps": config.warmup_ratio,
+        "lr_scheduler_type": "cosine",
+        "max_length": config.max_length,
+        "bf16": bool(config.bf16),
+        "use_cpu": not on_gpu,
+        # Ranks of a multi-process launch talk over NCCL between GPUs (the default), gloo
+        # between CPU processes; a run in one process has no process group at all.
+        "ddp_backend": "gloo" if launched_ranks() > 1 and not on_gpu else None,
+        # A causal LM uses every parameter in every step: no extra pass to look for unused
+        # ones.
+        "ddp_find_unused_parameters": False,
+        # Recomputing activations trades GPU memory for time; a CPU run has memory to
+        # spare and no time to lose.
+        "gradient_checkpointing": on_gpu,
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": config.save_steps,
+        "save_total_limit": 2,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "report_to": [],
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+
+
+def run_trainer(
+    trainer: Any,
+    config: TrainingConfig,
+    report: ProgressCallback,
+    stage: str,
+    train_tokens: int,
+    resume_from: Path | None,
+    extra_callbacks: list[Any] | None,
+) -> TrainOutcome:
+    """Train from `resume_from` (a complete checkpoint, or None for the start) and return
+    the trained model, LoRA merged into it."""
+    rows = len(trainer.train_dataset)
+    world_size = int(trainer.args.world_size)
+    steps_per_epoch = max(
+        math.ceil(rows / (config.batch_size * config.gradient_accumulation * world_size)), 1
+    )
+    trainer.add_callback(_progress_callback(report, train_tokens / steps_per_epoch, stage))
+    for callback in extra_callbacks or []:
+        trainer.add_callback(callback)
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    trained: Any = trainer.model
+    if config.method == "lora":
+        # One self-contained artifact: any server (ours, vLLM) loads it like a base model.
+        trained = trained.merge_and_unload()
+    epochs = config.dpo_epochs if stage == "dpo" else config.epochs
+    return TrainOutcome(
+        model=trained,
+        tokenizer=trainer.processing_class,
+        resumed_from_step=checkpoint_step(resume_from) if resume_from else None,
+        global_step=trainer.state.global_step,
+        train_tokens=int(train_tokens * max(epochs, 1)),
+        seconds=time.monotonic() - started,
+        world_size=world_size,
+    )
 
 
 def train(
@@ -338,80 +496,30 @@ def train(
     checkpoints_dir: Path,
     report: ProgressCallback,
     extra_callbacks: list[Any] | None = None,
+    *,
+    resume_from: Path | None = None,
 ) -> TrainOutcome:
+    """Supervised fine-tuning of `base` on prompt/completion examples."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     tokenizer = load_tokenizer(base)
     model = load_model(base, config)
-    peft_config = None
-    if config.method == "lora":
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules="all-linear",
-            task_type="CAUSAL_LM",
-        )
     arguments = SFTConfig(
-        output_dir=str(checkpoints_dir),
+        **common_arguments(config, checkpoints_dir),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation,
-        # A float below 1 is a share of the total steps.
-        warmup_steps=config.warmup_ratio,
-        lr_scheduler_type="cosine",
-        max_length=config.max_length,
         completion_only_loss=True,
         packing=bool(config.packing),
-        bf16=bool(config.bf16),
-        use_cpu=not gpu_available(),
-        # Recomputing activations trades GPU memory for time; a CPU run has memory to
-        # spare and no time to lose.
-        gradient_checkpointing=gpu_available(),
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=2,
-        seed=config.seed,
-        data_seed=config.seed,
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_num_workers=0,
     )
-    dataset = Dataset.from_list(train_examples)
     trainer = SFTTrainer(
         model=model,
         args=arguments,
-        train_dataset=dataset,
+        train_dataset=Dataset.from_list(train_examples),
         processing_class=tokenizer,
-        peft_config=peft_config,
+        peft_config=lora_config(config),
     )
     tokenized: Any = trainer.train_dataset
     train_tokens = sum(len(ids) for ids in tokenized["input_ids"])
-    steps_per_epoch = max(
-        math.ceil(len(tokenized) / (config.batch_size * config.gradient_accumulation)), 1
-    )
-    tokens_per_step = train_tokens / steps_per_epoch
-    trainer.add_callback(_progress_callback(report, tokens_per_step))
-    for callback in extra_callbacks or []:
-        trainer.add_callback(callback)
-    checkpoint = last_complete_checkpoint(checkpoints_dir)
-    started = time.monotonic()
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    trained: Any = trainer.model
-    if config.method == "lora":
-        # One self-contained artifact: any server (ours, vLLM) loads it like a base model.
-        trained = trained.merge_and_unload()
-    return TrainOutcome(
-        model=trained,
-        tokenizer=tokenizer,
-        resumed_from_step=checkpoint_step(checkpoint) if checkpoint else None,
-        global_step=trainer.state.global_step,
-        train_tokens=int(train_tokens * max(config.epochs, 1)),
-        seconds=time.monotonic() - started,
-    )
+    return run_trainer(trainer, config, report, "sft", train_tokens, resume_from, extra_callbacks)
