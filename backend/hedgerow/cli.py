@@ -529,6 +529,21 @@ def train_run(
     resume: Annotated[
         int | None, typer.Option(help="Resume this interrupted model version instead.")
     ] = None,
+    dpo: Annotated[
+        bool | None,
+        typer.Option(
+            "--dpo/--no-dpo",
+            help="DPO on the release's preference pairs after SFT. Default: HEDGEROW_TRAINING_DPO.",
+        ),
+    ] = None,
+    num_processes: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Processes (one per GPU), launched with accelerate; 0: one per visible GPU. "
+            "Default: HEDGEROW_TRAINING_NUM_PROCESSES.",
+        ),
+    ] = None,
 ) -> None:
     """Train one model version in the foreground, with a progress bar."""
     from rich.progress import (
@@ -558,7 +573,13 @@ def train_run(
                                 "no_release", "No published release; run `hedgerow export`.", 404
                             )
                         release_id = newest[0].id
-                    version_id = service.start_run(db, release_id, requested_by=None).id
+                    version_id = service.start_run(
+                        db,
+                        release_id,
+                        requested_by=None,
+                        dpo=dpo,
+                        num_processes=num_processes,
+                    ).id
         except AppError as error:
             raise _fail(error) from error
         console.print(f"Training model version [bold]{version_id}[/bold]")
@@ -575,6 +596,7 @@ def train_run(
             def on_progress(update: TrainingProgress) -> None:
                 progress.update(
                     bar,
+                    description=update.stage.upper(),
                     completed=update.step,
                     total=update.total_steps,
                     loss=f"{update.loss:.4f}" if update.loss is not None else "-",

@@ -127,6 +127,74 @@ def test_run_page_shows_live_progress_and_a_loss_curve(client: TestClient, db: S
     assert "<polyline" in fragment.text
 
 
+def test_run_page_shows_both_stages_and_the_processes(client: TestClient, db: Session) -> None:
+    log_in_as(client, db, make_user(db, role=Role.admin))
+    version = make_version(db, make_release(db), ModelVersionStatus.training)
+    version.config = {"method": "full", "dpo": True, "num_processes": 2}
+    run = db.scalars(select(TrainingRun).where(TrainingRun.model_version_id == version.id)).one()
+    # DPO's steps follow SFT's, marked as DPO's.
+    run.loss_history = [[1, 5.0], [3, 3.5], [5, 2.5], [6, 0.69, 1], [7, 0.5, 1]]
+    run.hardware = "2 processes · 2 x NVIDIA H100"
+    db.flush()
+
+    page = client.get(f"/admin/training/versions/{version.id}")
+
+    assert page.status_code == 200
+    assert "Stages: SFT, then DPO" in page.text
+    assert "Processes: 2" in page.text
+    assert '<dd id="run-stage">DPO</dd>' in page.text
+    assert page.text.count("<polyline") == 2
+    assert "Training loss by step (SFT)" in page.text
+    assert "DPO loss by step" in page.text
+    assert "2 processes · 2 x NVIDIA H100" in page.text
+
+
+def test_admin_can_ask_for_a_dpo_stage_when_starting_a_run(
+    client: TestClient, db: Session, redis_db: redis_lib.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = log_in_as(client, db, make_user(db, role=Role.admin))
+    release = make_release(db)
+    override_settings(monkeypatch, training_dpo=True)
+
+    runs_page = client.get("/admin/training")
+    with_dpo = client.post(
+        "/admin/training",
+        data=form(admin, {"release_id": str(release.id), "dpo": "true"}),
+        follow_redirects=False,
+    )
+    # An unticked checkbox sends nothing: no DPO, whatever the setting.
+    without = client.post(
+        "/admin/training",
+        data=form(admin, {"release_id": str(release.id)}),
+        follow_redirects=False,
+    )
+
+    assert 'name="dpo" value="true" checked' in runs_page.text
+    assert (with_dpo.status_code, without.status_code) == (303, 303)
+    configs = db.scalars(select(ModelVersion.config).order_by(ModelVersion.id)).all()
+    assert [config["dpo"] for config in configs] == [True, False]
+
+
+def test_api_start_run_takes_dpo_and_processes(client: TestClient, db: Session) -> None:
+    headers = api_headers(make_api_key(db, make_user(db, role=Role.admin)))
+    release = make_release(db)
+
+    started = client.post(
+        "/api/v1/models",
+        json={"release_id": release.id, "dpo": True, "num_processes": 4},
+        headers=headers,
+    )
+    negative = client.post(
+        "/api/v1/models", json={"release_id": release.id, "num_processes": -1}, headers=headers
+    )
+
+    assert started.status_code == 202
+    config = started.json()["config"]
+    assert (config["dpo"], config["num_processes"]) == (True, 4)
+    assert negative.status_code == 422
+    assert _versions(db) == 1
+
+
 def test_failed_run_shows_its_reason_and_stops_polling(client: TestClient, db: Session) -> None:
     log_in_as(client, db, make_user(db, role=Role.admin))
     version = make_version(db, make_release(db), ModelVersionStatus.failed)
@@ -297,3 +365,11 @@ def test_cli_train_run_refuses_an_unknown_release() -> None:
 
     assert result.exit_code == 1
     assert "That release does not exist." in result.output
+
+
+def test_cli_train_run_offers_dpo_and_processes() -> None:
+    result = CliRunner().invoke(cli, ["train-run", "--help"])
+
+    assert result.exit_code == 0
+    assert "--dpo" in result.output and "--no-dpo" in result.output
+    assert "--num-processes" in result.output

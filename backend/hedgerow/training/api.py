@@ -68,7 +68,13 @@ def list_versions(admin: AdminUser, db: SessionDep) -> ModelVersionList:
 def start_run(
     body: StartRun, admin: AdminUser, db: SessionDep, background: BackgroundTasks
 ) -> ModelVersionDetail:
-    version = service.start_run(db, body.release_id, requested_by=admin)
+    version = service.start_run(
+        db,
+        body.release_id,
+        requested_by=admin,
+        dpo=body.dpo,
+        num_processes=body.num_processes,
+    )
     # Runs after the response, so after the commit.
     background.add_task(service.enqueue_training, version.id)
     db.refresh(version)

@@ -8,12 +8,13 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from hedgerow.accounts.security import AdminUser
+from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
 from hedgerow.models import Release
 from hedgerow.templating import is_htmx, render
 from hedgerow.training import artifacts, queries, service
-from hedgerow.training.chart import loss_chart
+from hedgerow.training.chart import loss_charts, stage_of
 
 router = APIRouter(prefix="/admin/training", include_in_schema=False)
 
@@ -37,6 +38,7 @@ def runs_page(request: Request, admin: AdminUser, db: SessionDep) -> Response:
         "releases": queries.published_releases(db),
         "active": any(version.status in service.ACTIVE_STATUSES for version, _ in rows),
         "poll_seconds": PROGRESS_POLL_SECONDS,
+        "dpo_by_default": get_settings().training_dpo,
     }
     return render(request, "training/runs.html", context, block="runs")
 
@@ -48,8 +50,10 @@ def start_run(
     db: SessionDep,
     background: BackgroundTasks,
     release_id: Annotated[int, Form()],
+    # A checkbox: present when ticked.
+    dpo: Annotated[bool, Form()] = False,
 ) -> Response:
-    version = service.start_run(db, release_id, requested_by=admin)
+    version = service.start_run(db, release_id, requested_by=admin, dpo=dpo)
     # Background tasks run after the response, so after the session committed: the job
     # never looks for a version that is not there yet.
     background.add_task(service.enqueue_training, version.id)
@@ -64,7 +68,9 @@ def version_page(request: Request, version_id: int, admin: AdminUser, db: Sessio
         "version": version,
         "run": run,
         "release": db.get(Release, version.release_id),
-        "chart": loss_chart(run.loss_history),
+        "charts": loss_charts(run.loss_history),
+        # The stage of the newest logged step: DPO's steps follow SFT's.
+        "stage": stage_of(run.loss_history[-1]) if run.loss_history else "sft",
         "active": version.status in service.ACTIVE_STATUSES,
         "poll_seconds": PROGRESS_POLL_SECONDS,
         "log_tail": artifacts.read_log_tail(run),

@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class StartRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     release_id: int
+    # Override the settings for this run: a DPO stage after SFT, and processes (0: one
+    # per GPU).
+    dpo: bool | None = None
+    num_processes: int | None = Field(default=None, ge=0)
 
 
 class RunOut(BaseModel):
