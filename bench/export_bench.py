@@ -5,17 +5,21 @@
     python bench/export_bench.py --database-url postgresql://postgres@127.0.0.1/hedgerow_bench
 
 Exports every tree state (the seeded corpus is mostly finished trees, plus open work) into a
-temporary releases root, and prints messages per second and the process's peak RSS. Run it
-on two corpus sizes to see that memory does not grow with the corpus.
+temporary releases root, and prints messages per second, CPU seconds (this process and its
+export workers) and peak memory: this process's, the largest worker's, and the largest sum
+of this process's and its workers' RSS seen by a sampler every 100 ms. Run it on two corpus
+sizes to see that memory does not grow with the corpus.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,7 +32,7 @@ from sqlalchemy.orm import sessionmaker
 from hedgerow.config import get_settings
 from hedgerow.db import make_engine
 from hedgerow.export.schemas import ExportFilters
-from hedgerow.export.service import run_export
+from hedgerow.export.service import export_worker_count, run_export
 from hedgerow.models import TreeState
 
 # The seeded corpus has messages only; a real one has about three reviews per message and a
@@ -65,10 +69,44 @@ def add_reviews(engine: Engine) -> None:
         conn.execute(text("ANALYZE label, ranking"))
 
 
-def peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux, bytes on macOS.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    # ru_maxrss is in KiB on Linux, bytes on macOS; for RUSAGE_CHILDREN it is the largest
+    # single child's.
+    peak = resource.getrusage(who).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+class TotalRssSampler:
+    """The largest sum of this process's and its children's RSS, sampled every 100 ms (a
+    worker's RSS counts the libraries it shares with the others, so the sum is an upper
+    bound of what the export holds)."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.1):
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += process.memory_info().rss
+            self.peak_mb = max(self.peak_mb, total / (1024 * 1024))
+
+    def __enter__(self) -> TotalRssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def main() -> None:
@@ -84,6 +122,12 @@ def main() -> None:
         action="store_true",
         help="First add three labels per message and a ranking per sibling set (once).",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Export worker processes (the export_workers setting; 0: one per core).",
+    )
     args = parser.parse_args()
 
     engine = make_engine(args.database_url, pool_size=3, max_overflow=0)
@@ -94,15 +138,21 @@ def main() -> None:
         ExportFilters() if args.ready_only else ExportFilters(states=[s.value for s in TreeState])
     )
     settings = get_settings()
+    if args.workers is not None:
+        settings.export_workers = args.workers
     baseline_mb = psutil.Process(os.getpid()).memory_info().rss / (1024 * 1024)
     with tempfile.TemporaryDirectory(prefix="hedgerow-export-bench-") as root:
         settings.releases_dir = Path(root)
-        started, cpu_started = time.perf_counter(), time.process_time()
-        outcome = run_export(maker, filters=filters)
+        started = time.perf_counter()
+        parent_cpu_started = cpu_seconds(resource.RUSAGE_SELF)
+        workers_cpu_started = cpu_seconds(resource.RUSAGE_CHILDREN)
+        with TotalRssSampler() as sampler:
+            outcome = run_export(maker, filters=filters)
         seconds = time.perf_counter() - started
-        # This process's CPU (all threads): steadier than wall time on a shared machine, and
-        # it leaves out PostgreSQL's share.
-        cpu_seconds = time.process_time() - cpu_started
+        # CPU of this process (all threads) and of its finished workers: steadier than wall
+        # time on a shared machine, and it leaves out PostgreSQL's share.
+        parent_cpu = cpu_seconds(resource.RUSAGE_SELF) - parent_cpu_started
+        workers_cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - workers_cpu_started
         size_mb = sum(p.stat().st_size for p in outcome.directory.iterdir()) / (1024 * 1024)
     engine.dispose()
 
@@ -111,26 +161,33 @@ def main() -> None:
     for column in (
         "messages",
         "trees",
+        "workers",
         "seconds",
         "messages/s",
-        "CPU s",
+        "CPU s (parent+workers)",
         "messages/CPU s",
         "release MB",
         "RSS before MB",
-        "peak RSS MB",
+        "peak RSS MB parent",
+        "largest worker",
+        "sum sampled",
         "load avg",
     ):
         table.add_column(column, justify="right")
+    total_cpu = parent_cpu + workers_cpu
     table.add_row(
         f"{stats.messages:,}",
         f"{stats.trees:,}",
+        str(export_worker_count(settings)),
         f"{seconds:.1f}",
         f"{stats.messages / seconds:,.0f}",
-        f"{cpu_seconds:.1f}",
-        f"{stats.messages / cpu_seconds:,.0f}",
+        f"{total_cpu:.1f} ({parent_cpu:.1f}+{workers_cpu:.1f})",
+        f"{stats.messages / total_cpu:,.0f}",
         f"{size_mb:.1f}",
         f"{baseline_mb:.0f}",
         f"{peak_rss_mb():.0f}",
+        f"{peak_rss_mb(resource.RUSAGE_CHILDREN):.0f}",
+        f"{sampler.peak_mb:.0f}",
         f"{os.getloadavg()[0]:.1f}",
     )
     Console(width=200).print(table)

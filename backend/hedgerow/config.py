@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     # Share of trees in the validation split, drawn by a seeded hash of each tree.
     export_validation_share: float = 0.05
     export_split_seed: int = 42
+    # Processes that write the parts of a release at once; 0: one per CPU core.
+    export_workers: int = 0
 
     # Training. The base model is a local path or a hub id; "tiny" builds a small
     # Llama-style model with a tokenizer trained on the release itself (no network).

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -17,7 +18,7 @@ from hedgerow.errors import AppError
 from hedgerow.export import service
 from hedgerow.export.publish import PARTIAL_PREFIX
 from hedgerow.export.scheduled import BEAT_SCHEDULE, nightly_schedule
-from hedgerow.export.writers import ReleaseWriters
+from hedgerow.export.writers import PartWriters
 from hedgerow.models import Release, ReleaseKind, ReleaseState
 from tests.export.conftest import Corpus
 from tests.growth.factories import override_settings
@@ -86,16 +87,16 @@ def test_failing_export_leaves_nothing_and_records_the_error(
     corpus: Corpus, releases_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written = 0
-    real_write_tree = ReleaseWriters.write_tree
+    real_write_tree = PartWriters.write_tree
 
-    def fail_on_second_tree(self: ReleaseWriters, tree_state: str, rows: list) -> int:
+    def fail_on_second_tree(self: PartWriters, *args: Any) -> int:
         nonlocal written
         written += 1
         if written == 2:
             raise OSError("disk full")
-        return real_write_tree(self, tree_state, rows)
+        return real_write_tree(self, *args)
 
-    monkeypatch.setattr(ReleaseWriters, "write_tree", fail_on_second_tree)
+    monkeypatch.setattr(PartWriters, "write_tree", fail_on_second_tree)
     with pytest.raises(OSError, match="disk full"):
         service.run_export(corpus.maker)
 

@@ -1,59 +1,43 @@
-"""The SQL of the export: one streamed pass over the messages of the chosen trees.
+"""The SQL of the export: set-based queries over ranges of tree ids.
 
-Each message row carries its own labels, reactions and (for a parent) the rankings of its
-replies, aggregated by correlated subqueries on indexed columns, so the export reads
-everything in a single server-side cursor ordered by tree and never holds more than one
-tree in memory.
+The exported trees are cut into batches of consecutive tree ids holding about the same
+number of messages (`batch_ranges`). For each batch, four plain queries read its messages
+(ordered by tree, parents first), and the labels, rankings and reactions of those
+messages, each joined by the planner's choice of hash or merge join rather than one
+subquery per message. Nothing is turned into JSON by the server: building and printing
+JSON cost PostgreSQL more than the rest of the export's reading together.
+
+The part queries are plain psycopg SQL (`%(name)s` parameters) because the export's worker
+processes run them on bare psycopg connections, without SQLAlchemy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import Connection, text
 
 from hedgerow.export.schemas import ExportFilters
 
-# Deleted users' ids never leave the database: their rows carry NULL instead. The user is
-# looked up by primary key per row rather than joined, so the plan stays an index walk
-# whatever the statistics say.
-_LABELS = """
-    (SELECT jsonb_agg(jsonb_build_array(
-                CASE WHEN (SELECT lu.deleted_at FROM "user" lu WHERE lu.id = l.user_id) IS NULL
-                     THEN l.user_id END,
-                l.values, l.mode, l.guideline_version, l.before_edit, l.created_at)
-            ORDER BY l.id)
-       FROM label l
-      WHERE l.message_id = m.id) AS labels
-"""
-_REACTIONS = """
-    (SELECT jsonb_object_agg(r.kind, r.n)
-       FROM (SELECT kind, count(*) AS n FROM reaction
-              WHERE message_id = m.id GROUP BY kind) r) AS reactions
-"""
-_RANKINGS = """
-    (SELECT jsonb_agg(jsonb_build_array(
-                CASE WHEN (SELECT ku.deleted_at FROM "user" ku WHERE ku.id = k.user_id) IS NULL
-                     THEN k.user_id END,
-                k.ordered_message_ids, k.grades, k.not_rankable, k.before_edit, k.created_at)
-            ORDER BY k.id)
-       FROM ranking k
-      WHERE k.parent_message_id = m.id) AS rankings
-"""
+# The first tree id of the first batch: below any id a sequence hands out.
+LOWEST_TREE_ID = -(2**63)
 
 
-def _where(filters: ExportFilters) -> tuple[str, dict[str, Any]]:
-    """Tree-level filters in SQL; message-level ones too (their orphans are dropped later)."""
-    clauses = ["t.state = ANY(:states)"]
+def _where(filters: ExportFilters, bind: Callable[[str], str]) -> tuple[str, dict[str, Any]]:
+    """Tree-level filters in SQL; message-level ones too (their orphans are dropped later).
+    `bind` spells a parameter for the driver that runs the statement."""
+    clauses = [f"t.state = ANY({bind('states')})"]
     params: dict[str, Any] = {"states": list(filters.states)}
     if filters.languages:
-        clauses.append("t.language = ANY(:languages)")
+        clauses.append(f"t.language = ANY({bind('languages')})")
         params["languages"] = list(filters.languages)
     if filters.created_from is not None:
-        clauses.append("t.created_at >= :created_from")
+        clauses.append(f"t.created_at >= {bind('created_from')}")
         params["created_from"] = filters.created_from
     if filters.created_until is not None:
-        clauses.append("t.created_at < :created_until")
+        clauses.append(f"t.created_at < {bind('created_until')}")
         params["created_until"] = filters.created_until
     if not filters.include_deleted:
         clauses.append("NOT m.deleted")
@@ -64,40 +48,142 @@ def _where(filters: ExportFilters) -> tuple[str, dict[str, Any]]:
     return " AND ".join(clauses), params
 
 
-# Positions in a row of export_messages_query, for code that reads rows as tuples.
+def _sqlalchemy_bind(name: str) -> str:
+    return f":{name}"
+
+
+def _psycopg_bind(name: str) -> str:
+    return f"%({name})s"
+
+
+# --- the batches ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TreeRange:
+    """Trees with ids in [first_tree, last_tree], holding `messages` exported messages
+    (before orphans of filtered-out parents are dropped)."""
+
+    first_tree: int
+    last_tree: int
+    messages: int
+
+
+def batch_ranges(conn: Connection, filters: ExportFilters, batch_messages: int) -> list[TreeRange]:
+    """Consecutive tree-id ranges of about `batch_messages` messages each (a tree is never
+    split), covering every exported message. The server keeps the per-tree counts; only
+    one row per batch comes back, so memory does not grow with the number of trees."""
+    where, params = _where(filters, _sqlalchemy_bind)
+    sql = f"""
+        WITH per_tree AS (
+            SELECT m.tree_id, count(*) AS messages
+              FROM message m JOIN tree t ON t.id = m.tree_id
+             WHERE {where}
+             GROUP BY m.tree_id
+        ), running AS (
+            SELECT tree_id, messages,
+                   (sum(messages) OVER (ORDER BY tree_id))::bigint AS upto,
+                   (sum(messages) OVER ())::bigint AS total
+              FROM per_tree
+        )
+        SELECT tree_id, upto FROM running
+         WHERE upto / :batch > (upto - messages) / :batch OR upto = total
+         ORDER BY tree_id
+    """  # noqa: S608 - only fixed fragments are interpolated; values are bound
+    rows = conn.execute(text(sql), {**params, "batch": max(batch_messages, 1)}).all()
+    ranges = []
+    first_tree, done = LOWEST_TREE_ID, 0
+    for last_tree, upto in rows:
+        ranges.append(TreeRange(first_tree, last_tree, upto - done))
+        first_tree, done = last_tree + 1, upto
+    return ranges
+
+
+# --- one batch ------------------------------------------------------------------------
+
+# Positions in a row of the messages query, for code that reads rows as tuples.
+MESSAGE_ID_COLUMN = 0
 TREE_ID_COLUMN = 1
 TREE_STATE_COLUMN = 17
 
 
-def export_messages_query(filters: ExportFilters) -> tuple[TextClause, dict[str, Any]]:
-    """Every exported message, parents before children, grouped by tree."""
-    where, params = _where(filters)
-    sql = f"""
-        SELECT m.id, m.tree_id, m.parent_id,
-               CASE WHEN u.deleted_at IS NULL THEN m.author_id END AS author_id,
-               m.role, m.text, m.language, m.depth, m.category, m.context,
-               m.review_state, m.review_count, m.consensus_rank, m.synthetic, m.model_name,
-               m.deleted, m.created_at, t.state AS tree_state,
-               {_LABELS}, {_REACTIONS}, {_RANKINGS}
-          FROM message m
-          JOIN tree t ON t.id = m.tree_id
-          JOIN "user" u ON u.id = m.author_id
-         WHERE {where}
-         ORDER BY m.tree_id, m.depth, m.id
-    """  # noqa: S608 - only fixed fragments are interpolated; values are bound
-    return text(sql), params
+@dataclass(frozen=True)
+class PartQueries:
+    """The four statements of a batch and their parameters, less the batch's own
+    `first_tree` and `last_tree`. Picklable: the parent builds them for its workers."""
+
+    messages: str
+    labels: str
+    rankings: str
+    reactions: str
+    params: dict[str, Any]
 
 
-def count_export_messages(conn: Connection, filters: ExportFilters) -> int:
-    where, params = _where(filters)
-    sql = f"SELECT count(*) FROM message m JOIN tree t ON t.id = m.tree_id WHERE {where}"  # noqa: S608
-    return int(conn.execute(text(sql), params).scalar_one())
+def part_queries(filters: ExportFilters) -> PartQueries:
+    where, params = _where(filters, _psycopg_bind)
+
+    def batch(joins: str) -> str:
+        # Both range conditions, so that the planner walks the tree and message indexes for
+        # the batch's range (and reaches labels and rankings through their message index)
+        # instead of hashing whole tables for every batch.
+        return f"""
+              FROM message m
+              JOIN tree t ON t.id = m.tree_id
+              {joins}
+             WHERE m.tree_id BETWEEN %(first_tree)s AND %(last_tree)s
+               AND t.id BETWEEN %(first_tree)s AND %(last_tree)s
+               AND {where}"""
+
+    # Deleted users' ids never leave the database: their rows carry NULL instead.
+    # `values` comes as JSON text (parsed once per distinct text by the writer), creation
+    # times as JSON strings, formatted by the server exactly as the labels.jsonl and
+    # rankings.jsonl files have always carried them.
+    messages_from = batch('JOIN "user" u ON u.id = m.author_id')
+    labels_from = batch('JOIN label l ON l.message_id = m.id JOIN "user" lu ON lu.id = l.user_id')
+    rankings_from = batch(
+        'JOIN ranking k ON k.parent_message_id = m.id JOIN "user" ku ON ku.id = k.user_id'
+    )
+    reactions_from = batch("JOIN reaction r ON r.message_id = m.id")
+    return PartQueries(
+        messages=f"""
+            SELECT m.id, m.tree_id, m.parent_id,
+                   CASE WHEN u.deleted_at IS NULL THEN m.author_id END AS author_id,
+                   m.role, m.text, m.language, m.depth, m.category, m.context,
+                   m.review_state, m.review_count, m.consensus_rank, m.synthetic,
+                   m.model_name, m.deleted, m.created_at, t.state AS tree_state
+              {messages_from}
+             ORDER BY m.tree_id, m.depth, m.id
+        """,
+        labels=f"""
+            SELECT l.message_id, CASE WHEN lu.deleted_at IS NULL THEN l.user_id END,
+                   l.values::text, l.mode, l.guideline_version, l.before_edit,
+                   to_json(l.created_at) #>> '{{}}'
+              {labels_from}
+             ORDER BY l.id
+        """,
+        rankings=f"""
+            SELECT k.parent_message_id, CASE WHEN ku.deleted_at IS NULL THEN k.user_id END,
+                   k.ordered_message_ids, k.grades, k.not_rankable, k.before_edit,
+                   to_json(k.created_at) #>> '{{}}'
+              {rankings_from}
+             ORDER BY k.id
+        """,
+        reactions=f"""
+            SELECT r.message_id, r.kind, count(*)
+              {reactions_from}
+             GROUP BY r.message_id, r.kind
+        """,
+        params=params,
+    )
+
+
+# --- the whole release ----------------------------------------------------------------
 
 
 def count_contributors(conn: Connection, filters: ExportFilters) -> int:
     """Distinct people who wrote, labelled or ranked the exported messages (SQL keeps the
     set, so the export's memory does not grow with the crowd)."""
-    where, params = _where(filters)
+    where, params = _where(filters, _sqlalchemy_bind)
     sql = f"""
         WITH exported AS (
             SELECT m.id, m.author_id FROM message m JOIN tree t ON t.id = m.tree_id

@@ -11,27 +11,32 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
+import os
 import secrets
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from itertools import groupby
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.config import Settings, get_settings
 from hedgerow.errors import AppError, NotAuthenticated, NotFound
 from hedgerow.export import card, publish, queries
-from hedgerow.export.queries import TREE_ID_COLUMN, TREE_STATE_COLUMN
+from hedgerow.export.assemble import ReleaseAssembler
+from hedgerow.export.parts import (
+    PART_TRANSACTION_SETTINGS,
+    PartJob,
+    WorkerPool,
+    WriterSettings,
+    write_part,
+)
 from hedgerow.export.schemas import SCHEMA_VERSION, ExportFilters
-from hedgerow.export.shapes import MessageIds, Pseudonyms
-from hedgerow.export.writers import CARD_FILE, MANIFEST_FILE, ReleaseStats, ReleaseWriters
+from hedgerow.export.shapes import Pseudonyms
+from hedgerow.export.writers import CARD_FILE, CHATS_FILE, MANIFEST_FILE, ReleaseStats
 from hedgerow.models import AuditEvent, Release, ReleaseKind, ReleaseState, Role, User
 
 logger = logging.getLogger(__name__)
@@ -41,14 +46,18 @@ EXPORT_LOCK_KEY = 0x48454447
 # How long a second export waits for the first before giving up. Also covers the moment
 # the server takes to notice that a killed exporter's connection is gone.
 EXPORT_LOCK_WAIT = "30s"
-# Rows fetched per round trip of the server-side cursor: big enough that round trips are
-# noise, small enough that a batch of long texts stays a few MB.
-STREAM_BATCH_ROWS = 2_000
-# Progress is committed this often: the admin page polls every few seconds, and each
-# update is a tiny transaction.
-PROGRESS_EVERY_MESSAGES = 5_000
-# Batches read ahead of the writer (each STREAM_BATCH_ROWS rows).
-PREFETCH_BATCHES = 3
+# Messages per batch (four indexed queries): big enough that round trips and planning are
+# noise, small enough that a batch's rows and labels stay a few MB in a worker.
+BATCH_MESSAGES = 2_000
+# Batches per part (the unit handed to a worker): ~50k messages, so a 1M-message corpus
+# makes ~20 parts that keep every worker busy to the end, and the part files of the
+# workers in flight stay a few hundred MB on disk.
+PART_BATCHES = 25
+# Progress is committed this often: every second or two at the export's speed, as often
+# as the admin page polls; more often, the commits would cost the export time.
+PROGRESS_EVERY_MESSAGES = 50_000
+# The folder inside a release's partial directory where parts wait to be joined.
+PARTS_FOLDER = ".parts"
 INTERRUPTED = "The export stopped before it published (the process died or was killed)."
 
 ProgressCallback = Callable[[int, int], None]
@@ -162,28 +171,27 @@ def _export_holding_lock(
     release = _new_release(maker, kind, filters, pinned)
     root = settings.releases_root
     partial = publish.make_partial_directory(root, release.name)
-    writers: ReleaseWriters | None = None
     try:
-        writers = ReleaseWriters(
-            partial,
-            # A fresh secret per release, never stored: pseudonyms cannot be reversed.
-            pseudonyms=Pseudonyms(secrets.token_bytes(32)),
-            message_ids=MessageIds(settings.secret_key),
+        # A fresh secret per release, never stored: pseudonyms cannot be reversed.
+        writer_settings = WriterSettings(
+            pseudonym_secret=secrets.token_bytes(32),
+            installation_secret=settings.secret_key,
             split_seed=settings.export_split_seed,
             validation_share=settings.export_validation_share,
         )
-        contributors = _stream_trees(maker, release.id, filters, writers, progress)
-        writers.close()
-        from hedgerow.chat.export import CHATS_FILE, write_chats
+        stats, contributors = _write_trees(
+            maker, release.id, filters, partial, writer_settings, progress, settings
+        )
+        from hedgerow.chat.export import write_chats
 
-        writers.stats.rows[CHATS_FILE] = write_chats(maker, partial, writers.pseudonyms)
-        files = _finish_files(partial, release, filters, writers.stats, contributors, settings)
+        stats.rows[CHATS_FILE] = write_chats(
+            maker, partial, Pseudonyms(writer_settings.pseudonym_secret)
+        )
+        files = _finish_files(partial, release, filters, stats, contributors, settings)
         final = root / release.name
         publish.publish_directory(partial, final)
-        pruned = _mark_published(maker, release.id, writers.stats, contributors, files, settings)
+        pruned = _mark_published(maker, release.id, stats, contributors, files, settings)
     except BaseException as error:
-        if writers is not None:
-            writers.abort()
         publish.remove_directory(partial)
         _set_progress(
             maker,
@@ -195,87 +203,144 @@ def _export_holding_lock(
         raise
     for name in pruned:
         publish.remove_directory(root / name)
-    return ExportOutcome(release.id, release.name, final, writers.stats)
+    return ExportOutcome(release.id, release.name, final, stats)
 
 
-def _stream_trees(
+def export_worker_count(settings: Settings) -> int:
+    if settings.export_workers > 0:
+        return settings.export_workers
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class _Progress:
+    """Messages written so far, committed to the release row (and told to `callback`)
+    every PROGRESS_EVERY_MESSAGES."""
+
+    def __init__(
+        self, maker: sessionmaker[Session], release_id: int, total: int, callback: Any
+    ) -> None:
+        self.maker, self.release_id, self.total, self.callback = maker, release_id, total, callback
+        self.done = self.reported = 0
+        _set_progress(maker, release_id, messages_total=total)
+        if callback:
+            callback(0, total)
+
+    def add(self, messages: int) -> None:
+        self.done += messages
+        if self.done - self.reported >= PROGRESS_EVERY_MESSAGES:
+            self.report()
+
+    def report(self) -> None:
+        self.reported = self.done
+        _set_progress(self.maker, self.release_id, messages_done=self.done)
+        if self.callback:
+            self.callback(self.done, self.total)
+
+
+def _write_trees(
     maker: sessionmaker[Session],
     release_id: int,
     filters: ExportFilters,
-    writers: ReleaseWriters,
+    partial: Path,
+    writer_settings: WriterSettings,
     progress: ProgressCallback | None,
-) -> int:
-    """Read everything from one snapshot and write it tree by tree; returns contributors."""
-    engine = maker.kw["bind"]
+    settings: Settings,
+) -> tuple[ReleaseStats, int]:
+    """Write every tree file from one snapshot, in parts (by worker processes when there
+    is more than one part and more than one worker); returns the stats and contributors."""
+    engine: Engine = maker.kw["bind"]
+    scratch = partial / PARTS_FOLDER
+    scratch.mkdir()
     with engine.connect() as connection:
         snapshot = connection.execution_options(isolation_level="REPEATABLE READ")
         with snapshot.begin():
-            # The plan's cost estimate (a subquery per row) wakes the JIT, which then spends
-            # a second compiling for a plain index walk.
+            # Cost estimates over a whole corpus wake the JIT, which then spends seconds
+            # compiling plans that run in a fraction of that.
             snapshot.execute(text("SET LOCAL jit = off"))
-            total = queries.count_export_messages(snapshot, filters)
-            contributors = queries.count_contributors(snapshot, filters)
-            _set_progress(maker, release_id, messages_total=total)
-            if progress:
-                progress(0, total)
-            query, params = queries.export_messages_query(filters)
-            result = snapshot.execution_options(
-                stream_results=True, yield_per=STREAM_BATCH_ROWS
-            ).execute(query, params)
-            rows = _prefetched(result.partitions(STREAM_BATCH_ROWS))
-            done = 0
-            reported = 0
-            for _, tree_rows in groupby(rows, key=itemgetter(TREE_ID_COLUMN)):
-                batch = list(tree_rows)
-                writers.write_tree(batch[0][TREE_STATE_COLUMN], batch)
-                done += len(batch)
-                if done - reported >= PROGRESS_EVERY_MESSAGES:
-                    reported = done
-                    _set_progress(maker, release_id, messages_done=done)
-                    if progress:
-                        progress(done, total)
-            _set_progress(maker, release_id, messages_done=done)
-            if progress:
-                progress(done, total)
-    return contributors
-
-
-def _prefetched(batches: Iterator[Any]) -> Iterator[Any]:
-    """Rows from `batches`, fetched on a thread while the previous batch is written:
-    psycopg waits for the server without holding the GIL, so reading and writing overlap.
-    The queue is bounded, so memory stays flat."""
-    handoff: queue.Queue[Any] = queue.Queue(maxsize=PREFETCH_BATCHES)
-    stop = threading.Event()
-    finished = object()
-
-    def hand_over(item: Any) -> bool:
-        while not stop.is_set():
+            ranges = queries.batch_ranges(snapshot, filters, BATCH_MESSAGES)
+            tracker = _Progress(maker, release_id, sum(r.messages for r in ranges), progress)
+            part_queries = asdict(queries.part_queries(filters))
+            jobs = [
+                PartJob(
+                    index=number,
+                    batches=[
+                        (r.first_tree, r.last_tree) for r in ranges[start : start + PART_BATCHES]
+                    ],
+                    directory=scratch,
+                    queries=part_queries,
+                )
+                for number, start in enumerate(range(0, len(ranges), PART_BATCHES))
+            ]
+            assembler = ReleaseAssembler(partial, scratch)
             try:
-                handoff.put(item, timeout=0.1)
-            except queue.Full:
-                continue
-            return True
-        return False
+                workers = min(export_worker_count(settings), len(jobs))
+                if workers > 1:
+                    contributors = _write_parts_in_workers(
+                        snapshot,
+                        engine,
+                        filters,
+                        jobs,
+                        workers,
+                        writer_settings,
+                        assembler,
+                        tracker,
+                    )
+                else:
+                    _write_parts_here(snapshot, jobs, writer_settings, assembler, tracker)
+                    contributors = queries.count_contributors(snapshot, filters)
+                assembler.close()
+            except BaseException:
+                assembler.abort()
+                raise
+    scratch.rmdir()
+    tracker.report()
+    return assembler.stats, contributors
 
-    def produce() -> None:
+
+def _write_parts_here(
+    snapshot: Connection,
+    jobs: list[PartJob],
+    writer_settings: WriterSettings,
+    assembler: ReleaseAssembler,
+    tracker: _Progress,
+) -> None:
+    """One part after the other on the snapshot's own connection."""
+    connection: Any = snapshot.connection.dbapi_connection
+    for setting in PART_TRANSACTION_SETTINGS:
+        connection.execute(setting)
+    for job in jobs:
+        assembler.add(write_part(connection, job, writer_settings, on_tree=tracker.add))
+
+
+def _write_parts_in_workers(
+    snapshot: Connection,
+    engine: Engine,
+    filters: ExportFilters,
+    jobs: list[PartJob],
+    workers: int,
+    writer_settings: WriterSettings,
+    assembler: ReleaseAssembler,
+    tracker: _Progress,
+) -> int:
+    """Parts by `workers` processes in the snapshot exported to them; joined in order as
+    they finish, while this process counts the contributors on its own connection."""
+    snapshot_id = snapshot.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+    conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    finished: dict[int, Any] = {}
+    pool = WorkerPool(workers, conninfo, snapshot_id, writer_settings)
+    with ThreadPoolExecutor(1, thread_name_prefix="export-contributors") as counting:
+        contributors = counting.submit(queries.count_contributors, snapshot, filters)
         try:
-            for batch in batches:
-                if not hand_over(batch):
-                    return
-            hand_over(finished)
-        except BaseException as error:  # re-raised on the consuming side
-            hand_over(error)
-
-    producer = threading.Thread(target=produce, name="export-reader", daemon=True)
-    producer.start()
-    try:
-        while (item := handoff.get()) is not finished:
-            if isinstance(item, BaseException):
-                raise item
-            yield from item
-    finally:
-        stop.set()
-        producer.join()
+            for kind, value in pool.run(jobs):
+                if kind == "progress":
+                    tracker.add(value)
+                    continue
+                finished[value.index] = value
+                while assembler.next_index in finished:
+                    assembler.add(finished.pop(assembler.next_index))
+        finally:
+            pool.close()
+        return contributors.result()
 
 
 def _finish_files(

@@ -9,37 +9,38 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from statistics import fmean
 from typing import Any
-
-from hedgerow.models import MessageRole, ReviewState
 
 # Reaction kinds as Open-Assistant names its emojis.
 EMOJI_NAMES = {"thumbs_up": "+1", "thumbs_down": "-1", "red_flag": "red_flag"}
 # How far apart adjacent replies are for each ranking grade (grades[i] compares ranked
 # reply i with i+1).
 GRADE_STEPS = {"much_better": 3, "better": 2, "slightly_better": 1, "about_same": 0}
-CHAT_ROLES = {MessageRole.prompter.value: "user", MessageRole.assistant.value: "assistant"}
-# Plain strings: comparing with an enum member costs an attribute lookup on the enum class,
-# measurable at several comparisons per message.
-ASSISTANT = MessageRole.assistant.value
-ACCEPTED = ReviewState.accepted.value
-PENDING = ReviewState.pending.value
+# The values of MessageRole and ReviewState as plain strings: export worker processes do not
+# import the models (SQLAlchemy costs each of them ~40 MB), and comparing with an enum
+# member costs an attribute lookup, measurable at several comparisons per message.
+# tests/export/test_shapes.py checks that they match the enums.
+PROMPTER = "prompter"
+ASSISTANT = "assistant"
+ACCEPTED = "accepted"
+PENDING = "pending"
+CHAT_ROLES = {PROMPTER: "user", ASSISTANT: "assistant"}
 
 
 class Pseudonyms:
     """User ids as HMAC-SHA256 under a secret made for one release and then forgotten,
     so nobody (us included) can link a pseudonym to an account or across releases."""
 
-    # Bounded, so memory stays flat however many people contributed.
+    # Bounded, so memory stays flat however many people contributed: past this many
+    # people the cache starts over.
     CACHE_SIZE = 50_000
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
-        self._cache: OrderedDict[int, str] = OrderedDict()
+        self._cache: dict[int, str] = {}
 
     def user(self, user_id: int | None) -> str | None:
         # None: a deleted account, anonymised rather than pseudonymised.
@@ -50,9 +51,9 @@ class Pseudonyms:
             return cached
         digest = hmac.new(self._secret, b"user:%d" % user_id, hashlib.sha256).hexdigest()
         pseudonym = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+        if len(self._cache) >= self.CACHE_SIZE:
+            self._cache.clear()
         self._cache[user_id] = pseudonym
-        if len(self._cache) > self.CACHE_SIZE:
-            self._cache.popitem(last=False)
         return pseudonym
 
 
@@ -97,27 +98,27 @@ class Node:
     model_name: str | None
     deleted: bool
     created_at: datetime
-    # [user_id, values, mode, guideline_version, before_edit, created_at] per label
-    labels: list[list[Any]]
+    # (user_id, values, mode, guideline_version, before_edit, created_date) per label
+    labels: list[Any]
     reactions: dict[str, int]
-    # [user_id, ordered_message_ids, grades, not_rankable, before_edit, created_at]
-    rankings: list[list[Any]]
+    # (user_id, ordered_message_ids, grades, not_rankable, before_edit, created_date)
+    rankings: list[Any]
     public_id: str = ""
     children: list[Node] = field(default_factory=list)
 
     @classmethod
-    def from_row(cls, row: Any) -> Node:
-        """From a row of `queries.export_messages_query`, unpacked by position (it is the
-        hottest line of the export)."""
+    def from_row(cls, row: Any, labels: Any, reactions: Any, rankings: Any) -> Node:
+        """From a row of `queries.part_messages_sql` and the message's labels, reactions and
+        rankings (empty when it has none), unpacked by position: a hot line of the export."""
         (
             id_, _tree_id, parent_id, author_id, role, text, language, depth, category, context,
             review_state, review_count, rank, synthetic, model_name, deleted, created_at,
-            _tree_state, labels, reactions, rankings,
+            _tree_state,
         ) = row  # fmt: skip
         return cls(
             id_, parent_id, author_id, role, text, language, depth, category, context,
             review_state, review_count, rank, synthetic, model_name, deleted, created_at,
-            labels or [], reactions or {}, rankings or [], "", [],
+            labels, reactions, rankings, "", [],
         )  # fmt: skip
 
     @property
@@ -129,14 +130,30 @@ class Node:
         return (self.rank is None, self.rank or 0, self.id)
 
 
-def build_tree(rows: list[Any]) -> tuple[Node, list[Node]] | None:
-    """Link one tree's rows (parents before children). A message whose parent was filtered
-    out is dropped with its subtree; a tree without its prompt is dropped whole."""
+NOTHING: dict[Any, Any] = {}
+NONE: tuple[Any, ...] = ()
+
+
+def build_tree(
+    rows: list[Any],
+    labels: dict[int, list[Any]] = NOTHING,
+    reactions: dict[int, dict[str, int]] = NOTHING,
+    rankings: dict[int, list[Any]] = NOTHING,
+) -> tuple[Node, list[Node]] | None:
+    """Link one tree's rows (parents before children), each with its labels, reactions and
+    rankings by message id. A message whose parent was filtered out is dropped with its
+    subtree; a tree without its prompt is dropped whole."""
     by_id: dict[int, Node] = {}
     ordered: list[Node] = []
     root: Node | None = None
     for row in rows:
-        node = Node.from_row(row)
+        message_id = row[0]
+        node = Node.from_row(
+            row,
+            labels.get(message_id, NONE),
+            reactions.get(message_id, NOTHING),
+            rankings.get(message_id, NONE),
+        )
         if node.parent_id is None:
             root = node
         else:

@@ -1,23 +1,28 @@
-"""The release files, written one tree at a time with bounded buffers.
+"""The release files of one part of the export, written one tree at a time.
 
-`ReleaseWriters.write_tree` appends one tree to every file; parquet rows are buffered up
-to `PARQUET_BATCH_ROWS` and written as one row group, the JSON Lines files go through
-large write buffers. Nothing grows with the number of trees except the small counters
-kept for the dataset card.
+A part is a run of consecutive trees; `PartWriters` writes its share of every release file
+into part files that `assemble` later joins in order: JSON Lines as they are, trees as a
+raw deflate stream (one gzip member once joined), messages as Arrow IPC record batches
+that become the parquet row groups. Every buffer is bounded; nothing grows with the number
+of trees except the small counters kept for the dataset card.
+
+This module runs in the export's worker processes: it imports neither SQLAlchemy nor the
+models, to keep each worker's memory small.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
+import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
+from isal import isal_zlib
 
 from hedgerow.export import shapes
 from hedgerow.export.shapes import MessageIds, Node, Pseudonyms
@@ -43,14 +48,23 @@ DATA_FILES = (
     LABELS_FILE,
     CHATS_FILE,
 )
+# The JSON Lines files a part writes as they are published.
+TEXT_FILES = (SFT_FILE, SFT_BEST_FILE, PREFERENCES_FILE, RANKINGS_FILE, LABELS_FILE)
 
-# A row group of ~10k messages keeps the buffer to a few MB with long texts, and row
-# groups large enough for fast scans.
+# Row groups of 10k messages: a few MB with long texts, large enough for fast scans.
 PARQUET_BATCH_ROWS = 10_000
+# Messages per Arrow record batch in a part: their node dicts wait in memory until then
+# (the assembler joins batches into row groups of PARQUET_BATCH_ROWS).
+ARROW_BATCH_ROWS = 2_000
 WRITE_BUFFER_BYTES = 1 << 20
-# zlib was the largest single cost of the export at level 5 (a third of the CPU time);
-# level 1 is about three times faster for a file ~15% larger.
+# ISA-L's deflate at its level 1 is ~6x faster than zlib's level 1 (which was the largest
+# single cost of the export) and compresses our trees ~15% better.
 GZIP_LEVEL = 1
+# Uncompressed tree lines gathered before each deflate call.
+DEFLATE_CHUNK_BYTES = 1 << 20
+# Distinct label `values` texts remembered (a review's labels come from a few 5-point
+# scales and yes/no questions, so a few hundred texts cover nearly every label).
+LABEL_VALUES_CACHE = 4_096
 
 MESSAGES_SCHEMA = pa.schema(
     [
@@ -88,11 +102,32 @@ MESSAGES_SCHEMA = pa.schema(
         ("split", pa.string()),
     ]
 )
+# Columns copied as they are from the node dicts of the trees file.
+_NODE_COLUMNS = (
+    "message_id",
+    "parent_id",
+    "user_id",
+    "created_date",
+    "text",
+    "role",
+    "lang",
+    "review_count",
+    "review_result",
+    "deleted",
+    "rank",
+    "synthetic",
+    "model_name",
+)
 
 
 def _json_line(value: Any) -> bytes:
     # orjson: UTF-8 as is (no \u escapes), compact, and about 5x the stdlib's speed.
     return orjson.dumps(value, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def part_file(directory: Path, index: int, name: str) -> Path:
+    """Where part `index` keeps its share of the release file `name`."""
+    return directory / f"part-{index:05d}.{name}"
 
 
 @dataclass
@@ -110,77 +145,200 @@ class ReleaseStats:
     label_counts: Counter[str] = field(default_factory=Counter)
     rows: Counter[str] = field(default_factory=Counter)
 
+    def add(self, other: ReleaseStats) -> None:
+        """Count a later part in (parts are added in tree order)."""
+        self.trees += other.trees
+        self.messages += other.messages
+        for mine, theirs in (
+            (self.trees_by_state, other.trees_by_state),
+            (self.trees_by_language, other.trees_by_language),
+            (self.trees_by_category, other.trees_by_category),
+            (self.messages_by_role, other.messages_by_role),
+            (self.messages_by_split, other.messages_by_split),
+            (self.label_counts, other.label_counts),
+            (self.rows, other.rows),
+        ):
+            mine.update(theirs)
+        for name, total in other.label_sums.items():
+            self.label_sums[name] += total
 
-class ReleaseWriters:
+
+@dataclass
+class PartOutcome:
+    """What a finished part tells the assembler: its counts, and the checksum and length
+    of its uncompressed trees, from which the joined gzip member's trailer is made."""
+
+    index: int
+    stats: ReleaseStats
+    trees_crc32: int
+    trees_length: int
+
+
+@dataclass(frozen=True)
+class LabelSummary:
+    """One message's labels summed up: {name: {value: mean, count}} (the trees file), the
+    same as three lists (the parquet row), and (name, mean * count, count) per name (the
+    card's statistics). Shared by every message whose labels have the same values."""
+
+    by_name: dict[str, dict[str, float | int]]
+    names: list[str]
+    values: list[float]
+    counts: list[int]
+    totals: list[tuple[str, float, int]]
+
+
+NO_LABELS = LabelSummary({}, [], [], [], [])
+
+
+class LabelValues:
+    """Label `values` JSON texts, each parsed once, and the summaries of the messages'
+    labels, each computed once per distinct list of texts. Reviews pick from a few 5-point
+    scales and yes/no questions, so a few thousand entries serve nearly every message;
+    past LABEL_VALUES_CACHE entries a cache starts over, so memory stays flat."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, dict[str, Any]] = {}
+        self._summaries: dict[tuple[str, ...], LabelSummary] = {}
+
+    def parse(self, values_text: str) -> dict[str, Any]:
+        values = self._parsed.get(values_text)
+        if values is None:
+            # The stdlib parser, as psycopg used when labels came as JSON: the same
+            # numbers (int or float) come out, and so the same JSON goes back in.
+            values = json.loads(values_text)
+            if len(self._parsed) >= LABEL_VALUES_CACHE:
+                self._parsed.clear()
+            self._parsed[values_text] = values
+        return values
+
+    def summary(self, labels: Iterable[Any]) -> LabelSummary:
+        """Mean value and count per label name (names sorted); labels given before a
+        moderator's edit judged another text and are left out (`shapes.label_summary`)."""
+        texts = tuple(label[1] for label in labels if not label[4])
+        summary = self._summaries.get(texts)
+        if summary is None:
+            values: dict[str, list[float]] = {}
+            for text in texts:
+                for name, value in self.parse(text).items():
+                    values.setdefault(name, []).append(float(value))
+            by_name: dict[str, dict[str, float | int]] = {}
+            totals = []
+            for name in sorted(values):
+                found = values[name]
+                mean = sum(found) / len(found)
+                by_name[name] = {"value": mean, "count": len(found)}
+                totals.append((name, mean * len(found), len(found)))
+            summary = LabelSummary(
+                by_name,
+                list(by_name),
+                [entry["value"] for entry in by_name.values()],
+                [len(values[name]) for name in by_name],
+                totals,
+            )
+            if len(self._summaries) >= LABEL_VALUES_CACHE:
+                self._summaries.clear()
+            self._summaries[texts] = summary
+        return summary
+
+
+class PartWriters:
+    """Writes part `index` of a release into `directory` (a scratch folder inside the
+    release's partial directory)."""
+
     def __init__(
         self,
         directory: Path,
+        index: int,
         *,
         pseudonyms: Pseudonyms,
         message_ids: MessageIds,
         split_seed: int,
         validation_share: float,
     ) -> None:
-        self.directory = directory
+        self.index = index
         self.pseudonyms = pseudonyms
         self.ids = message_ids
         self.split_seed = split_seed
         self.validation_share = validation_share
         self.stats = ReleaseStats()
-        self._trees = gzip.open(  # noqa: SIM115 - closed in close() or abort()
-            directory / TREES_FILE, "wb", compresslevel=GZIP_LEVEL
-        )
-        self._texts: dict[str, IO[bytes]] = {
-            name: open(directory / name, "wb", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115 - closed in close()
-            for name in (SFT_FILE, SFT_BEST_FILE, PREFERENCES_FILE, RANKINGS_FILE, LABELS_FILE)
-        }
-        self._parquet = pq.ParquetWriter(
-            directory / MESSAGES_FILE, MESSAGES_SCHEMA, compression="zstd"
-        )
-        self._columns: dict[str, list[Any]] = {name: [] for name in MESSAGES_SCHEMA.names}
+        self.label_values = LabelValues()
+        self._files: list[IO[bytes]] = []
+        self._trees = self._open(part_file(directory, index, TREES_FILE))
+        self._deflate = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)
+        self._tree_lines: list[bytes] = []
+        self._tree_bytes = 0
+        self._trees_crc = isal_zlib.crc32(b"")
+        self._trees_length = 0
+        self._sft = self._open(part_file(directory, index, SFT_FILE))
+        self._sft_best = self._open(part_file(directory, index, SFT_BEST_FILE))
+        self._preferences = self._open(part_file(directory, index, PREFERENCES_FILE))
+        self._rankings = self._open(part_file(directory, index, RANKINGS_FILE))
+        self._labels = self._open(part_file(directory, index, LABELS_FILE))
+        self._messages_sink = self._open(part_file(directory, index, MESSAGES_FILE))
+        self._messages = pa.ipc.new_stream(self._messages_sink, MESSAGES_SCHEMA)
+        # Rows of the next record batch: the node dicts, and per tree its id, state, split
+        # and number of messages.
+        self._rows: list[dict[str, Any]] = []
+        self._row_labels: list[LabelSummary] = []
+        self._row_trees: list[tuple[str, str, str, int]] = []
+
+    def _open(self, path: Path) -> IO[bytes]:
+        handle = open(path, "wb", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115 - closed in close()
+        self._files.append(handle)
+        return handle
 
     # --- one tree -------------------------------------------------------------------
 
-    def write_tree(self, tree_state: str, rows: list[Any]) -> int:
+    def write_tree(
+        self,
+        tree_state: str,
+        rows: list[Any],
+        labels: dict[int, list[Any]],
+        reactions: dict[int, dict[str, int]],
+        rankings: dict[int, list[Any]],
+    ) -> int:
         """Append one tree to every file; returns how many messages it exported."""
-        built = shapes.build_tree(rows)
+        built = shapes.build_tree(rows, labels, reactions, rankings)
         if built is None:
             return 0
         root, nodes = built
+        public_of = self.ids.public
         for node in nodes:
-            node.public_id = self.ids.public(node.id)
+            node.public_id = public_of(node.id)
         public_ids = {node.id: node.public_id for node in nodes}
         tree_id = root.public_id
         split = shapes.split_of(tree_id, self.split_seed, self.validation_share)
+        # Each node's dict is its line in the trees file (children nested under
+        # "replies", best rank first) and its row in messages.parquet.
         public = {node.id: self._public_node(node, public_ids) for node in nodes}
-
-        self._trees.write(
+        for node in nodes:
+            if node.children:
+                public[node.id]["replies"] = [public[child.id] for child in node.children]
+        self._add_tree_line(
             _json_line(
-                {
-                    "message_tree_id": tree_id,
-                    "tree_state": tree_state,
-                    "prompt": self._nested(root, public),
-                }
+                {"message_tree_id": tree_id, "tree_state": tree_state, "prompt": public[root.id]}
             )
         )
-        self._count_tree(root, tree_state, split, len(nodes))
+        self._count_tree(root, tree_state, split, nodes)
+        self._rows.extend(public[node.id] for node in nodes)
+        self._row_trees.append((tree_id, tree_state, split, len(nodes)))
         for node in nodes:
-            self._append_message_row(public[node.id], node, tree_id, tree_state, split)
-            self._write_labels(node, tree_id)
-            self._write_rankings(node, tree_id, public_ids)
+            if node.labels:
+                self._write_labels(node, tree_id)
+            if node.rankings:
+                self._write_rankings(node, tree_id, public_ids)
         self._write_training_files(root, tree_id, split)
-        if len(self._columns["message_id"]) >= PARQUET_BATCH_ROWS:
-            self._flush_parquet()
+        if len(self._rows) >= ARROW_BATCH_ROWS:
+            self._flush_messages()
         return len(nodes)
 
     def _public_node(self, node: Node, public_ids: dict[int, str]) -> dict[str, Any]:
-        labels = shapes.label_summary(node)
-        for name, (value, count) in labels.items():
-            self.stats.label_sums[name] += value * count
-            self.stats.label_counts[name] += count
+        labels = self._label_summary(node) if node.labels else NO_LABELS
+        self._row_labels.append(labels)
+        parent_id = node.parent_id
         return {
             "message_id": node.public_id,
-            "parent_id": public_ids[node.parent_id] if node.parent_id is not None else None,
+            "parent_id": public_ids[parent_id] if parent_id is not None else None,
             "user_id": self.pseudonyms.user(node.author_id),
             "created_date": node.created_at.isoformat(),
             "text": node.text,
@@ -193,96 +351,74 @@ class ReleaseWriters:
             "synthetic": node.synthetic,
             "model_name": node.model_name,
             "emojis": shapes.emojis(node),
-            "labels": {
-                name: {"value": value, "count": count} for name, (value, count) in labels.items()
-            },
+            "labels": labels.by_name,
             "category": node.category,
             "context": node.context,
+            "replies": [],
         }
 
-    def _nested(self, node: Node, public: dict[int, dict[str, Any]]) -> dict[str, Any]:
-        return {
-            **public[node.id],
-            "replies": [self._nested(child, public) for child in node.children],
-        }
+    def _label_summary(self, node: Node) -> LabelSummary:
+        """The summary of the node's labels, counted into the card's label statistics."""
+        summary = self.label_values.summary(node.labels)
+        label_sums, label_counts = self.stats.label_sums, self.stats.label_counts
+        for name, total, count in summary.totals:
+            label_sums[name] += total
+            label_counts[name] += count
+        return summary
 
-    def _count_tree(self, root: Node, tree_state: str, split: str, size: int) -> None:
+    def _add_tree_line(self, line: bytes) -> None:
+        self._tree_lines.append(line)
+        self._tree_bytes += len(line)
+        if self._tree_bytes >= DEFLATE_CHUNK_BYTES:
+            self._deflate_tree_lines()
+
+    def _deflate_tree_lines(self) -> None:
+        chunk = b"".join(self._tree_lines)
+        self._tree_lines.clear()
+        self._tree_bytes = 0
+        self._trees_crc = isal_zlib.crc32(chunk, self._trees_crc)
+        self._trees_length += len(chunk)
+        self._trees.write(self._deflate.compress(chunk))
+
+    def _count_tree(self, root: Node, tree_state: str, split: str, nodes: list[Node]) -> None:
         stats = self.stats
+        size = len(nodes)
         stats.trees += 1
         stats.messages += size
         stats.trees_by_state[tree_state] += 1
         stats.trees_by_language[root.language] += 1
         stats.trees_by_category[root.category or "none"] += 1
         stats.messages_by_split[split] += size
+        stats.messages_by_role.update(node.role for node in nodes)
         stats.rows[TREES_FILE] += 1
         stats.rows[MESSAGES_FILE] += size
 
-    def _append_message_row(
-        self, public: dict[str, Any], node: Node, tree_id: str, tree_state: str, split: str
-    ) -> None:
-        self.stats.messages_by_role[node.role] += 1
-        columns = self._columns
-        for name in (
-            "message_id",
-            "parent_id",
-            "user_id",
-            "created_date",
-            "text",
-            "role",
-            "lang",
-            "review_count",
-            "review_result",
-            "deleted",
-            "rank",
-            "synthetic",
-            "model_name",
-            "category",
-            "context",
-        ):
-            columns[name].append(public[name])
-        columns["message_tree_id"].append(tree_id)
-        columns["tree_state"].append(tree_state)
-        columns["split"].append(split)
-        emojis = public["emojis"]
-        columns["emojis"].append({"name": list(emojis), "count": list(emojis.values())})
-        labels = public["labels"]
-        columns["labels"].append(
-            {
-                "name": list(labels),
-                "value": [label["value"] for label in labels.values()],
-                "count": [label["count"] for label in labels.values()],
-            }
-        )
-
     def _write_labels(self, node: Node, tree_id: str) -> None:
-        if not node.labels:
-            return
-        out = self._texts[LABELS_FILE]
+        write = self._labels.write
         message_id = node.public_id
-        for user_id, values, mode, guideline_version, before_edit, created_at in node.labels:
-            out.write(
+        user = self.pseudonyms.user
+        parse = self.label_values.parse
+        for user_id, values_text, mode, guideline_version, before_edit, created in node.labels:
+            write(
                 _json_line(
                     {
                         "message_id": message_id,
                         "message_tree_id": tree_id,
-                        "user_id": self.pseudonyms.user(user_id),
-                        "labels": values,
+                        "user_id": user(user_id),
+                        "labels": parse(values_text),
                         "mode": mode,
                         "guideline_version": guideline_version,
                         "before_edit": before_edit,
-                        "created_date": created_at,
+                        "created_date": created,
                     }
                 )
             )
-            self.stats.rows[LABELS_FILE] += 1
+        self.stats.rows[LABELS_FILE] += len(node.labels)
 
     def _write_rankings(self, node: Node, tree_id: str, public_ids: dict[int, str]) -> None:
-        if not node.rankings:
-            return
-        out = self._texts[RANKINGS_FILE]
         parent_id = node.public_id
-        for user_id, ordered, grades, not_rankable, before_edit, created_at in node.rankings:
-            out.write(
+        for user_id, ordered, grades, not_rankable, before_edit, created in node.rankings:
+            self._rankings.write(
                 _json_line(
                     {
                         "parent_id": parent_id,
@@ -295,65 +431,106 @@ class ReleaseWriters:
                         "grades": grades,
                         "not_rankable": not_rankable,
                         "before_edit": before_edit,
-                        "created_date": created_at,
+                        "created_date": created,
                     }
                 )
             )
-            self.stats.rows[RANKINGS_FILE] += 1
+        self.stats.rows[RANKINGS_FILE] += len(node.rankings)
 
     def _write_training_files(self, root: Node, tree_id: str, split: str) -> None:
+        if not root.usable_for_training:
+            return
         extra = {"message_tree_id": tree_id, "lang": root.language, "split": split}
-        sft = self._texts[SFT_FILE]
-        for path in shapes.sft_paths(root):
-            sft.write(
-                _json_line({"messages": [shapes.chat_message(node) for node in path], **extra})
-            )
-            self.stats.rows[SFT_FILE] += 1
+        chat = shapes.chat_message
+        paths = shapes.sft_paths(root)
+        for path in paths:
+            self._sft.write(_json_line({"messages": [chat(node) for node in path], **extra}))
+        self.stats.rows[SFT_FILE] += len(paths)
         best = shapes.best_path(root)
         if best is not None:
-            self._texts[SFT_BEST_FILE].write(
-                _json_line({"messages": [shapes.chat_message(node) for node in best], **extra})
-            )
+            self._sft_best.write(_json_line({"messages": [chat(node) for node in best], **extra}))
             self.stats.rows[SFT_BEST_FILE] += 1
-        preferences = self._texts[PREFERENCES_FILE]
-        for path, chosen, rejected, margin in shapes.preference_pairs(root):
-            preferences.write(
+        pairs = shapes.preference_pairs(root)
+        for path, chosen, rejected, margin in pairs:
+            self._preferences.write(
                 _json_line(
                     {
-                        "prompt": [shapes.chat_message(node) for node in path],
-                        "chosen": [shapes.chat_message(chosen)],
-                        "rejected": [shapes.chat_message(rejected)],
+                        "prompt": [chat(node) for node in path],
+                        "chosen": [chat(chosen)],
+                        "rejected": [chat(rejected)],
                         "margin": margin,
                         **extra,
                     }
                 )
             )
-            self.stats.rows[PREFERENCES_FILE] += 1
+        self.stats.rows[PREFERENCES_FILE] += len(pairs)
+
+    # --- messages as Arrow record batches ---------------------------------------------
+
+    def _flush_messages(self) -> None:
+        if self._rows:
+            batch = message_batch(self._rows, self._row_labels, self._row_trees)
+            self._messages.write_batch(batch)
+            self._rows.clear()
+            self._row_labels.clear()
+            self._row_trees.clear()
 
     # --- closing --------------------------------------------------------------------
 
-    def _flush_parquet(self) -> None:
-        if not self._columns["message_id"]:
-            return
-        batch = pa.RecordBatch.from_pydict(self._columns, schema=MESSAGES_SCHEMA)
-        self._parquet.write_batch(batch)
-        for values in self._columns.values():
-            values.clear()
-
-    def close(self) -> None:
-        self._flush_parquet()
-        self._parquet.close()
-        self._trees.close()
-        for out in self._texts.values():
-            out.close()
+    def close(self) -> PartOutcome:
+        self._flush_messages()
+        self._messages.close()
+        self._deflate_tree_lines()
+        # A sync flush ends the part on a byte boundary without ending the deflate stream,
+        # so the next part's stream can follow it (as pigz joins its blocks).
+        self._trees.write(self._deflate.flush(isal_zlib.Z_SYNC_FLUSH))
+        for handle in self._files:
+            handle.close()
+        return PartOutcome(self.index, self.stats, self._trees_crc, self._trees_length)
 
     def abort(self) -> None:
         """Close the files after a failure; their contents no longer matter."""
-        for closer in (
-            self._parquet.close,
-            self._trees.close,
-            *(out.close for out in self._texts.values()),
-        ):
+        for closer in (self._messages.close, *(handle.close for handle in self._files)):
             # The export already failed and the directory goes; a close error adds nothing.
             with contextlib.suppress(Exception):
                 closer()
+
+
+def message_batch(
+    rows: list[dict[str, Any]],
+    labels: list[LabelSummary],
+    trees: list[tuple[str, str, str, int]],
+) -> Any:
+    """The messages.parquet rows of `rows` (node dicts, in order) and their `labels` as one
+    record batch; `trees` gives the tree id, state, split and size of each run of rows."""
+    schema = MESSAGES_SCHEMA
+    columns: dict[str, Any] = {
+        name: pa.array([row[name] for row in rows], schema.field(name).type)
+        for name in _NODE_COLUMNS
+    }
+    for position, name in ((0, "message_tree_id"), (1, "tree_state"), (2, "split")):
+        values: list[Any] = []
+        for tree in trees:
+            values.extend([tree[position]] * tree[3])
+        columns[name] = pa.array(values, pa.string())
+    emojis = [row["emojis"] for row in rows]
+    emoji_type = schema.field("emojis").type
+    columns["emojis"] = pa.StructArray.from_arrays(
+        [
+            pa.array([list(found) for found in emojis], emoji_type.field("name").type),
+            pa.array([list(found.values()) for found in emojis], emoji_type.field("count").type),
+        ],
+        fields=list(emoji_type),
+    )
+    label_type = schema.field("labels").type
+    columns["labels"] = pa.StructArray.from_arrays(
+        [
+            pa.array([summary.names for summary in labels], label_type.field("name").type),
+            pa.array([summary.values for summary in labels], label_type.field("value").type),
+            pa.array([summary.counts for summary in labels], label_type.field("count").type),
+        ],
+        fields=list(label_type),
+    )
+    columns["category"] = pa.array([row["category"] for row in rows], pa.string())
+    columns["context"] = pa.array([row["context"] for row in rows], pa.string())
+    return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)

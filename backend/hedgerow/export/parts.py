@@ -1,0 +1,260 @@
+"""Exporting parts of a release, in this process or in worker processes.
+
+A part is a run of consecutive tree-id batches (see `queries.batch_ranges`). Each part is
+read from the export's one snapshot: workers import the parent's exported snapshot
+(`SET TRANSACTION SNAPSHOT`, as `pg_dump --jobs` does), so every part sees exactly the
+database the parent sees, whatever the number of workers.
+
+Workers are plain `python -m hedgerow.export.parts` processes that talk to the parent over
+their stdin and stdout (pickled messages, trusted: the parent made them; the per-release
+pseudonym secret travels this way, never on a command line or on disk). They import only
+psycopg, pyarrow and the writers, not the web application, so each costs ~100 MB rather
+than the ~250 MB of a copy of the parent. A worker whose parent dies stops after its
+current batch.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import groupby
+from multiprocessing.connection import Connection, wait
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from hedgerow.export.shapes import MessageIds, Pseudonyms
+from hedgerow.export.writers import PartOutcome, PartWriters
+
+# Positions in the rows of queries.part_queries (kept here so workers need not import
+# queries, which imports SQLAlchemy).
+MESSAGE_ID_COLUMN = 0
+TREE_ID_COLUMN = 1
+TREE_STATE_COLUMN = 17
+# Settings of the transaction a part is read in. Parts already run in parallel, and a
+# batch is small: PostgreSQL's own parallel workers would only add start-up costs. Sorting
+# a batch's labels by id stays in memory.
+PART_TRANSACTION_SETTINGS = (
+    "SET LOCAL jit = off",
+    "SET LOCAL max_parallel_workers_per_gather = 0",
+    "SET LOCAL work_mem = '64MB'",
+)
+# glibc gives each thread (pyarrow starts a pool) its own malloc arena, which keeps freed
+# memory; two arenas cut a worker's peak RSS by ~15 MB. The operator's own value wins.
+_WORKER_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2"}
+
+
+@dataclass(frozen=True)
+class PartJob:
+    """Everything a part needs, picklable for a worker."""
+
+    index: int
+    # (first_tree, last_tree) per batch, in order.
+    batches: list[tuple[int, int]]
+    directory: Path
+    queries: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    pseudonym_secret: bytes
+    installation_secret: str
+    split_seed: int
+    validation_share: float
+
+
+def _fetch_by_message(cursor: psycopg.Cursor[Any], query: str, params: dict[str, Any]) -> Any:
+    """Rows of `query` grouped by their first column (a message id), in query order."""
+    grouped: dict[int, list[Any]] = {}
+    for row in cursor.execute(query, params).fetchall():
+        found = grouped.get(row[0])
+        if found is None:
+            grouped[row[0]] = [row[1:]]
+        else:
+            found.append(row[1:])
+    return grouped
+
+
+def write_part(
+    connection: psycopg.Connection[Any],
+    job: PartJob,
+    settings: WriterSettings,
+    *,
+    on_tree: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> PartOutcome:
+    """Export the trees of `job` through `connection`, which is inside the export's
+    snapshot. `on_tree` hears the messages of each tree, `on_batch` those of each batch."""
+    writers = PartWriters(
+        job.directory,
+        job.index,
+        pseudonyms=Pseudonyms(settings.pseudonym_secret),
+        message_ids=MessageIds(settings.installation_secret),
+        split_seed=settings.split_seed,
+        validation_share=settings.validation_share,
+    )
+    queries = job.queries
+    try:
+        with connection.cursor() as cursor:
+            for first_tree, last_tree in job.batches:
+                params = {**queries["params"], "first_tree": first_tree, "last_tree": last_tree}
+                labels = _fetch_by_message(cursor, queries["labels"], params)
+                rankings = _fetch_by_message(cursor, queries["rankings"], params)
+                reactions: dict[int, dict[str, int]] = {}
+                for message_id, kind, count in cursor.execute(queries["reactions"], params):
+                    reactions.setdefault(message_id, {})[kind] = count
+                rows = cursor.execute(queries["messages"], params).fetchall()
+                done = 0
+                for _, tree_rows in groupby(rows, key=itemgetter(TREE_ID_COLUMN)):
+                    batch = list(tree_rows)
+                    written = writers.write_tree(
+                        batch[0][TREE_STATE_COLUMN], batch, labels, reactions, rankings
+                    )
+                    done += written
+                    if on_tree is not None:
+                        on_tree(written)
+                if on_batch is not None:
+                    on_batch(done)
+        return writers.close()
+    except BaseException:
+        writers.abort()
+        raise
+
+
+# --- worker processes -----------------------------------------------------------------
+
+
+def _worker_main() -> None:
+    """A worker: set up from the first message, then export parts until told to stop."""
+    commands = Connection(os.dup(sys.stdin.fileno()), writable=False)
+    replies = Connection(os.dup(sys.stdout.fileno()), readable=False)
+    # Stray prints must not corrupt the channel to the parent.
+    sys.stdout = sys.stderr
+    parent = os.getppid()
+    conninfo, snapshot_id, settings = commands.recv()
+    with psycopg.connect(conninfo) as connection:
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
+        connection.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(snapshot_id))
+        for setting in PART_TRANSACTION_SETTINGS:
+            connection.execute(setting)
+
+        def report_batch(done: int) -> None:
+            if os.getppid() != parent:
+                raise SystemExit("the export's parent process is gone")
+            replies.send(("progress", done))
+
+        while True:
+            try:
+                job = commands.recv()
+            except EOFError:
+                return
+            if job is None:
+                return
+            try:
+                outcome = write_part(connection, job, settings, on_batch=report_batch)
+            except Exception:
+                replies.send(("error", traceback.format_exc()))
+                return
+            replies.send(("done", outcome))
+
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen[bytes]
+    commands: Connection
+    replies: Connection
+    busy: bool = False
+
+
+class WorkerPool:
+    """`count` worker processes sharing the parent's snapshot. Messages go through
+    `multiprocessing.connection.Connection`s on the workers' stdin and stdout, which frame
+    each pickle, so waiting on several workers never stalls on a half-read buffer."""
+
+    def __init__(
+        self, count: int, conninfo: str, snapshot_id: str, settings: WriterSettings
+    ) -> None:
+        self._workers: list[_Worker] = []
+        try:
+            for _ in range(count):
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "hedgerow.export.parts"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    env=_WORKER_ENVIRONMENT | dict(os.environ),
+                )
+                assert process.stdin is not None and process.stdout is not None
+                worker = _Worker(
+                    process,
+                    Connection(os.dup(process.stdin.fileno()), readable=False),
+                    Connection(os.dup(process.stdout.fileno()), writable=False),
+                )
+                process.stdin.close()
+                process.stdout.close()
+                self._workers.append(worker)
+                worker.commands.send((conninfo, snapshot_id, settings))
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, jobs: list[PartJob]) -> Iterator[tuple[str, Any]]:
+        """Hand out `jobs` in order to idle workers; yields ("progress", messages) as batches
+        finish and ("done", PartOutcome) as parts finish (in any order)."""
+        pending = list(reversed(jobs))
+        by_replies = {id(worker.replies): worker for worker in self._workers}
+        while True:
+            for worker in self._workers:
+                if not worker.busy and pending:
+                    worker.commands.send(pending.pop())
+                    worker.busy = True
+            busy = [worker.replies for worker in self._workers if worker.busy]
+            if not busy:
+                return
+            for ready in wait(busy):
+                worker = by_replies[id(ready)]
+                try:
+                    kind, value = worker.replies.recv()
+                except EOFError:
+                    code = worker.process.wait()
+                    raise WorkerFailed(f"an export worker exited with {code}") from None
+                if kind == "error":
+                    raise WorkerFailed(f"an export worker failed:\n{value}")
+                if kind == "done":
+                    worker.busy = False
+                yield kind, value
+
+    def close(self) -> None:
+        """Stop the workers: idle ones exit at once, and a busy one (after a failure
+        elsewhere) is killed rather than left to finish a part nobody will read."""
+        for worker in self._workers:
+            try:
+                if worker.busy:
+                    worker.process.kill()
+                else:
+                    worker.commands.send(None)
+            except OSError:
+                pass
+            worker.commands.close()
+        for worker in self._workers:
+            try:
+                worker.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+            worker.replies.close()
+
+
+if __name__ == "__main__":
+    _worker_main()
