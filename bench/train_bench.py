@@ -8,6 +8,12 @@ for a real checkpoint on disk. Conversations are synthetic, long enough to fill
 
     python bench/train_bench.py --size tiny --steps 30            # CPU, seconds
     python bench/train_bench.py --size 0.5b --steps 50 --batch-size 8 --max-length 2048
+    python bench/train_bench.py --size 0.5b --steps 50 --num-processes 2   # 2 GPUs, DDP
+
+`--num-processes N` (N > 1) runs the steps as the worker does: a process group launched
+with accelerate (`hedgerow.training.launch`), one process per GPU (gloo CPU processes
+without one). Tokens count every process's rows; "seconds" is the main rank's time in
+its training loop, "wall" adds the launch, imports and model loading of the group.
 
 MFU = 6 x parameters x tokens/s / peak FLOP/s (the usual estimate for a forward and
 backward pass; attention FLOPs left out). `--peak-tflops` defaults to the H100 SXM dense
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -113,7 +120,7 @@ def parameter_count(path: str) -> int:
 
 
 def main() -> None:
-    from hedgerow.training import trainer
+    from hedgerow.training import launch, trainer
     from hedgerow.training.trainer import Progress, TrainingConfig
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -126,6 +133,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--conversations", type=int, default=2000)
     parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--num-processes", type=int, default=1)
     arguments = parser.parse_args()
 
     on_gpu = trainer.gpu_available()
@@ -156,6 +164,7 @@ def main() -> None:
             save_steps=arguments.steps * 10,
             seed=0,
             min_conversations=1,
+            num_processes=arguments.num_processes,
         ).for_this_machine()
         speeds: list[float] = []
 
@@ -163,37 +172,54 @@ def main() -> None:
             if update.tokens_per_second:
                 speeds.append(update.tokens_per_second)
 
+        examples = trainer.completion_examples(conversations)
         started = time.monotonic()
-        outcome = trainer.train(
-            config,
-            base,
-            trainer.completion_examples(conversations),
-            work / "checkpoints",
-            report,
-        )
+        if config.num_processes > 1:
+            outcome = launch.run_stage_in_processes(
+                "sft",
+                config,
+                base,
+                examples,
+                work / "checkpoints",
+                None,
+                work / "sft-model",
+                work,
+                report,
+            )
+        else:
+            outcome = trainer.train(config, base, examples, work / "checkpoints", report)
         wall = time.monotonic() - started
+    # This process and the group it launched (waited for, so counted).
+    cpu_seconds = sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
     # Tokens actually processed: steps x rows per step x tokens per row (from the run's
     # own count of the dataset), over the time the Trainer spent in its loop.
-    rows_per_step = config.batch_size * config.gradient_accumulation
+    rows_per_step = config.batch_size * config.gradient_accumulation * outcome.world_size
     tokens_per_row = outcome.train_tokens / max(len(conversations), 1)
     tokens = outcome.global_step * rows_per_step * tokens_per_row
     if config.packing:
         tokens = outcome.global_step * rows_per_step * config.max_length
     tokens_per_second = tokens / outcome.seconds
     peak = arguments.peak_tflops or (H100_BF16_DENSE_TFLOPS if on_gpu else None)
-    mfu = 6 * parameters * tokens_per_second / (peak * 1e12) if peak else None
+    # The peak is per device: N processes have N devices' worth.
+    mfu = 6 * parameters * tokens_per_second / (peak * 1e12 * outcome.world_size) if peak else None
     hardware = trainer.describe_hardware()
     print(
-        "| hardware | model | parameters | method | steps | batch x length | bf16 | packing "
-        "| tokens/s | MFU | seconds |"
+        "| hardware | processes | model | parameters | method | steps | batch x length | bf16 "
+        "| packing | tokens/s | MFU | seconds | CPU seconds |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| {hardware} | {arguments.base_model or arguments.size} | {parameters / 1e6:,.1f}M "
-        f"| {config.method} | {outcome.global_step} "
+        f"| {hardware} | {outcome.world_size} | {arguments.base_model or arguments.size} "
+        f"| {parameters / 1e6:,.1f}M | {config.method} | {outcome.global_step} "
         f"| {rows_per_step} x {arguments.max_length} | {config.bf16} | {config.packing} "
         f"| {tokens_per_second:,.0f} | {f'{mfu:.1%}' if mfu is not None else '-'} "
-        f"| {outcome.seconds:.1f} (wall {wall:.1f}) |"
+        f"| {outcome.seconds:.1f} (wall {wall:.1f}) | {cpu_seconds:.1f} |"
     )
     if speeds:
         print(f"last logged tokens/s (progress callback): {speeds[-1]:,.0f}")
