@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import psutil
+import psycopg
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, text
@@ -31,6 +32,7 @@ from sqlalchemy.orm import sessionmaker
 
 from hedgerow.config import get_settings
 from hedgerow.db import make_engine
+from hedgerow.export.parts import WORKER_APPLICATION_NAME
 from hedgerow.export.schemas import ExportFilters
 from hedgerow.export.service import export_worker_count, run_export
 from hedgerow.models import TreeState
@@ -81,26 +83,42 @@ def cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class TotalRssSampler:
-    """The largest sum of this process's and its children's RSS, sampled every 100 ms (a
-    worker's RSS counts the libraries it shares with the others, so the sum is an upper
-    bound of what the export holds)."""
+class Sampler:
+    """Every 100 ms: the sum of this process's and its children's RSS (its largest value
+    is reported; a worker's RSS counts the libraries it shares with the others, so the sum
+    is an upper bound of what the export holds), and the CPU time of the PostgreSQL
+    backends serving the export's workers (found by application name; the last value
+    read before each backend exits). Its own CPU time is measured, to be left out."""
 
-    def __init__(self) -> None:
+    def __init__(self, database_url: str) -> None:
         self.peak_mb = 0.0
+        self.backend_cpu: dict[int, float] = {}
+        self.own_cpu = 0.0
+        self._database_url = database_url
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
+        started = time.thread_time()
         me = psutil.Process()
-        while not self._stop.wait(0.1):
-            total = 0
-            for process in [me, *me.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    total += process.memory_info().rss
-            self.peak_mb = max(self.peak_mb, total / (1024 * 1024))
+        with psycopg.connect(self._database_url, autocommit=True) as connection:
+            while not self._stop.wait(0.1):
+                total = 0
+                for process in [me, *me.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        total += process.memory_info().rss
+                self.peak_mb = max(self.peak_mb, total / (1024 * 1024))
+                backends = connection.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                    (WORKER_APPLICATION_NAME,),
+                ).fetchall()
+                for (pid,) in backends:
+                    with contextlib.suppress(psutil.Error):
+                        times = psutil.Process(pid).cpu_times()
+                        self.backend_cpu[pid] = times.user + times.system
+        self.own_cpu = time.thread_time() - started
 
-    def __enter__(self) -> TotalRssSampler:
+    def __enter__(self) -> Sampler:
         self._thread.start()
         return self
 
@@ -146,12 +164,12 @@ def main() -> None:
         started = time.perf_counter()
         parent_cpu_started = cpu_seconds(resource.RUSAGE_SELF)
         workers_cpu_started = cpu_seconds(resource.RUSAGE_CHILDREN)
-        with TotalRssSampler() as sampler:
+        with Sampler(args.database_url) as sampler:
             outcome = run_export(maker, filters=filters)
         seconds = time.perf_counter() - started
         # CPU of this process (all threads) and of its finished workers: steadier than wall
         # time on a shared machine, and it leaves out PostgreSQL's share.
-        parent_cpu = cpu_seconds(resource.RUSAGE_SELF) - parent_cpu_started
+        parent_cpu = cpu_seconds(resource.RUSAGE_SELF) - parent_cpu_started - sampler.own_cpu
         workers_cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - workers_cpu_started
         size_mb = sum(p.stat().st_size for p in outcome.directory.iterdir()) / (1024 * 1024)
     engine.dispose()
@@ -166,6 +184,7 @@ def main() -> None:
         "messages/s",
         "CPU s (parent+workers)",
         "messages/CPU s",
+        "PostgreSQL CPU s (workers' backends)",
         "release MB",
         "RSS before MB",
         "peak RSS MB parent",
@@ -183,6 +202,7 @@ def main() -> None:
         f"{stats.messages / seconds:,.0f}",
         f"{total_cpu:.1f} ({parent_cpu:.1f}+{workers_cpu:.1f})",
         f"{stats.messages / total_cpu:,.0f}",
+        f"{sum(sampler.backend_cpu.values()):.1f}" if sampler.backend_cpu else "-",
         f"{size_mb:.1f}",
         f"{baseline_mb:.0f}",
         f"{peak_rss_mb():.0f}",

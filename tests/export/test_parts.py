@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import json
 import zlib
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import psycopg
 import pyarrow.parquet as pq
 import pytest
@@ -15,7 +18,17 @@ from sqlalchemy import text
 from hedgerow.export import service, shapes
 from hedgerow.export.assemble import gzip_end, gzip_header
 from hedgerow.export.parts import PartJob, WorkerFailed, WorkerPool, WriterSettings
-from hedgerow.export.writers import DATA_FILES, MESSAGES_FILE, TREES_FILE
+from hedgerow.export.shapes import MessageIds, Pseudonyms
+from hedgerow.export.writers import (
+    DATA_FILES,
+    LABELS_FILE,
+    MESSAGES_FILE,
+    PREFERENCES_FILE,
+    SFT_FILE,
+    TREES_FILE,
+    PartWriters,
+    part_file,
+)
 from hedgerow.models import MessageRole, ReviewState
 from tests.export.conftest import Corpus
 from tests.growth.factories import override_settings
@@ -165,3 +178,83 @@ def test_workers_read_the_snapshot_of_the_parent(corpus: Corpus) -> None:
     with engine.begin() as cleanup:
         cleanup.execute(text("DELETE FROM release WHERE name = 'late'"))
     assert seen == (before,)
+
+
+def _row(
+    id: int, parent: int | None, role: str, text: str, *, rank: int | None = None
+) -> tuple[object, ...]:
+    return (
+        id, 1, parent, 7 if id % 2 else None, role, text, "en", 0 if parent is None else 1,
+        None, None, "accepted", 3, rank, False, None, False,
+        datetime(2026, 1, 2, 3, 4, 5, 120000, tzinfo=UTC), "ready_for_export",
+    )  # fmt: skip
+
+
+def test_joined_lines_are_exactly_what_orjson_dumps(tmp_path: Path) -> None:
+    """labels.jsonl, sft.jsonl and preferences.jsonl lines are joined from pieces dumped
+    once; they must be the very bytes a plain dump of each line's dict gives."""
+    pseudonyms = Pseudonyms(b"k" * 32)
+    ids = MessageIds("secret")
+    writers = PartWriters(
+        tmp_path, 0, pseudonyms=pseudonyms, message_ids=ids, split_seed=1, validation_share=0.5
+    )
+    texts = ['a "quoted" prompt\\ with\ttabs\nand é, 😀, \x01', "answer one", "answer \u2028 two"]
+    rows = [
+        _row(1, None, "prompter", texts[0]),
+        _row(2, 1, "assistant", texts[1], rank=0),
+        _row(3, 1, "assistant", texts[2], rank=1),
+    ]
+    at = "2026-01-02T03:04:05+00:00"
+    labels = {
+        1: [
+            (7, '{"spam": 0, "quality": 0.50}', "quick", "2026-11", False, at),
+            (None, '{"spam": 1}', 'fu"ll\n', "v\u00e9", True, "2026-01-02T03:04:05.1+00:00"),
+        ],
+        2: [(8, '{"quality": 1e-5}', "full", "2026-11", False, at)],
+    }  # fmt: skip
+    rankings = {1: [(7, [3, 2], ["better"], False, False, at)]}
+    assert writers.write_tree("ready_for_export", rows, labels, {}, rankings) == 3
+    writers.close()
+
+    tree_id = ids.public(1)
+    split = shapes.split_of(tree_id, 1, 0.5)
+    expected_labels = [
+        orjson.dumps(
+            {
+                "message_id": ids.public(message_id),
+                "message_tree_id": tree_id,
+                "user_id": pseudonyms.user(user_id),
+                "labels": json.loads(values),
+                "mode": mode,
+                "guideline_version": version,
+                "before_edit": before_edit,
+                "created_date": created,
+            },
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
+        for message_id in (1, 2)
+        for user_id, values, mode, version, before_edit, created in labels[message_id]
+    ]
+    assert part_file(tmp_path, 0, LABELS_FILE).read_bytes() == b"".join(expected_labels)
+
+    extra = {"message_tree_id": tree_id, "lang": "en", "split": split}
+    prompt = {"role": "user", "content": texts[0]}
+    answers = [{"role": "assistant", "content": text} for text in texts[1:]]
+    expected_sft = b"".join(
+        orjson.dumps({"messages": [prompt, answer], **extra}, option=orjson.OPT_APPEND_NEWLINE)
+        for answer in answers
+    )
+    assert part_file(tmp_path, 0, SFT_FILE).read_bytes() == expected_sft
+    # The one ranker put answer two first, a grade "better" (2) apart: against consensus.
+    margin = -2.0
+    expected_preference = orjson.dumps(
+        {
+            "prompt": [prompt],
+            "chosen": [answers[0]],
+            "rejected": [answers[1]],
+            "margin": margin,
+            **extra,
+        },
+        option=orjson.OPT_APPEND_NEWLINE,
+    )
+    assert part_file(tmp_path, 0, PREFERENCES_FILE).read_bytes() == expected_preference

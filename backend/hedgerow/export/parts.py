@@ -46,6 +46,8 @@ PART_TRANSACTION_SETTINGS = (
     "SET LOCAL max_parallel_workers_per_gather = 0",
     "SET LOCAL work_mem = '64MB'",
 )
+# How the workers' connections show in pg_stat_activity.
+WORKER_APPLICATION_NAME = "hedgerow export worker"
 # glibc gives each thread (pyarrow starts a pool) its own malloc arena, which keeps freed
 # memory; two arenas cut a worker's peak RSS by ~15 MB. The operator's own value wins.
 _WORKER_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2"}
@@ -139,7 +141,7 @@ def _worker_main() -> None:
     sys.stdout = sys.stderr
     parent = os.getppid()
     conninfo, snapshot_id, settings = commands.recv()
-    with psycopg.connect(conninfo) as connection:
+    with psycopg.connect(conninfo, application_name=WORKER_APPLICATION_NAME) as connection:
         connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         connection.read_only = True
         connection.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(snapshot_id))

@@ -17,6 +17,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -117,6 +118,8 @@ _NODE_COLUMNS = (
     "rank",
     "synthetic",
     "model_name",
+    "category",
+    "context",
 )
 
 
@@ -262,6 +265,8 @@ class PartWriters:
         self.validation_share = validation_share
         self.stats = ReleaseStats()
         self.label_values = LabelValues()
+        self._users_json: dict[int | None, bytes] = {}
+        self._label_middles: dict[tuple[str, str, str, bool], bytes] = {}
         self._files: list[IO[bytes]] = []
         self._trees = self._open(part_file(directory, index, TREES_FILE))
         self._deflate = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)
@@ -394,26 +399,53 @@ class PartWriters:
         stats.rows[MESSAGES_FILE] += size
 
     def _write_labels(self, node: Node, tree_id: str) -> None:
-        write = self._labels.write
-        message_id = node.public_id
-        user = self.pseudonyms.user
-        parse = self.label_values.parse
+        """One line per label. The line is the orjson dump of {"message_id", "message_tree_id",
+        "user_id", "labels", "mode", "guideline_version", "before_edit", "created_date"},
+        joined from pieces that orjson dumped once each (the message's ids, a person's
+        pseudonym, each distinct values/mode/guideline/before-edit combination): labels.jsonl
+        is most of a release's bytes. tests/export/test_parts.py checks the joining against
+        a plain dump."""
+        head = b'{"message_id":%b,"message_tree_id":%b,"user_id":' % (
+            orjson.dumps(node.public_id),
+            orjson.dumps(tree_id),
+        )
+        users, middles, dumps = self._users_json, self._label_middles, orjson.dumps
+        lines = []
         for user_id, values_text, mode, guideline_version, before_edit, created in node.labels:
-            write(
-                _json_line(
-                    {
-                        "message_id": message_id,
-                        "message_tree_id": tree_id,
-                        "user_id": user(user_id),
-                        "labels": parse(values_text),
-                        "mode": mode,
-                        "guideline_version": guideline_version,
-                        "before_edit": before_edit,
-                        "created_date": created,
-                    }
-                )
-            )
-        self.stats.rows[LABELS_FILE] += len(node.labels)
+            user = users.get(user_id)
+            if user is None:
+                user = self._user_json(user_id)
+            key = (values_text, mode, guideline_version, before_edit)
+            middle = middles.get(key)
+            if middle is None:
+                middle = self._label_middle(key)
+            lines.append(b"%b%b%b%b}\n" % (head, user, middle, dumps(created)))
+        self._labels.write(b"".join(lines))
+        self.stats.rows[LABELS_FILE] += len(lines)
+
+    def _user_json(self, user_id: int | None) -> bytes:
+        if len(self._users_json) >= Pseudonyms.CACHE_SIZE:
+            self._users_json.clear()
+        found = self._users_json[user_id] = orjson.dumps(self.pseudonyms.user(user_id))
+        return found
+
+    def _label_middle(self, key: tuple[str, str, str, bool]) -> bytes:
+        """',"labels":...,"mode":...,"guideline_version":...,"before_edit":...,"created_date":'"""
+        values_text, mode, guideline_version, before_edit = key
+        dumped = orjson.dumps(
+            {
+                "labels": self.label_values.parse(values_text),
+                "mode": mode,
+                "guideline_version": guideline_version,
+                "before_edit": before_edit,
+                "created_date": None,
+            }
+        )
+        middle = b"," + dumped[1 : -len(b"null}")]
+        if len(self._label_middles) >= LABEL_VALUES_CACHE:
+            self._label_middles.clear()
+        self._label_middles[key] = middle
+        return middle
 
     def _write_rankings(self, node: Node, tree_id: str, public_ids: dict[int, str]) -> None:
         parent_id = node.public_id
@@ -438,32 +470,50 @@ class PartWriters:
         self.stats.rows[RANKINGS_FILE] += len(node.rankings)
 
     def _write_training_files(self, root: Node, tree_id: str, split: str) -> None:
+        """SFT paths, the best path and preference pairs. A message sits in many paths and
+        pairs: its {"role", "content"} is dumped once per tree and the lines are joined from
+        those pieces, exactly as orjson dumps {"messages": [...], "message_tree_id", "lang",
+        "split"} and {"prompt", "chosen", "rejected", "margin", ...}."""
         if not root.usable_for_training:
             return
-        extra = {"message_tree_id": tree_id, "lang": root.language, "split": split}
-        chat = shapes.chat_message
+        # ',"message_tree_id":...,"lang":...,"split":...}': the end of every line.
+        tail = (
+            b","
+            + orjson.dumps({"message_tree_id": tree_id, "lang": root.language, "split": split})[1:]
+        )
+        dumped: dict[int, bytes] = {}
+
+        def chat(path: list[Node]) -> bytes:
+            pieces = []
+            for node in path:
+                piece = dumped.get(node.id)
+                if piece is None:
+                    piece = dumped[node.id] = orjson.dumps(shapes.chat_message(node))
+                pieces.append(piece)
+            return b",".join(pieces)
+
         paths = shapes.sft_paths(root)
-        for path in paths:
-            self._sft.write(_json_line({"messages": [chat(node) for node in path], **extra}))
-        self.stats.rows[SFT_FILE] += len(paths)
+        if paths:
+            self._sft.write(
+                b"".join([b'{"messages":[%b]%b\n' % (chat(path), tail) for path in paths])
+            )
+            self.stats.rows[SFT_FILE] += len(paths)
         best = shapes.best_path(root)
         if best is not None:
-            self._sft_best.write(_json_line({"messages": [chat(node) for node in best], **extra}))
+            self._sft_best.write(b'{"messages":[%b]%b\n' % (chat(best), tail))
             self.stats.rows[SFT_BEST_FILE] += 1
         pairs = shapes.preference_pairs(root)
-        for path, chosen, rejected, margin in pairs:
+        if pairs:
             self._preferences.write(
-                _json_line(
-                    {
-                        "prompt": [chat(node) for node in path],
-                        "chosen": [chat(chosen)],
-                        "rejected": [chat(rejected)],
-                        "margin": margin,
-                        **extra,
-                    }
+                b"".join(
+                    [
+                        b'{"prompt":[%b],"chosen":[%b],"rejected":[%b],"margin":%b%b\n'
+                        % (chat(path), chat([chosen]), chat([rejected]), orjson.dumps(margin), tail)
+                        for path, chosen, rejected, margin in pairs
+                    ]
                 )
             )
-        self.stats.rows[PREFERENCES_FILE] += len(pairs)
+            self.stats.rows[PREFERENCES_FILE] += len(pairs)
 
     # --- messages as Arrow record batches ---------------------------------------------
 
@@ -504,9 +554,11 @@ def message_batch(
     """The messages.parquet rows of `rows` (node dicts, in order) and their `labels` as one
     record batch; `trees` gives the tree id, state, split and size of each run of rows."""
     schema = MESSAGES_SCHEMA
+    # Transposed in C: one tuple of values per column.
+    transposed = zip(*map(itemgetter(*_NODE_COLUMNS), rows), strict=True)
     columns: dict[str, Any] = {
-        name: pa.array([row[name] for row in rows], schema.field(name).type)
-        for name in _NODE_COLUMNS
+        name: pa.array(values, schema.field(name).type)
+        for name, values in zip(_NODE_COLUMNS, transposed, strict=True)
     }
     for position, name in ((0, "message_tree_id"), (1, "tree_state"), (2, "split")):
         values: list[Any] = []
@@ -515,10 +567,16 @@ def message_batch(
         columns[name] = pa.array(values, pa.string())
     emojis = [row["emojis"] for row in rows]
     emoji_type = schema.field("emojis").type
+    if any(emojis):
+        emoji_names = [list(found) for found in emojis]
+        emoji_counts = [list(found.values()) for found in emojis]
+    else:
+        # Most messages have no reactions: the same empty list for every row.
+        emoji_names = emoji_counts = [[]] * len(rows)
     columns["emojis"] = pa.StructArray.from_arrays(
         [
-            pa.array([list(found) for found in emojis], emoji_type.field("name").type),
-            pa.array([list(found.values()) for found in emojis], emoji_type.field("count").type),
+            pa.array(emoji_names, emoji_type.field("name").type),
+            pa.array(emoji_counts, emoji_type.field("count").type),
         ],
         fields=list(emoji_type),
     )
@@ -531,6 +589,4 @@ def message_batch(
         ],
         fields=list(label_type),
     )
-    columns["category"] = pa.array([row["category"] for row in rows], pa.string())
-    columns["context"] = pa.array([row["context"] for row in rows], pa.string())
     return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
