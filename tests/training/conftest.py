@@ -3,6 +3,7 @@ train the tiny model on it in seconds."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.export.service import run_export
 from hedgerow.growth.simulate import simulate
+from hedgerow.training import service
 from tests.conftest import ALL_TABLES
 from tests.growth.factories import override_settings
 
@@ -104,3 +106,16 @@ def models_dir(
     with corpus.maker.begin() as db:
         db.execute(text("DELETE FROM model_version"))
     return path
+
+
+# PostgreSQL releases a killed process's advisory lock when its backend notices the
+# closed connection, a moment after the kill.
+LOCK_RELEASE_SECONDS = 30
+
+
+def wait_until_interrupted(maker: sessionmaker[Session], version_id: int) -> None:
+    """Wait until nobody holds the killed run's lock: a worker may take it over."""
+    deadline = time.monotonic() + LOCK_RELEASE_SECONDS
+    while service.interrupted_versions(maker) != [version_id]:
+        assert time.monotonic() < deadline, "the killed run's lock was never released"
+        time.sleep(0.05)

@@ -21,7 +21,7 @@ from hedgerow.models import ModelVersion, ModelVersionStatus, TrainingRun
 from hedgerow.training import dpo, evaluation, service, trainer
 from hedgerow.training.trainer import MAX_VALIDATION_EXAMPLES
 from tests.growth.factories import override_settings
-from tests.training.conftest import TINY_TRAINING, Corpus, grow_corpus
+from tests.training.conftest import TINY_TRAINING, Corpus, grow_corpus, wait_until_interrupted
 
 # As conftest's texts, except that only the best-ranked reply answers the question; the
 # others dodge it. SFT learns both (both are in sft.jsonl); DPO must learn which the
@@ -220,6 +220,7 @@ def test_run_killed_during_dpo_resumes_dpo_without_training_sft_again(
     assert (work / "sft-model" / "stage.json").is_file()
     assert not (work / "checkpoints").exists()
     dpo_checkpoint_step = DPO_TRAINING["training_save_steps"]
+    wait_until_interrupted(corpus.maker, version_id)
 
     status = service.run_training(corpus.maker, version_id)
 

@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from hedgerow.config import REPO_ROOT, get_settings
 from hedgerow.models import ModelVersion, ModelVersionStatus, TrainingRun
 from hedgerow.training import evaluation, service, trainer
-from tests.training.conftest import TINY_TRAINING, Corpus
+from tests.training.conftest import TINY_TRAINING, Corpus, wait_until_interrupted
 
 CHECKPOINT_WAIT_SECONDS = 300
 
@@ -148,7 +148,7 @@ def test_run_killed_after_a_checkpoint_resumes_from_it(corpus: Corpus, models_di
     assert killed.status == ModelVersionStatus.training
     assert killed_run.step >= 1, "progress was written while it trained"
     assert killed.artifact_path is None
-    assert service.interrupted_versions(corpus.maker) == [version_id]
+    wait_until_interrupted(corpus.maker, version_id)
 
     status = service.run_training(corpus.maker, version_id)
 
