@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from hedgerow.config import get_settings
 from hedgerow.export.service import run_export
-from hedgerow.models import Message, User
+from hedgerow.export.shapes import MessageIds
+from hedgerow.models import Label, Message, Ranking, User
 from tests.export.conftest import FIRST_USER_ID, Corpus
 
 
@@ -91,3 +93,36 @@ def test_raw_labels_and_rankings_are_pseudonymous(
         assert row["user_id"] is None or len(row["user_id"]) == 36
     # The same person has the same pseudonym in every file of a release.
     assert known_pseudonyms & {row["user_id"] for row in rows}
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "message_key"),
+    [("labels.jsonl", Label, "message_id"), ("rankings.jsonl", Ranking, "parent_id")],
+)
+def test_deleted_users_labels_and_rankings_carry_no_user_id(
+    corpus: Corpus, releases_dir: Path, name: str, model: type[Label | Ranking], message_key: str
+) -> None:
+    public_id = MessageIds(get_settings().secret_key).public
+    column = Label.message_id if model is Label else Ranking.parent_message_id
+    exported = {
+        json.loads(line)[message_key]
+        for line in (run_export(corpus.maker).directory / name).read_text().splitlines()
+    }
+    with corpus.maker.begin() as db:
+        # The deleted account made one of the exported reviews (or rankings).
+        rows = db.execute(select(model.id, column, model.user_id).order_by(model.id)).all()
+        row_id, _, original_user = next(row for row in rows if public_id(row[1]) in exported)
+        db.execute(update(model).where(model.id == row_id).values(user_id=corpus.deleted_user_id))
+    try:
+        outcome = run_export(corpus.maker)
+        with corpus.maker() as db:
+            by_deleted = db.scalars(
+                select(column).where(model.user_id == corpus.deleted_user_id)
+            ).all()
+    finally:
+        with corpus.maker.begin() as db:
+            db.execute(update(model).where(model.id == row_id).values(user_id=original_user))
+    lines = (outcome.directory / name).read_text().splitlines()
+    anonymous = [row for row in map(json.loads, lines) if row["user_id"] is None]
+    expected = [message_id for message_id in by_deleted if public_id(message_id) in exported]
+    assert len(anonymous) == len(expected) >= 1

@@ -70,17 +70,26 @@ class WriterSettings:
     installation_secret: str
     split_seed: int
     validation_share: float
+    # Deleted accounts, exported without a user id.
+    anonymous_users: frozenset[int] = frozenset()
 
 
-def _fetch_by_message(cursor: psycopg.Cursor[Any], query: str, params: dict[str, Any]) -> Any:
-    """Rows of `query` grouped by their first column (a message id), in query order."""
+def _fetch_by_message(
+    cursor: psycopg.Cursor[Any], query: str, params: dict[str, Any], *, sort: bool = False
+) -> Any:
+    """Rows of `query` grouped by their first column (a message id), in query order, or
+    with `sort` in the order of their second column (an id), which is then dropped."""
+    rows = cursor.execute(query, params).fetchall()
+    if sort:
+        rows.sort(key=itemgetter(1))
+    start = 2 if sort else 1
     grouped: dict[int, list[Any]] = {}
-    for row in cursor.execute(query, params).fetchall():
+    for row in rows:
         found = grouped.get(row[0])
         if found is None:
-            grouped[row[0]] = [row[1:]]
+            grouped[row[0]] = [row[start:]]
         else:
-            found.append(row[1:])
+            found.append(row[start:])
     return grouped
 
 
@@ -97,7 +106,7 @@ def write_part(
     writers = PartWriters(
         job.directory,
         job.index,
-        pseudonyms=Pseudonyms(settings.pseudonym_secret),
+        pseudonyms=Pseudonyms(settings.pseudonym_secret, settings.anonymous_users),
         message_ids=MessageIds(settings.installation_secret),
         split_seed=settings.split_seed,
         validation_share=settings.validation_share,
@@ -107,7 +116,7 @@ def write_part(
         with connection.cursor() as cursor:
             for first_tree, last_tree in job.batches:
                 params = {**queries["params"], "first_tree": first_tree, "last_tree": last_tree}
-                labels = _fetch_by_message(cursor, queries["labels"], params)
+                labels = _fetch_by_message(cursor, queries["labels"], params, sort=True)
                 rankings = _fetch_by_message(cursor, queries["rankings"], params)
                 reactions: dict[int, dict[str, int]] = {}
                 for message_id, kind, count in cursor.execute(queries["reactions"], params):

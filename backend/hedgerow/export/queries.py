@@ -134,36 +134,34 @@ def part_queries(filters: ExportFilters) -> PartQueries:
                AND t.id BETWEEN %(first_tree)s AND %(last_tree)s
                AND {where}"""
 
-    # Deleted users' ids never leave the database: their rows carry NULL instead.
+    # Deleted accounts are anonymised by the writers' Pseudonyms (see deleted_user_ids):
+    # looking the author of every label up in "user" was 40% of the labels query.
     # `values` comes as JSON text (parsed once per distinct text by the writer), creation
     # times as JSON strings, formatted by the server exactly as the labels.jsonl and
-    # rankings.jsonl files have always carried them.
-    messages_from = batch('JOIN "user" u ON u.id = m.author_id')
-    labels_from = batch('JOIN label l ON l.message_id = m.id JOIN "user" lu ON lu.id = l.user_id')
-    rankings_from = batch(
-        'JOIN ranking k ON k.parent_message_id = m.id JOIN "user" ku ON ku.id = k.user_id'
-    )
+    # rankings.jsonl files have always carried them. Labels come unsorted, with their ids:
+    # the writer puts each message's few labels in id order for less than the server's
+    # sort costs.
+    messages_from = batch("")
+    labels_from = batch("JOIN label l ON l.message_id = m.id")
+    rankings_from = batch("JOIN ranking k ON k.parent_message_id = m.id")
     reactions_from = batch("JOIN reaction r ON r.message_id = m.id")
     return PartQueries(
         messages=f"""
-            SELECT m.id, m.tree_id, m.parent_id,
-                   CASE WHEN u.deleted_at IS NULL THEN m.author_id END AS author_id,
-                   m.role, m.text, m.language, m.depth, m.category, m.context,
+            SELECT m.id, m.tree_id, m.parent_id, m.author_id, m.role, m.text, m.language,
+                   m.depth, m.category, m.context,
                    m.review_state, m.review_count, m.consensus_rank, m.synthetic,
                    m.model_name, m.deleted, m.created_at, t.state AS tree_state
               {messages_from}
              ORDER BY m.tree_id, m.depth, m.id
         """,
         labels=f"""
-            SELECT l.message_id, CASE WHEN lu.deleted_at IS NULL THEN l.user_id END,
-                   l.values::text, l.mode, l.guideline_version, l.before_edit,
-                   to_json(l.created_at) #>> '{{}}'
+            SELECT l.message_id, l.id, l.user_id, l.values::text, l.mode,
+                   l.guideline_version, l.before_edit, to_json(l.created_at) #>> '{{}}'
               {labels_from}
-             ORDER BY l.id
         """,
         rankings=f"""
-            SELECT k.parent_message_id, CASE WHEN ku.deleted_at IS NULL THEN k.user_id END,
-                   k.ordered_message_ids, k.grades, k.not_rankable, k.before_edit,
+            SELECT k.parent_message_id, k.user_id, k.ordered_message_ids, k.grades,
+                   k.not_rankable, k.before_edit,
                    to_json(k.created_at) #>> '{{}}'
               {rankings_from}
              ORDER BY k.id
@@ -178,6 +176,13 @@ def part_queries(filters: ExportFilters) -> PartQueries:
 
 
 # --- the whole release ----------------------------------------------------------------
+
+
+def deleted_user_ids(conn: Connection) -> frozenset[int]:
+    """Accounts whose contributions are exported without a user id. One id per deleted
+    account (rare), whatever the size of the corpus."""
+    rows = conn.execute(text('SELECT id FROM "user" WHERE deleted_at IS NOT NULL'))
+    return frozenset(rows.scalars())
 
 
 def count_contributors(conn: Connection, filters: ExportFilters) -> int:

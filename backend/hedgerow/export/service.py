@@ -15,7 +15,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -258,6 +258,9 @@ def _write_trees(
             # compiling plans that run in a fraction of that.
             snapshot.execute(text("SET LOCAL jit = off"))
             ranges = queries.batch_ranges(snapshot, filters, BATCH_MESSAGES)
+            writer_settings = replace(
+                writer_settings, anonymous_users=queries.deleted_user_ids(snapshot)
+            )
             tracker = _Progress(maker, release_id, sum(r.messages for r in ranges), progress)
             part_queries = asdict(queries.part_queries(filters))
             jobs = [

@@ -38,13 +38,15 @@ class Pseudonyms:
     # people the cache starts over.
     CACHE_SIZE = 50_000
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, anonymous: frozenset[int] = frozenset()) -> None:
         self._secret = secret
+        # Deleted accounts: their contributions carry no user id at all.
+        self._anonymous = anonymous
         self._cache: dict[int, str] = {}
 
     def user(self, user_id: int | None) -> str | None:
         # None: a deleted account, anonymised rather than pseudonymised.
-        if user_id is None:
+        if user_id is None or user_id in self._anonymous:
             return None
         cached = self._cache.get(user_id)
         if cached is not None:
