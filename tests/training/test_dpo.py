@@ -169,6 +169,32 @@ def test_lora_dpo_takes_the_sft_model_without_its_new_adapter_as_reference(
     assert run.step == 5 + 4
 
 
+def test_both_stages_run_in_two_processes(
+    corpus: Corpus, dpo_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two processes see twice the rows per step: half the steps.
+    override_settings(monkeypatch, training_max_steps=SFT_STEPS // 2, training_dpo_max_steps=15)
+    with corpus.maker.begin() as db:
+        version_id = service.start_run(db, corpus.release_id, requested_by=None, num_processes=2).id
+
+    status = service.run_training(corpus.maker, version_id)
+
+    version, run = _load(corpus, version_id)
+    assert status == ModelVersionStatus.ready, version.failure_reason
+    metrics = version.metrics or {}
+    assert metrics["world_size"] == 2
+    assert metrics["dpo_steps"] == 15
+    assert metrics["dpo_first_loss"] == pytest.approx(math.log(2), abs=1e-4)
+    assert (
+        metrics["train_preference_accuracy_after_dpo"]
+        > metrics["train_preference_accuracy_before_dpo"]
+    )
+    assert run.step == run.total_steps == SFT_STEPS // 2 + 15
+    log = Path(run.log_path or "").read_text(encoding="utf-8")
+    assert "launching 2 processes for sft" in log
+    assert "launching 2 processes for dpo" in log
+
+
 def test_too_few_preference_pairs_skip_dpo_with_a_note(
     corpus: Corpus, dpo_settings: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
