@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hedgerow.training import artifacts, evaluation, stage_store, trainer
+from hedgerow.training import artifacts, dpo, evaluation, stage_store, trainer
 from hedgerow.training.card import MetricRow
 from hedgerow.training.trainer import (
     MAX_VALIDATION_EXAMPLES,
@@ -64,16 +64,10 @@ def run_stages(
     report: ProgressCallback,
     extra_callbacks: list[Any] | None,
 ) -> StagesOutcome:
-    sft, sft_reused = _sft_stage(config, base, train_examples, paths, report, extra_callbacks)
-    sft_facts = stage_store.StageFacts.of(sft)
-    resumed = sft_facts.global_step if sft_reused else sft.resumed_from_step
-    if not config.dpo:
-        return StagesOutcome(sft, sft_facts, None, None, resumed, None)
-
-    from hedgerow.training import dpo
-
-    pairs = dpo.load_preference_pairs(release_dir, config.seed)
-    if len(pairs.train) < config.dpo_min_pairs:
+    # Known before SFT: the SFT model is saved for a DPO stage only if one will run.
+    pairs = dpo.load_preference_pairs(release_dir, config.seed) if config.dpo else None
+    skipped: DpoResult | None = None
+    if pairs is not None and len(pairs.train) < config.dpo_min_pairs:
         note = (
             f"DPO skipped: the release has {len(pairs.train)} training preference pairs and "
             f"the stage needs at least {config.dpo_min_pairs} "
@@ -81,6 +75,13 @@ def run_stages(
         )
         logger.info("%s", note)
         skipped = DpoResult(ran=False, note=note, metrics={"dpo_skipped": note})
+        pairs = None
+    sft, sft_reused = _sft_stage(
+        config, base, train_examples, paths, report, extra_callbacks, dpo_follows=pairs is not None
+    )
+    sft_facts = stage_store.StageFacts.of(sft)
+    resumed = sft_facts.global_step if sft_reused else sft.resumed_from_step
+    if pairs is None:
         return StagesOutcome(sft, sft_facts, None, skipped, resumed, None)
 
     # Measured on a capped sample, like validation: scoring runs twice per run.
@@ -150,9 +151,11 @@ def _sft_stage(
     paths: artifacts.RunPaths,
     report: ProgressCallback,
     extra_callbacks: list[Any] | None,
+    *,
+    dpo_follows: bool,
 ) -> tuple[TrainOutcome, bool]:
     """The SFT model and whether an earlier attempt had already finished it."""
-    saved_stage = config.dpo or config.num_processes > 1
+    saved_stage = dpo_follows or config.num_processes > 1
     if saved_stage and stage_store.stage_facts(paths.sft_model) is not None:
         logger.info("SFT finished in an earlier attempt; going on from its saved model")
         return stage_store.load_stage(paths.sft_model, config), True
