@@ -69,16 +69,20 @@ def test_two_processes_train_a_ready_version_that_learnt(
 def test_a_failing_process_fails_the_run_with_its_error(
     corpus: Corpus, models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Only the ranks build a data loader: a batch of no rows fails there, not before.
-    override_settings(monkeypatch, training_batch_size=0)
+    # Rows of one token leave no answer token to learn from: the ranks, which alone
+    # tokenize the training data, find nothing to train on.
+    override_settings(monkeypatch, training_max_length=1)
 
     version, _ = _run(corpus, num_processes=2)
 
     assert version.status == ModelVersionStatus.failed
     reason = version.failure_reason or ""
-    assert reason.startswith("The SFT training processes failed (rank 0: ")
-    assert "batch_size" in reason
-    assert "Last lines of their stderr:" in reason
+    assert reason.startswith("The SFT training processes failed (rank 0: ValueError: num_samples")
+    assert "rank 1: ValueError" in reason
+    # The ranks' own traceback, not the launcher's report that follows it.
+    assert "\nLast lines of their stderr:\n" in reason
+    assert reason.rstrip().endswith("but got num_samples=0")
+    assert "ChildFailedError" not in reason
     assert version.artifact_path is None and version.metrics is None
     assert sorted(path.name for path in models_dir.iterdir()) == ["logs"]
 

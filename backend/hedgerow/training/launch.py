@@ -44,8 +44,9 @@ ENTRY_MODULE = "hedgerow.training.distributed"
 STDERR_TAIL_LINES = 25
 # After asking a group to stop, how long it gets before it is killed.
 STOP_GRACE_SECONDS = 20
-# torchrun's own summary of a failed group: the ranks' stderr above it says more.
-LAUNCHER_SUMMARY_MARKERS = ("torch.distributed.elastic.multiprocessing.errors.", "=" * 40)
+# Where the launcher's own report of a failed group starts (its log lines and traceback):
+# the ranks' stderr above it says what went wrong.
+LAUNCHER_REPORT_MARKERS = ("torch/distributed/elastic/", "torch.distributed.elastic.")
 
 
 def free_port() -> int:
@@ -179,7 +180,7 @@ def _failure_message(stage: str, exit_code: int, errors_dir: Path, output: str) 
     what = "; ".join(errors) if errors else f"exit code {exit_code}"
     lines = output.splitlines()
     for index, line in enumerate(lines):
-        if any(marker in line for marker in LAUNCHER_SUMMARY_MARKERS):
+        if any(marker in line for marker in LAUNCHER_REPORT_MARKERS):
             lines = lines[:index]
             break
     tail = "\n".join(lines[-STDERR_TAIL_LINES:]).strip()
