@@ -6,9 +6,10 @@
 
 Exports every tree state (the seeded corpus is mostly finished trees, plus open work) into a
 temporary releases root, and prints messages per second, CPU seconds (this process and its
-export workers) and peak memory: this process's, the largest worker's, and the largest sum
-of this process's and its workers' RSS seen by a sampler every 100 ms. Run it on two corpus
-sizes to see that memory does not grow with the corpus.
+export workers), the CPU seconds of the PostgreSQL backends serving the workers, and peak
+memory: this process's, the largest worker's, and the largest sums of this process's and
+its workers' RSS and PSS seen by a sampler every 100 ms. Run it on two corpus sizes to see
+that memory does not grow with the corpus.
 """
 
 from __future__ import annotations
@@ -83,15 +84,26 @@ def cpu_seconds(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def proportional_set_size(pid: int) -> int:
+    """Bytes of a process's PSS (shared pages divided among the processes sharing them), from
+    Linux's smaps_rollup: unlike RSS, PSS adds up across processes."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 class Sampler:
-    """Every 100 ms: the sum of this process's and its children's RSS (its largest value
-    is reported; a worker's RSS counts the libraries it shares with the others, so the sum
-    is an upper bound of what the export holds), and the CPU time of the PostgreSQL
-    backends serving the export's workers (found by application name; the last value
-    read before each backend exits). Its own CPU time is measured, to be left out."""
+    """Every 100 ms: the sums of this process's and its children's RSS and PSS (their
+    largest values are reported; a worker's RSS counts the libraries it shares with the
+    others, so the RSS sum overstates what the export holds and the PSS sum does not), and
+    the CPU time of the PostgreSQL backends serving the export's workers (found by
+    application name; the last value read before each backend exits). Its own CPU time is
+    measured, to be left out."""
 
     def __init__(self, database_url: str) -> None:
         self.peak_mb = 0.0
+        self.peak_pss_mb = 0.0
         self.backend_cpu: dict[int, float] = {}
         self.own_cpu = 0.0
         self._database_url = database_url
@@ -103,11 +115,13 @@ class Sampler:
         me = psutil.Process()
         with psycopg.connect(self._database_url, autocommit=True) as connection:
             while not self._stop.wait(0.1):
-                total = 0
+                total = pss = 0
                 for process in [me, *me.children(recursive=True)]:
-                    with contextlib.suppress(psutil.Error):
+                    with contextlib.suppress(psutil.Error, OSError):
                         total += process.memory_info().rss
+                        pss += proportional_set_size(process.pid)
                 self.peak_mb = max(self.peak_mb, total / (1024 * 1024))
+                self.peak_pss_mb = max(self.peak_pss_mb, pss / (1024 * 1024))
                 backends = connection.execute(
                     "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
                     (WORKER_APPLICATION_NAME,),
@@ -190,6 +204,7 @@ def main() -> None:
         "peak RSS MB parent",
         "largest worker",
         "sum sampled",
+        "PSS sum sampled",
         "load avg",
     ):
         table.add_column(column, justify="right")
@@ -208,9 +223,10 @@ def main() -> None:
         f"{peak_rss_mb():.0f}",
         f"{peak_rss_mb(resource.RUSAGE_CHILDREN):.0f}",
         f"{sampler.peak_mb:.0f}",
+        f"{sampler.peak_pss_mb:.0f}",
         f"{os.getloadavg()[0]:.1f}",
     )
-    Console(width=200).print(table)
+    Console(width=320).print(table)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from sqlalchemy import select, text
 
@@ -53,18 +54,36 @@ def _wait_for_partial_export(process: subprocess.Popen[bytes], root: Path, corpu
     raise AssertionError("the export never started writing")
 
 
+def _wait_until_gone(processes: list[psutil.Process]) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while any(
+        process.is_running() and process.status() != psutil.STATUS_ZOMBIE for process in processes
+    ):
+        if time.monotonic() > deadline:
+            raise AssertionError("an export worker outlived its parent")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("workers", [False, True], ids=["in process", "worker processes"])
 def test_killed_export_leaves_no_release_and_the_next_run_succeeds(
-    corpus: Corpus, releases_dir: Path
+    corpus: Corpus, releases_dir: Path, workers: bool
 ) -> None:
     env = {**os.environ, "HEDGEROW_RELEASES_DIR": str(releases_dir)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.export.kill_target"], cwd=REPO_ROOT, env=env
+        [sys.executable, "-m", "tests.export.kill_target", *(["--workers"] if workers else [])],
+        cwd=REPO_ROOT,
+        env=env,
     )
+    children: list[psutil.Process] = []
     try:
         _wait_for_partial_export(process, releases_dir, corpus)
+        children = psutil.Process(process.pid).children()
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
+    assert len(children) == (2 if workers else 0)
+    # The workers notice that their parent is gone and stop.
+    _wait_until_gone(children)
 
     assert _visible(releases_dir) == []
     [killed] = _releases(corpus)
