@@ -25,10 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from isal import isal_zlib
 
+from hedgerow.export.message_rows import MESSAGES_SCHEMA
 from hedgerow.export.writers import (
     GZIP_LEVEL,
     MESSAGES_FILE,
-    MESSAGES_SCHEMA,
     PARQUET_BATCH_ROWS,
     TEXT_FILES,
     TREES_FILE,

@@ -2,9 +2,10 @@
 
 `run_export` is a long job, not a request: it owns its transactions. It holds a
 PostgreSQL advisory lock for its whole run (released by the server if the process dies),
-reads every file from one REPEATABLE READ snapshot through a server-side cursor, writes
-into a partial directory and publishes it with an atomic rename. Progress is committed to
-the release row as it goes, so the admin page can poll it.
+reads every file from one REPEATABLE READ snapshot (shared with its worker processes, which
+write the trees in parts: see `parts` and `assemble`), writes into a partial directory and
+publishes it with an atomic rename. Progress is committed to the release row as it goes,
+so the admin page can poll it.
 """
 
 from __future__ import annotations

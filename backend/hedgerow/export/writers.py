@@ -13,11 +13,8 @@ models, to keep each worker's memory small.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +23,8 @@ import pyarrow as pa
 from isal import isal_zlib
 
 from hedgerow.export import shapes
+from hedgerow.export.labels import LABEL_VALUES_CACHE, NO_LABELS, LabelSummary, LabelValues
+from hedgerow.export.message_rows import MESSAGES_SCHEMA, message_batch
 from hedgerow.export.shapes import MessageIds, Node, Pseudonyms
 
 TREES_FILE = "trees.jsonl.gz"
@@ -63,64 +62,6 @@ WRITE_BUFFER_BYTES = 1 << 20
 GZIP_LEVEL = 1
 # Uncompressed tree lines gathered before each deflate call.
 DEFLATE_CHUNK_BYTES = 1 << 20
-# Distinct label `values` texts remembered (a review's labels come from a few 5-point
-# scales and yes/no questions, so a few hundred texts cover nearly every label).
-LABEL_VALUES_CACHE = 4_096
-
-MESSAGES_SCHEMA = pa.schema(
-    [
-        ("message_id", pa.string()),
-        ("parent_id", pa.string()),
-        ("user_id", pa.string()),
-        ("created_date", pa.string()),
-        ("text", pa.string()),
-        ("role", pa.string()),
-        ("lang", pa.string()),
-        ("review_count", pa.int32()),
-        ("review_result", pa.bool_()),
-        ("deleted", pa.bool_()),
-        ("rank", pa.int32()),
-        ("synthetic", pa.bool_()),
-        ("model_name", pa.string()),
-        ("message_tree_id", pa.string()),
-        ("tree_state", pa.string()),
-        (
-            "emojis",
-            pa.struct([("name", pa.list_(pa.string())), ("count", pa.list_(pa.int32()))]),
-        ),
-        (
-            "labels",
-            pa.struct(
-                [
-                    ("name", pa.list_(pa.string())),
-                    ("value", pa.list_(pa.float64())),
-                    ("count", pa.list_(pa.int32())),
-                ]
-            ),
-        ),
-        ("category", pa.string()),
-        ("context", pa.string()),
-        ("split", pa.string()),
-    ]
-)
-# Columns copied as they are from the node dicts of the trees file.
-_NODE_COLUMNS = (
-    "message_id",
-    "parent_id",
-    "user_id",
-    "created_date",
-    "text",
-    "role",
-    "lang",
-    "review_count",
-    "review_result",
-    "deleted",
-    "rank",
-    "synthetic",
-    "model_name",
-    "category",
-    "context",
-)
 
 
 def _json_line(value: Any) -> bytes:
@@ -175,73 +116,6 @@ class PartOutcome:
     stats: ReleaseStats
     trees_crc32: int
     trees_length: int
-
-
-@dataclass(frozen=True)
-class LabelSummary:
-    """One message's labels summed up: {name: {value: mean, count}} (the trees file), the
-    same as three lists (the parquet row), and (name, mean * count, count) per name (the
-    card's statistics). Shared by every message whose labels have the same values."""
-
-    by_name: dict[str, dict[str, float | int]]
-    names: list[str]
-    values: list[float]
-    counts: list[int]
-    totals: list[tuple[str, float, int]]
-
-
-NO_LABELS = LabelSummary({}, [], [], [], [])
-
-
-class LabelValues:
-    """Label `values` JSON texts, each parsed once, and the summaries of the messages'
-    labels, each computed once per distinct list of texts. Reviews pick from a few 5-point
-    scales and yes/no questions, so a few thousand entries serve nearly every message;
-    past LABEL_VALUES_CACHE entries a cache starts over, so memory stays flat."""
-
-    def __init__(self) -> None:
-        self._parsed: dict[str, dict[str, Any]] = {}
-        self._summaries: dict[tuple[str, ...], LabelSummary] = {}
-
-    def parse(self, values_text: str) -> dict[str, Any]:
-        values = self._parsed.get(values_text)
-        if values is None:
-            # The stdlib parser, as psycopg used when labels came as JSON: the same
-            # numbers (int or float) come out, and so the same JSON goes back in.
-            values = json.loads(values_text)
-            if len(self._parsed) >= LABEL_VALUES_CACHE:
-                self._parsed.clear()
-            self._parsed[values_text] = values
-        return values
-
-    def summary(self, labels: Iterable[Any]) -> LabelSummary:
-        """Mean value and count per label name (names sorted); labels given before a
-        moderator's edit judged another text and are left out (`shapes.label_summary`)."""
-        texts = tuple(label[1] for label in labels if not label[4])
-        summary = self._summaries.get(texts)
-        if summary is None:
-            values: dict[str, list[float]] = {}
-            for text in texts:
-                for name, value in self.parse(text).items():
-                    values.setdefault(name, []).append(float(value))
-            by_name: dict[str, dict[str, float | int]] = {}
-            totals = []
-            for name in sorted(values):
-                found = values[name]
-                mean = sum(found) / len(found)
-                by_name[name] = {"value": mean, "count": len(found)}
-                totals.append((name, mean * len(found), len(found)))
-            summary = LabelSummary(
-                by_name,
-                list(by_name),
-                [entry["value"] for entry in by_name.values()],
-                [len(values[name]) for name in by_name],
-                totals,
-            )
-            if len(self._summaries) >= LABEL_VALUES_CACHE:
-                self._summaries.clear()
-            self._summaries[texts] = summary
-        return summary
 
 
 class PartWriters:
@@ -544,49 +418,3 @@ class PartWriters:
             # The export already failed and the directory goes; a close error adds nothing.
             with contextlib.suppress(Exception):
                 closer()
-
-
-def message_batch(
-    rows: list[dict[str, Any]],
-    labels: list[LabelSummary],
-    trees: list[tuple[str, str, str, int]],
-) -> Any:
-    """The messages.parquet rows of `rows` (node dicts, in order) and their `labels` as one
-    record batch; `trees` gives the tree id, state, split and size of each run of rows."""
-    schema = MESSAGES_SCHEMA
-    # Transposed in C: one tuple of values per column.
-    transposed = zip(*map(itemgetter(*_NODE_COLUMNS), rows), strict=True)
-    columns: dict[str, Any] = {
-        name: pa.array(values, schema.field(name).type)
-        for name, values in zip(_NODE_COLUMNS, transposed, strict=True)
-    }
-    for position, name in ((0, "message_tree_id"), (1, "tree_state"), (2, "split")):
-        values: list[Any] = []
-        for tree in trees:
-            values.extend([tree[position]] * tree[3])
-        columns[name] = pa.array(values, pa.string())
-    emojis = [row["emojis"] for row in rows]
-    emoji_type = schema.field("emojis").type
-    if any(emojis):
-        emoji_names = [list(found) for found in emojis]
-        emoji_counts = [list(found.values()) for found in emojis]
-    else:
-        # Most messages have no reactions: the same empty list for every row.
-        emoji_names = emoji_counts = [[]] * len(rows)
-    columns["emojis"] = pa.StructArray.from_arrays(
-        [
-            pa.array(emoji_names, emoji_type.field("name").type),
-            pa.array(emoji_counts, emoji_type.field("count").type),
-        ],
-        fields=list(emoji_type),
-    )
-    label_type = schema.field("labels").type
-    columns["labels"] = pa.StructArray.from_arrays(
-        [
-            pa.array([summary.names for summary in labels], label_type.field("name").type),
-            pa.array([summary.values for summary in labels], label_type.field("value").type),
-            pa.array([summary.counts for summary in labels], label_type.field("count").type),
-        ],
-        fields=list(label_type),
-    )
-    return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
