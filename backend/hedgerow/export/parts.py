@@ -15,6 +15,7 @@ current batch.
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import subprocess
 import sys
@@ -142,8 +143,20 @@ def write_part(
 # --- worker processes -----------------------------------------------------------------
 
 
+class _WithoutPandas(importlib.abc.MetaPathFinder):
+    """pyarrow's first conversion from Python objects imports pandas (~45 MB of memory) only
+    to ask whether the objects are pandas ones. A worker never has any, so its pyarrow is
+    told that pandas is not installed, as it would be without it."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ImportError("export workers do without pandas")
+        return None
+
+
 def _worker_main() -> None:
     """A worker: set up from the first message, then export parts until told to stop."""
+    sys.meta_path.insert(0, _WithoutPandas())
     commands = Connection(os.dup(sys.stdin.fileno()), writable=False)
     replies = Connection(os.dup(sys.stdout.fileno()), readable=False)
     # Stray prints must not corrupt the channel to the parent.
