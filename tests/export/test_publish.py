@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,9 @@ def test_failing_export_leaves_nothing_and_records_the_error(
     monkeypatch.setattr(PartWriters, "write_tree", fail_on_second_tree)
     with pytest.raises(OSError, match="disk full"):
         service.run_export(corpus.maker)
+
+    # The thread that read ahead stopped before the snapshot's connection was given back.
+    assert [t for t in threading.enumerate() if t.name == "export-part-reader"] == []
 
     assert os.listdir(releases_dir) == []
     [failed] = _releases(corpus)

@@ -15,12 +15,15 @@ current batch.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import os
+import queue
 import subprocess
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 from multiprocessing.connection import Connection, wait
@@ -94,6 +97,68 @@ def _fetch_by_message(
     return grouped
 
 
+@dataclass
+class _Batch:
+    """One batch as read: its message rows, and labels, rankings, reactions by message."""
+
+    rows: list[Any]
+    labels: dict[int, list[Any]]
+    rankings: dict[int, list[Any]]
+    reactions: dict[int, dict[str, int]]
+
+
+def _read_batches(connection: psycopg.Connection[Any], job: PartJob) -> Iterator[_Batch]:
+    queries = job.queries
+    with connection.cursor() as cursor:
+        for first_tree, last_tree in job.batches:
+            params = {**queries["params"], "first_tree": first_tree, "last_tree": last_tree}
+            labels = _fetch_by_message(cursor, queries["labels"], params, sort=True)
+            rankings = _fetch_by_message(cursor, queries["rankings"], params)
+            reactions: dict[int, dict[str, int]] = {}
+            for message_id, kind, count in cursor.execute(queries["reactions"], params):
+                reactions.setdefault(message_id, {})[kind] = count
+            rows = cursor.execute(queries["messages"], params).fetchall()
+            yield _Batch(rows, labels, rankings, reactions)
+
+
+def _read_ahead(batches: Iterator[_Batch]) -> Generator[_Batch, None, None]:
+    """`batches`, each read on a thread while the one before is written: psycopg waits for
+    the server without holding the GIL, so the server's work on the next batch overlaps this
+    process's work on the current one. One batch waits at most (memory stays flat)."""
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    finished = object()
+
+    def hand_over(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if not hand_over(batch):
+                    return
+            hand_over(finished)
+        except BaseException as error:  # raised again on the writing side
+            hand_over(error)
+
+    reader = threading.Thread(target=read, name="export-part-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := handoff.get()) is not finished:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
 def write_part(
     connection: psycopg.Connection[Any],
     job: PartJob,
@@ -103,7 +168,8 @@ def write_part(
     on_batch: Callable[[int], None] | None = None,
 ) -> PartOutcome:
     """Export the trees of `job` through `connection`, which is inside the export's
-    snapshot. `on_tree` hears the messages of each tree, `on_batch` those of each batch."""
+    snapshot (and used by no one else meanwhile). `on_tree` hears the messages of each tree,
+    `on_batch` those of each batch."""
     writers = PartWriters(
         job.directory,
         job.index,
@@ -112,22 +178,20 @@ def write_part(
         split_seed=settings.split_seed,
         validation_share=settings.validation_share,
     )
-    queries = job.queries
     try:
-        with connection.cursor() as cursor:
-            for first_tree, last_tree in job.batches:
-                params = {**queries["params"], "first_tree": first_tree, "last_tree": last_tree}
-                labels = _fetch_by_message(cursor, queries["labels"], params, sort=True)
-                rankings = _fetch_by_message(cursor, queries["rankings"], params)
-                reactions: dict[int, dict[str, int]] = {}
-                for message_id, kind, count in cursor.execute(queries["reactions"], params):
-                    reactions.setdefault(message_id, {})[kind] = count
-                rows = cursor.execute(queries["messages"], params).fetchall()
+        # Closed on the way out, failure included: the reader stops before the connection
+        # is used for anything else.
+        with contextlib.closing(_read_ahead(_read_batches(connection, job))) as batches:
+            for batch in batches:
                 done = 0
-                for _, tree_rows in groupby(rows, key=itemgetter(TREE_ID_COLUMN)):
-                    batch = list(tree_rows)
+                for _, tree_rows in groupby(batch.rows, key=itemgetter(TREE_ID_COLUMN)):
+                    rows = list(tree_rows)
                     written = writers.write_tree(
-                        batch[0][TREE_STATE_COLUMN], batch, labels, reactions, rankings
+                        rows[0][TREE_STATE_COLUMN],
+                        rows,
+                        batch.labels,
+                        batch.reactions,
+                        batch.rankings,
                     )
                     done += written
                     if on_tree is not None:

@@ -50,10 +50,9 @@ EXPORT_LOCK_WAIT = "30s"
 # Messages per batch (four indexed queries): big enough that round trips and planning are
 # noise, small enough that a batch's rows and labels stay a few MB in a worker.
 BATCH_MESSAGES = 2_000
-# Batches per part (the unit handed to a worker): ~50k messages, so a 1M-message corpus
-# makes ~20 parts that keep every worker busy to the end, and the part files of the
-# workers in flight stay a few hundred MB on disk.
-PART_BATCHES = 25
+# Batches per part (the unit handed to a worker): ~20k messages, so a 1M-message corpus
+# makes ~50 parts, and the last worker to finish does so about a second after the others.
+PART_BATCHES = 10
 # Progress is committed this often: every second or two at the export's speed, as often
 # as the admin page polls; more often, the commits would cost the export time.
 PROGRESS_EVERY_MESSAGES = 50_000
