@@ -302,11 +302,15 @@ class WorkerPool:
         finish and ("done", PartOutcome) as parts finish (in any order)."""
         pending = list(reversed(jobs))
         by_replies = {id(worker.replies): worker for worker in self._workers}
+
+        def hand_out(worker: _Worker) -> None:
+            worker.busy = bool(pending)
+            if pending:
+                worker.commands.send(pending.pop())
+
+        for worker in self._workers:
+            hand_out(worker)
         while True:
-            for worker in self._workers:
-                if not worker.busy and pending:
-                    worker.commands.send(pending.pop())
-                    worker.busy = True
             busy = [worker.replies for worker in self._workers if worker.busy]
             if not busy:
                 return
@@ -320,7 +324,9 @@ class WorkerPool:
                 if kind == "error":
                     raise WorkerFailed(f"an export worker failed:\n{value}")
                 if kind == "done":
-                    worker.busy = False
+                    # The next part goes out before the caller joins this one: a worker
+                    # never waits for the parent's work.
+                    hand_out(worker)
                 yield kind, value
 
     def close(self) -> None:
