@@ -168,7 +168,7 @@ def write_part(
     on_batch: Callable[[int], None] | None = None,
 ) -> PartOutcome:
     """Export the trees of `job` through `connection`, which is inside the export's
-    snapshot (and used by no one else meanwhile). `on_tree` hears the messages of each tree,
+    snapshot (and used by no one else meanwhile). `on_tree` hears the rows of each tree read,
     `on_batch` those of each batch."""
     writers = PartWriters(
         job.directory,
@@ -186,16 +186,18 @@ def write_part(
                 done = 0
                 for _, tree_rows in groupby(batch.rows, key=itemgetter(TREE_ID_COLUMN)):
                     rows = list(tree_rows)
-                    written = writers.write_tree(
+                    writers.write_tree(
                         rows[0][TREE_STATE_COLUMN],
                         rows,
                         batch.labels,
                         batch.reactions,
                         batch.rankings,
                     )
-                    done += written
+                    # Progress counts rows read, as the total does (orphans of filtered-out
+                    # messages included), so that it ends at the total.
+                    done += len(rows)
                     if on_tree is not None:
-                        on_tree(written)
+                        on_tree(len(rows))
                 if on_batch is not None:
                     on_batch(done)
         return writers.close()
