@@ -238,19 +238,27 @@ def existing_task(db: Session, user_id: int, target_message_id: int, kind: str) 
 # --- tree shape ---------------------------------------------------------------------
 
 
-def conversation_path(db: Session, message_id: int) -> list[Message]:
-    """The messages from the root down to `message_id`, root first."""
+MESSAGE_ID = bindparam("message_id", type_=BigInteger)
+
+
+@cache
+def conversation_path_statement() -> Select[Message]:
+    """Built once: constructing the recursive CTE costs more Python time per request than
+    PostgreSQL needs to walk it."""
     path = (
         select(Message.id, Message.parent_id)
-        .where(Message.id == message_id)
+        .where(Message.id == MESSAGE_ID)
         .cte("path", recursive=True)
     )
     path = path.union_all(
         select(Message.id, Message.parent_id).join(path, Message.id == path.c.parent_id)
     )
-    return list(
-        db.scalars(select(Message).where(Message.id.in_(select(path.c.id))).order_by(Message.depth))
-    )
+    return select(Message).where(Message.id.in_(select(path.c.id))).order_by(Message.depth)
+
+
+def conversation_path(db: Session, message_id: int) -> list[Message]:
+    """The messages from the root down to `message_id`, root first."""
+    return list(db.scalars(conversation_path_statement(), {"message_id": message_id}))
 
 
 def subtree_ids(db: Session, message_id: int) -> list[int]:
