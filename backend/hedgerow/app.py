@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hedgerow.accounts.security import (
     CSRF_COOKIE,
+    bearer_token,
     csrf_token_is_valid,
     new_csrf_token,
     verify_csrf,
@@ -16,6 +20,51 @@ from hedgerow.config import Settings, get_settings
 from hedgerow.errors import install_error_handlers
 from hedgerow.logs import RequestContextMiddleware, configure_logging
 from hedgerow.templating import STATIC_DIR, VENDOR_DIR
+
+
+class CsrfCookieMiddleware:
+    """Puts the signed CSRF token on request.state and, when the browser had none (or a
+    bad one), in a cookie on the response.
+
+    Plain ASGI rather than BaseHTTPMiddleware, and nothing at all for API-key requests,
+    which carry no ambient credentials: this runs on every task hand-out.
+    """
+
+    def __init__(self, app: ASGIApp, *, secure: bool) -> None:
+        self.app = app
+        self.secure = secure
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        if bearer_token(connection) is not None:
+            connection.state.csrf_token = None
+            await self.app(scope, receive, send)
+            return
+        token = connection.cookies.get(CSRF_COOKIE)
+        fresh = not csrf_token_is_valid(token)
+        if fresh:
+            token = new_csrf_token()
+        connection.state.csrf_token = token
+
+        async def send_with_cookie(message: Message) -> None:
+            if fresh and message["type"] == "http.response.start":
+                carrier = Response()
+                carrier.set_cookie(
+                    CSRF_COOKIE,
+                    token or "",
+                    httponly=False,  # htmx reads it from the page, not the cookie; harmless
+                    samesite="lax",
+                    secure=self.secure,
+                    path="/",
+                )
+                headers = MutableHeaders(scope=message)
+                headers.append("set-cookie", carrier.headers["set-cookie"])
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,25 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def csrf_cookie(request: Request, call_next) -> Response:
-        token = request.cookies.get(CSRF_COOKIE)
-        fresh = not csrf_token_is_valid(token)
-        if fresh:
-            token = new_csrf_token()
-        request.state.csrf_token = token
-        response: Response = await call_next(request)
-        if fresh:
-            response.set_cookie(
-                CSRF_COOKIE,
-                token or "",
-                httponly=False,  # htmx reads it from the page, not the cookie; harmless
-                samesite="lax",
-                secure=settings.cookies_secure,
-                path="/",
-            )
-        return response
-
+    app.add_middleware(CsrfCookieMiddleware, secure=settings.cookies_secure)
     app.add_middleware(RequestContextMiddleware)
 
     app.mount("/static/vendor", StaticFiles(directory=VENDOR_DIR, check_dir=False), "vendor")

@@ -17,6 +17,7 @@ from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
@@ -104,7 +105,7 @@ def _user_from_api_key(db: Session, raw_key: str) -> User:
     return user
 
 
-def bearer_token(request: Request) -> str | None:
+def bearer_token(request: HTTPConnection) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
