@@ -160,7 +160,9 @@ async def drive(base_url: str, keys: list[str], seconds: float, seed: int) -> Sa
     return samples
 
 
-def start_server(database_url: str, redis_url: str, port: int, workers: int) -> subprocess.Popen:
+def start_server(
+    database_url: str, redis_url: str, port: int, workers: int, app: str = "hedgerow.app:create_app"
+) -> subprocess.Popen:
     env = dict(
         os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, HEDGEROW_LOG_LEVEL="WARNING"
     )
@@ -169,7 +171,7 @@ def start_server(database_url: str, redis_url: str, port: int, workers: int) -> 
             sys.executable,
             "-m",
             "uvicorn",
-            "hedgerow.app:create_app",
+            app,
             "--factory",
             "--host",
             "127.0.0.1",
@@ -225,11 +227,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--label", default="load")
+    parser.add_argument(
+        "--app", default="hedgerow.app:create_app", help="ASGI app factory to serve"
+    )
     args = parser.parse_args()
 
     keys = create_volunteers(args.database_url, args.concurrency)
     port = free_port()
-    server = start_server(args.database_url, args.redis_url, port, args.workers)
+    server = start_server(args.database_url, args.redis_url, port, args.workers, args.app)
     try:
         samples = asyncio.run(drive(f"http://127.0.0.1:{port}", keys, args.seconds, args.seed))
     finally:
