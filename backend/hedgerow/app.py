@@ -19,6 +19,7 @@ from hedgerow.accounts.security import (
 from hedgerow.config import Settings, get_settings
 from hedgerow.errors import install_error_handlers
 from hedgerow.logs import RequestContextMiddleware, configure_logging
+from hedgerow.ops.admission import TaskAdmissionMiddleware
 from hedgerow.templating import STATIC_DIR, VENDOR_DIR
 
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     app.add_middleware(CsrfCookieMiddleware, secure=settings.cookies_secure)
+    app.add_middleware(TaskAdmissionMiddleware, limit=settings.task_requests_in_flight)
     app.add_middleware(RequestContextMiddleware)
 
     app.mount("/static/vendor", StaticFiles(directory=VENDOR_DIR, check_dir=False), "vendor")

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
     log_json: bool = False
+    # Task requests and submissions a web worker process works on at once; more wait their
+    # turn in the event loop (0: no limit). Each holds tree and message row locks for its
+    # few statements: with dozens of threads sharing one GIL those few statements stretch
+    # out and everyone else queues on the locks (measured in bench/README.md).
+    task_requests_in_flight: int = 4
 
     # Accounts
     session_days: int = 30
