@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.export.service import run_export
 from hedgerow.growth.simulate import simulate
+from hedgerow.models import ModelVersion, TrainingRun
 from hedgerow.training import service
 from tests.conftest import ALL_TABLES
 from tests.growth.factories import override_settings
@@ -119,3 +120,18 @@ def wait_until_interrupted(maker: sessionmaker[Session], version_id: int) -> Non
     while service.interrupted_versions(maker) != [version_id]:
         assert time.monotonic() < deadline, "the killed run's lock was never released"
         time.sleep(0.05)
+
+
+def queue_version(corpus: Corpus, **overrides: object) -> int:
+    """A queued model version on the corpus's release, as the admin's start button makes."""
+    with corpus.maker.begin() as db:
+        return service.start_run(db, corpus.release_id, requested_by=None, **overrides).id  # type: ignore[arg-type]
+
+
+def load_version(corpus: Corpus, version_id: int) -> tuple[ModelVersion, TrainingRun]:
+    with corpus.maker() as db:
+        version = db.get_one(ModelVersion, version_id)
+        run = db.scalars(
+            select(TrainingRun).where(TrainingRun.model_version_id == version_id)
+        ).one()
+        return version, run

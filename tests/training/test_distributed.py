@@ -8,14 +8,13 @@ import os
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hedgerow.models import ModelVersion, ModelVersionStatus, TrainingRun
 from hedgerow.training import evaluation, launch, service, tiny, trainer
 from hedgerow.training.trainer import Progress, TrainingConfig
 from tests.growth.factories import override_settings
-from tests.training.conftest import Corpus
+from tests.training.conftest import Corpus, load_version, queue_version
 
 # Two processes each take a batch of 8 per step: half the steps of the one-process run
 # see as many examples.
@@ -23,15 +22,9 @@ DISTRIBUTED_STEPS = 40
 
 
 def _run(corpus: Corpus, **overrides: object) -> tuple[ModelVersion, TrainingRun]:
-    with corpus.maker.begin() as db:
-        version_id = service.start_run(db, corpus.release_id, requested_by=None, **overrides).id  # type: ignore[arg-type]
+    version_id = queue_version(corpus, **overrides)
     service.run_training(corpus.maker, version_id)
-    with corpus.maker() as db:
-        version = db.get_one(ModelVersion, version_id)
-        run = db.scalars(
-            select(TrainingRun).where(TrainingRun.model_version_id == version_id)
-        ).one()
-    return version, run
+    return load_version(corpus, version_id)
 
 
 def test_two_processes_train_a_ready_version_that_learnt(

@@ -13,15 +13,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hedgerow.config import REPO_ROOT, get_settings
-from hedgerow.models import ModelVersion, ModelVersionStatus, TrainingRun
+from hedgerow.models import ModelVersionStatus
 from hedgerow.training import dpo, evaluation, service, trainer
 from hedgerow.training.trainer import MAX_VALIDATION_EXAMPLES
 from tests.growth.factories import override_settings
-from tests.training.conftest import TINY_TRAINING, Corpus, grow_corpus, wait_until_interrupted
+from tests.training.conftest import (
+    TINY_TRAINING,
+    Corpus,
+    grow_corpus,
+    load_version,
+    queue_version,
+    wait_until_interrupted,
+)
 
 # As conftest's texts, except that only the best-ranked reply answers the question; the
 # others dodge it. SFT learns both (both are in sft.jsonl); DPO must learn which the
@@ -65,20 +72,6 @@ def dpo_settings(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return models_dir
 
 
-def _queue(corpus: Corpus) -> int:
-    with corpus.maker.begin() as db:
-        return service.start_run(db, corpus.release_id, requested_by=None).id
-
-
-def _load(corpus: Corpus, version_id: int) -> tuple[ModelVersion, TrainingRun]:
-    with corpus.maker() as db:
-        version = db.get_one(ModelVersion, version_id)
-        run = db.scalars(
-            select(TrainingRun).where(TrainingRun.model_version_id == version_id)
-        ).one()
-        return version, run
-
-
 def _pairs(corpus: Corpus) -> dpo.PreferencePairs:
     release_dir = corpus.releases_dir / corpus.release_name
     return dpo.load_preference_pairs(release_dir, seed=get_settings().training_seed)
@@ -90,11 +83,11 @@ def test_dpo_after_sft_learns_to_prefer_the_chosen_replies(
     pairs = _pairs(corpus)
     assert len(pairs.train) >= 2
     assert all(pair["chosen"] != pair["rejected"] for pair in pairs.train)
-    version_id = _queue(corpus)
+    version_id = queue_version(corpus)
 
     status = service.run_training(corpus.maker, version_id)
 
-    version, run = _load(corpus, version_id)
+    version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready, version.failure_reason
     metrics = version.metrics or {}
     assert metrics["dpo_train_pairs"] == len(pairs.train)
@@ -151,11 +144,11 @@ def test_lora_dpo_takes_the_sft_model_without_its_new_adapter_as_reference(
         training_max_steps=5,
         training_dpo_max_steps=4,
     )
-    version_id = _queue(corpus)
+    version_id = queue_version(corpus)
 
     status = service.run_training(corpus.maker, version_id)
 
-    version, run = _load(corpus, version_id)
+    version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready, version.failure_reason
     assert version.config["method"] == "lora"
     metrics = version.metrics or {}
@@ -179,7 +172,7 @@ def test_both_stages_run_in_two_processes(
 
     status = service.run_training(corpus.maker, version_id)
 
-    version, run = _load(corpus, version_id)
+    version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready, version.failure_reason
     metrics = version.metrics or {}
     assert metrics["world_size"] == 2
@@ -199,11 +192,11 @@ def test_too_few_preference_pairs_skip_dpo_with_a_note(
     corpus: Corpus, dpo_settings: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     override_settings(monkeypatch, training_dpo_min_pairs=1000, training_max_steps=5)
-    version_id = _queue(corpus)
+    version_id = queue_version(corpus)
 
     status = service.run_training(corpus.maker, version_id)
 
-    version, run = _load(corpus, version_id)
+    version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready, version.failure_reason
     note = (version.metrics or {})["dpo_skipped"]
     assert "needs at least 1000" in note and "HEDGEROW_TRAINING_DPO_MIN_PAIRS" in note
@@ -217,7 +210,7 @@ def test_too_few_preference_pairs_skip_dpo_with_a_note(
 def test_run_killed_during_dpo_resumes_dpo_without_training_sft_again(
     corpus: Corpus, dpo_settings: Path
 ) -> None:
-    version_id = _queue(corpus)
+    version_id = queue_version(corpus)
     env = {
         **os.environ,
         "HEDGEROW_RELEASES_DIR": str(corpus.releases_dir),
@@ -250,7 +243,7 @@ def test_run_killed_during_dpo_resumes_dpo_without_training_sft_again(
 
     status = service.run_training(corpus.maker, version_id)
 
-    version, run = _load(corpus, version_id)
+    version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready, version.failure_reason
     assert run.attempts == 2
     assert run.resumed_from_step == SFT_STEPS + dpo_checkpoint_step

@@ -10,39 +10,30 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import select
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hedgerow.config import REPO_ROOT, get_settings
-from hedgerow.models import ModelVersion, ModelVersionStatus, TrainingRun
+from hedgerow.models import ModelVersionStatus
 from hedgerow.training import evaluation, service, trainer
-from tests.training.conftest import TINY_TRAINING, Corpus, wait_until_interrupted
+from tests.training.conftest import (
+    TINY_TRAINING,
+    Corpus,
+    load_version,
+    queue_version,
+    wait_until_interrupted,
+)
 
 CHECKPOINT_WAIT_SECONDS = 300
-
-
-def _queue_version(corpus: Corpus) -> int:
-    with corpus.maker.begin() as db:
-        return service.start_run(db, corpus.release_id, requested_by=None).id
-
-
-def _load(corpus: Corpus, version_id: int) -> tuple[ModelVersion, TrainingRun]:
-    with corpus.maker() as db:
-        version = db.get_one(ModelVersion, version_id)
-        run = db.scalars(
-            select(TrainingRun).where(TrainingRun.model_version_id == version_id)
-        ).one()
-        return version, run
 
 
 def test_release_trains_the_tiny_model_into_a_ready_version_that_learnt(
     corpus: Corpus, models_dir: Path
 ) -> None:
-    version_id = _queue_version(corpus)
+    version_id = queue_version(corpus)
 
     status = service.run_training(corpus.maker, version_id)
 
-    version, run = _load(corpus, version_id)
+    version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready
     assert version.status == ModelVersionStatus.ready
     assert version.failure_reason is None
@@ -124,7 +115,7 @@ def _wait_for_checkpoint(process: subprocess.Popen[bytes], checkpoints: Path) ->
 
 
 def test_run_killed_after_a_checkpoint_resumes_from_it(corpus: Corpus, models_dir: Path) -> None:
-    version_id = _queue_version(corpus)
+    version_id = queue_version(corpus)
     env = {
         **os.environ,
         "HEDGEROW_RELEASES_DIR": str(corpus.releases_dir),
@@ -144,7 +135,7 @@ def test_run_killed_after_a_checkpoint_resumes_from_it(corpus: Corpus, models_di
         process.wait()
     first_checkpoint_step = trainer.checkpoint_step(checkpoint)
     assert first_checkpoint_step == TINY_TRAINING["training_save_steps"]
-    killed, killed_run = _load(corpus, version_id)
+    killed, killed_run = load_version(corpus, version_id)
     assert killed.status == ModelVersionStatus.training
     assert killed_run.step >= 1, "progress was written while it trained"
     assert killed.artifact_path is None
@@ -152,7 +143,7 @@ def test_run_killed_after_a_checkpoint_resumes_from_it(corpus: Corpus, models_di
 
     status = service.run_training(corpus.maker, version_id)
 
-    version, run = _load(corpus, version_id)
+    version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready
     assert run.resumed_from_step == first_checkpoint_step
     assert run.attempts == 2
