@@ -23,50 +23,57 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_uvicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """Start the server with `env`, wait until /readyz answers, yield its base URL; stop it
-    on the way out. Its output goes to `log_path`, quoted in any start-up failure."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+def serving_process(
+    command: list[str], env: dict[str, str], log_path: Path, ready_url: str, name: str
+) -> Iterator[None]:
+    """Run `command` (its output to `log_path`, quoted in any start-up failure) until
+    `ready_url` answers 200; stop it on the way out."""
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "hedgerow.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         try:
             deadline = time.monotonic() + START_DEADLINE_SECONDS
             while True:
                 if server.poll() is not None:
                     raise RuntimeError(
-                        f"the server exited with {server.returncode}:\n{log_path.read_text()}"
+                        f"{name} exited with {server.returncode}:\n{log_path.read_text()}"
                     )
                 try:
-                    if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                    if httpx.get(ready_url, timeout=2).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not start:\n{log_path.read_text()}")
-                time.sleep(0.1)  # polling the server's readiness, bounded by the deadline
-            yield base_url
+                    raise RuntimeError(f"{name} did not start:\n{log_path.read_text()}")
+                time.sleep(0.1)  # polling readiness, bounded by the deadline
+            yield
         finally:
             server.terminate()
             try:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+@contextmanager
+def live_uvicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """Start the server with `env`, wait until /readyz answers, yield its base URL; stop it
+    on the way out. Its output goes to `log_path`, quoted in any start-up failure."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "hedgerow.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    with serving_process(command, env, log_path, f"{base_url}/readyz", "the server"):
+        yield base_url

@@ -4,18 +4,15 @@ on a free loopback port: what chat and inference tests talk to."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 from sqlalchemy import Engine, text
 
 from hedgerow.training.tiny import build_tiny_model
-from tests.live_server import REPO_ROOT, START_DEADLINE_SECONDS, free_port
+from tests.live_server import free_port, serving_process
 
 TINY_TEXTS = [
     "What do hedgehogs do in winter? They sleep under the hawthorn at night.",
@@ -65,31 +62,6 @@ def model_server(log_path: Path, **settings: str) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, **settings, "HEDGEROW_INFERENCE_REGISTRY_REFRESH_SECONDS": "0.2"}
     base_url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "hedgerow.cli", "serve-model", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + START_DEADLINE_SECONDS
-            while True:
-                if server.poll() is not None:
-                    raise RuntimeError(f"serve-model exited:\n{log_path.read_text()}")
-                try:
-                    if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"serve-model did not start:\n{log_path.read_text()}")
-                time.sleep(0.1)  # polling readiness, bounded by the deadline
-            yield f"{base_url}/v1"
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    command = [sys.executable, "-m", "hedgerow.cli", "serve-model", "--port", str(port)]
+    with serving_process(command, env, log_path, f"{base_url}/healthz", "serve-model"):
+        yield f"{base_url}/v1"
