@@ -41,6 +41,13 @@ async def noop_send(message: dict) -> None:
     return None
 
 
+def start_task_requests(middleware: TaskAdmissionMiddleware, count: int) -> list[asyncio.Task]:
+    return [
+        asyncio.create_task(middleware(http_scope("/api/v1/tasks"), noop_receive, noop_send))
+        for _ in range(count)
+    ]
+
+
 async def wait_until(condition, timeout: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
@@ -52,10 +59,7 @@ def test_at_most_the_limit_of_task_requests_run_at_once_and_all_finish() -> None
     async def scenario() -> None:
         inner = GatedApp()
         middleware = TaskAdmissionMiddleware(inner, limit=2)
-        requests = [
-            asyncio.create_task(middleware(http_scope("/api/v1/tasks"), noop_receive, noop_send))
-            for _ in range(6)
-        ]
+        requests = start_task_requests(middleware, 6)
         await wait_until(lambda: inner.inside == 2)
         await asyncio.sleep(0.05)  # the others had every chance to get in
         assert inner.inside == 2
@@ -76,10 +80,7 @@ def test_a_limit_of_zero_admits_everything() -> None:
     async def scenario() -> None:
         inner = GatedApp()
         middleware = TaskAdmissionMiddleware(inner, limit=0)
-        requests = [
-            asyncio.create_task(middleware(http_scope("/api/v1/tasks"), noop_receive, noop_send))
-            for _ in range(6)
-        ]
+        requests = start_task_requests(middleware, 6)
         await wait_until(lambda: inner.inside == 6)
         inner.release.set()
         await asyncio.wait_for(asyncio.gather(*requests), timeout=5)
