@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from hedgerow.config import get_settings
 from hedgerow.export.service import run_export
+from hedgerow.export.shapes import MessageIds, split_of
 from hedgerow.growth.simulate import simulate
 from hedgerow.models import ModelVersion, TrainingRun
 from hedgerow.training import service
@@ -53,6 +55,33 @@ UPDATE message SET text = CASE WHEN role = 'prompter'
 """
 
 
+def balanced_split_seed(maker: sessionmaker[Session], share: float) -> int:
+    """The export's split seed that holds out the expected number of trees, the smallest
+    ones (most training conversations). The simulated crowd's trees differ from run to
+    run (message ids, lottery draws), and a fixed seed sometimes held out most of them."""
+    with maker() as db:
+        trees = db.execute(
+            text(
+                "SELECT root_message_id, accepted_count FROM tree WHERE state = 'ready_for_export'"
+            )
+        ).all()
+    ids = MessageIds(get_settings().secret_key)
+    public = {ids.public(root): size for root, size in trees}
+    held_out = max(1, round(share * len(public)))
+    best: tuple[int, int] | None = None
+    for seed in range(1000):
+        validation = [
+            size for tree, size in public.items() if split_of(tree, seed, share) == "validation"
+        ]
+        if len(validation) == held_out and (best is None or sum(validation) < best[0]):
+            best = (sum(validation), seed)
+    assert best is not None, f"no split seed holds out {held_out} of {len(public)} trees"
+    return best[1]
+
+
+VALIDATION_SHARE = 0.3
+
+
 @dataclass
 class Corpus:
     maker: sessionmaker[Session]
@@ -78,12 +107,14 @@ def grow_corpus(
             growing_trees_per_language=4,
             releases_dir=releases_dir,
             # Enough validation trees for a held-out loss from a handful of trees.
-            export_validation_share=0.3,
+            export_validation_share=VALIDATION_SHARE,
         )
         report = simulate(maker, volunteers=6, prompts=prompts, seed=7, max_steps=500)
         assert report.states.get("ready_for_export", 0) >= 3, report.states
         with maker.begin() as db:
             db.execute(text(texts_sql))
+        seed = balanced_split_seed(maker, VALIDATION_SHARE)
+        override_settings(monkeypatch, export_split_seed=seed)
         outcome = run_export(maker)
     yield Corpus(maker, releases_dir, outcome.release_id, outcome.name)
     with engine.begin() as conn:
