@@ -23,8 +23,8 @@ from hedgerow.growth.queries import (
     conversation_path,
     count_candidates,
     count_trees_awaiting_growth,
-    existing_task,
     live_leased_task,
+    lock_task,
     pick_candidate,
 )
 from hedgerow.growth.schemas import (
@@ -178,7 +178,7 @@ def _lease(
         picked = pick_candidate(db, user.id, language, kind)
         if picked is None:
             return None
-        target, tree = picked
+        target, tree, expired_task_id = picked
         target_id = target.id
         if not slot_is_free(kind, target, tree, settings):
             refresh_open_flags(target, tree, settings)  # heal a stale flag, try the next
@@ -186,9 +186,13 @@ def _lease(
             continue
         # Only an expired task can exist here (the candidate query excludes the others):
         # the volunteer gets the item again, in the same row.
-        leased = existing_task(db, user.id, target_id, kind) or Task(
-            user_id=user.id, kind=kind, language=language, target_message_id=target_id
-        )
+        expired = None if expired_task_id is None else lock_task(db, expired_task_id)
+        if expired is not None:
+            leased = expired
+        else:
+            leased = Task(
+                user_id=user.id, kind=kind, language=language, target_message_id=target_id
+            )
         db.add(leased)
         leased.state = TaskState.leased
         leased.lease_expires_at = lease_deadline(now)

@@ -167,11 +167,23 @@ def candidate_query(kind: str) -> Select[int]:
 
 
 @cache
-def pick_statement(kind: str) -> Select[Message, Tree]:
+def pick_statement(kind: str) -> Select[Message, Tree, int | None]:
     """The best candidate with its tree, closest-to-completion first, locked; rows another
-    transaction holds are skipped. Loading both here saves two round trips per hand-out."""
+    transaction holds are skipped. Loading both here saves two round trips per hand-out,
+    and so does the id of the user's expired task on it, if any (rare: usually NULL)."""
     ids = candidate_query(kind).order_by(Tree.accepted_count.desc(), Tree.id, Message.id)
-    query = ids.with_only_columns(Message, Tree).execution_options(populate_existing=True)
+    expired_task_id = (
+        select(Task.id)
+        .where(
+            Task.user_id == USER_ID,
+            Task.target_message_id == Message.id,
+            Task.kind == kind,
+        )
+        .scalar_subquery()
+    )
+    query = ids.with_only_columns(Message, Tree, expired_task_id).execution_options(
+        populate_existing=True
+    )
     if kind in (TaskKind.reply_assistant, TaskKind.reply_prompter):
         # A reply lease also changes the tree's counters: lock both, skipping either.
         query = query.with_for_update(of=[Message, Tree], skip_locked=True)
@@ -188,10 +200,11 @@ def count_statement(kind: str, cap: int) -> Select[int]:
 
 def pick_candidate(
     db: Session, user_id: int, language: str, kind: str
-) -> tuple[Message, Tree] | None:
-    """Lock and return the best candidate for this user, with its tree."""
+) -> tuple[Message, Tree, int | None] | None:
+    """Lock and return the best candidate for this user, with its tree and the id of the
+    user's expired task on it (the only kind of task the candidates may have)."""
     row = db.execute(pick_statement(kind), {"user_id": user_id, "language": language}).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def count_candidates(db: Session, user_id: int, language: str, kind: str, cap: int) -> int:
@@ -219,18 +232,6 @@ def live_leased_task(db: Session, user_id: int) -> Task | None:
         .where(Task.user_id == user_id, Task.state == TaskState.leased)
         .order_by(Task.id)
         .limit(1)
-        .with_for_update()
-    )
-
-
-def existing_task(db: Session, user_id: int, target_message_id: int, kind: str) -> Task | None:
-    return db.scalar(
-        select(Task)
-        .where(
-            Task.user_id == user_id,
-            Task.target_message_id == target_message_id,
-            Task.kind == kind,
-        )
         .with_for_update()
     )
 

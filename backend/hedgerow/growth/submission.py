@@ -164,12 +164,16 @@ def submit_task(
         result = _submit_prompt(db, user, task, submission, settings)
     else:
         result = _submit_on_target(db, user, task, submission, settings, now, rng)
-    task.state = TaskState.done
-    task.finished_at = now
+    _mark_done(task, now)
     task.result = result
-    task.draft = None
     db.flush()
     return {**result, "replayed": False}
+
+
+def _mark_done(task: Task, now: datetime) -> None:
+    task.state = TaskState.done
+    task.finished_at = now
+    task.draft = None
 
 
 def plant_prompt(
@@ -296,6 +300,9 @@ def _submit_on_target(
             )
         take_slot(task, target, tree, settings)
     release_slot(task, target, tree, settings)
+    # Marked done now, so that the task's changes go out in one UPDATE with the slot's
+    # release; only the result (which needs the new row's id) follows.
+    _mark_done(task, now)
 
     if text is not None:
         return _create_reply(db, user, task, target, tree, text, settings)
@@ -334,9 +341,10 @@ def _create_reply(
     db.add(reply)
     parent.child_count += 1
     tree.pending_count += 1
-    db.flush()
+    # Flags before the flush: their changes go out in the same INSERT and UPDATE.
     refresh_open_flags(reply, tree, settings)
     refresh_open_flags(parent, tree, settings)
+    db.flush()
     return {"message_id": reply.id, "tree_id": tree.id}
 
 
@@ -363,8 +371,8 @@ def _create_review(
     )
     db.add(label)
     target.review_count += 1
-    db.flush()
     refresh_open_flags(target, tree)
+    db.flush()
     if target.review_count >= tree.reviews_per_message:
         decide_review(db, target, parent, tree, now=now, rng=rng)
     return {"label_id": label.id, "message_id": target.id, "tree_id": tree.id}
@@ -391,8 +399,8 @@ def _create_ranking(
     )
     db.add(ranking)
     parent.ranking_count += 1
-    db.flush()
     refresh_open_flags(parent, tree)
+    db.flush()
     if parent.ranking_count >= tree.rankings_per_sibling_set:
         finish_sibling_set(db, parent, tree, now=now)
     return {"ranking_id": ranking.id, "message_id": parent.id, "tree_id": tree.id}
