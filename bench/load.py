@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import signal
@@ -99,64 +100,109 @@ def answer(task: dict[str, Any], rng: random.Random, serial: int) -> dict[str, A
     raise ValueError(f"unknown task kind {kind}")
 
 
+class Connection:
+    """One volunteer's keep-alive HTTP/1.1 connection: a request, then its response.
+
+    The load driver shares the machine with the server and PostgreSQL, so it should cost
+    little: httpx spent 2-4 ms of CPU per request here, this a fraction of a millisecond.
+    It speaks just enough HTTP/1.1 for the JSON API (responses with Content-Length).
+    """
+
+    def __init__(self, host: str, port: int, key: str) -> None:
+        self.host, self.port = host, port
+        self.headers = (
+            f"Host: {host}:{port}\r\nAuthorization: Bearer {key}\r\n"
+            "Content-Type: application/json\r\n"
+        ).encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        payload = json.dumps(body).encode()
+        self.writer.write(
+            b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), self.headers, len(payload), payload)
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length, close = 0, False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        content = await self.reader.readexactly(length)
+        if close:
+            await self.close()
+        try:
+            return status, json.loads(content) if content else None
+        except ValueError:
+            return status, None
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def error_code(body: Any) -> str:
+    try:
+        return str(body["error"]["code"])
+    except (KeyError, TypeError):
+        return "?"
+
+
 async def volunteer(
-    client: httpx.AsyncClient,
-    key: str,
+    connection: Connection,
     deadline: float,
     samples: Samples,
     rng: random.Random,
 ) -> None:
-    headers = {"Authorization": f"Bearer {key}"}
     serial = 0
     while time.perf_counter() < deadline:
         serial += 1
         started = time.perf_counter()
-        response = await client.post(
-            "/api/v1/tasks", json={"kind": "any", "language": "en"}, headers=headers
-        )
+        status, task = await connection.post("/api/v1/tasks", {"kind": "any", "language": "en"})
         requested = time.perf_counter()
         samples.request_ms.append((requested - started) * 1000)
-        if response.status_code != 200:
-            samples.count(f"request {response.status_code} {error_code(response)}")
+        if status != 200:
+            samples.count(f"request {status} {error_code(task)}")
             await asyncio.sleep(0.05)
             continue
-        task = response.json()
         body = answer(task, rng, serial)
         before_submit = time.perf_counter()
-        response = await client.post(
-            f"/api/v1/tasks/{task['id']}/submit", json=body, headers=headers
-        )
+        status, result = await connection.post(f"/api/v1/tasks/{task['id']}/submit", body)
         done = time.perf_counter()
         samples.submit_ms.append((done - before_submit) * 1000)
-        if response.status_code == 200:
+        if status == 200:
             samples.cycle_ms.append((done - started) * 1000)
             samples.count(f"done {task['kind']}")
         else:
-            samples.count(f"submit {response.status_code} {error_code(response)}")
+            samples.count(f"submit {status} {error_code(result)}")
             # Give the task back so this volunteer is not stuck on it.
-            await client.post(
-                f"/api/v1/tasks/{task['id']}/skip", json={"reason": "bench"}, headers=headers
-            )
+            await connection.post(f"/api/v1/tasks/{task['id']}/skip", {"reason": "bench"})
 
 
-def error_code(response: httpx.Response) -> str:
-    try:
-        return str(response.json()["error"]["code"])
-    except (ValueError, KeyError, TypeError):
-        return "?"
-
-
-async def drive(base_url: str, keys: list[str], seconds: float, seed: int) -> Samples:
+async def drive(port: int, keys: list[str], seconds: float, seed: int) -> Samples:
     samples = Samples()
-    limits = httpx.Limits(max_connections=len(keys), max_keepalive_connections=len(keys))
-    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
-        deadline = time.perf_counter() + seconds
+    connections = [Connection("127.0.0.1", port, key) for key in keys]
+    deadline = time.perf_counter() + seconds
+    try:
         await asyncio.gather(
             *(
-                volunteer(client, key, deadline, samples, random.Random(seed + i))
-                for i, key in enumerate(keys)
+                volunteer(connection, deadline, samples, random.Random(seed + i))
+                for i, connection in enumerate(connections)
             )
         )
+    finally:
+        for connection in connections:
+            await connection.close()
     return samples
 
 
@@ -197,7 +243,60 @@ def start_server(
     raise RuntimeError("the server did not become ready within 60 s")
 
 
-def report(samples: Samples, seconds: float, label: str) -> None:
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and its descendants (uvicorn's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def backend_pids(database_url: str, application_name: str) -> list[int]:
+    """PostgreSQL backends serving the web server's connections."""
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        pids = conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application_name,)
+        ).scalars()
+        result = list(pids)
+    engine.dispose()
+    return result
+
+
+@dataclass
+class CpuUse:
+    """CPU seconds spent during the run by each part: where a request's cost goes."""
+
+    server: float
+    database: float
+    driver: float
+
+
+def report(samples: Samples, seconds: float, label: str, cpu: CpuUse | None = None) -> None:
     cycles = len(samples.cycle_ms)
     print(f"\n## {label}")
     print("| measure | count | per second | p50 ms | p95 ms | p99 ms |")
@@ -216,6 +315,15 @@ def report(samples: Samples, seconds: float, label: str) -> None:
     print(f"\ncompleted cycles: {cycles}; mean cycle {mean_cycle:.1f} ms")
     for outcome, count in sorted(samples.outcomes.items()):
         print(f"- {outcome}: {count}")
+    http_requests = len(samples.request_ms) + len(samples.submit_ms)
+    if cpu is not None and http_requests:
+        total = cpu.server + cpu.database + cpu.driver
+        print(
+            f"\nCPU seconds: web server {cpu.server:.1f}, PostgreSQL {cpu.database:.1f}, "
+            f"load driver {cpu.driver:.1f}; per HTTP request (task requests + submissions): "
+            f"{1000 * cpu.server / http_requests:.2f} + {1000 * cpu.database / http_requests:.2f}"
+            f" + {1000 * cpu.driver / http_requests:.2f} = {1000 * total / http_requests:.2f} ms"
+        )
 
 
 def main() -> None:
@@ -234,16 +342,34 @@ def main() -> None:
 
     keys = create_volunteers(args.database_url, args.concurrency)
     port = free_port()
-    server = start_server(args.database_url, args.redis_url, port, args.workers, args.app)
+    # Named connections, so that the PostgreSQL backends serving the server can be found.
+    application_name = f"hedgerow-load-{RUN_ID}"
+    separator = "&" if "?" in args.database_url else "?"
+    server_url = f"{args.database_url}{separator}application_name={application_name}"
+    server = start_server(server_url, args.redis_url, port, args.workers, args.app)
     try:
-        samples = asyncio.run(drive(f"http://127.0.0.1:{port}", keys, args.seconds, args.seed))
+        server_pids = process_tree(server.pid)
+        server_before = sum(process_cpu_seconds(pid) for pid in server_pids)
+        backends_before = {
+            pid: process_cpu_seconds(pid)
+            for pid in backend_pids(args.database_url, application_name)
+        }
+        driver_before = time.process_time()
+        samples = asyncio.run(drive(port, keys, args.seconds, args.seed))
+        driver = time.process_time() - driver_before
+        server_cpu = sum(process_cpu_seconds(pid) for pid in server_pids) - server_before
+        database_cpu = sum(
+            process_cpu_seconds(pid) - backends_before.get(pid, 0.0)
+            for pid in backend_pids(args.database_url, application_name)
+        )
+        cpu = CpuUse(server=server_cpu, database=database_cpu, driver=driver)
     finally:
         server.send_signal(signal.SIGINT)
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
-    report(samples, args.seconds, args.label)
+    report(samples, args.seconds, args.label, cpu)
 
 
 if __name__ == "__main__":
