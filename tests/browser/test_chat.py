@@ -119,8 +119,11 @@ def test_chat_in_the_browser(
     expect(page.locator("#composer-error")).to_contain_text("Write a message first")
 
     _ask(page, "What do hedgehogs do in winter?")
+    # The answer was on screen while it streamed. (That it arrives in several pieces is
+    # checked on the API, test_chat_api: a busy browser may read a short stream in one
+    # chunk and show it in one step.)
     seen = page.evaluate("window.seenTexts")
-    assert len(seen) >= 2, seen  # the answer grew piece by piece on screen
+    assert any(text.strip() for text in seen), f"no text shown while it streamed: {seen}"
     final = page.locator(".bubble-assistant .bubble-text").last.text_content()
     assert seen[-1] in final
     screenshot(page, "chat")
