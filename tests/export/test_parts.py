@@ -6,18 +6,24 @@ import gzip
 import itertools
 import json
 import zlib
-from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import text
+from psycopg.types.string import TextLoader
+from sqlalchemy import Engine, text
 
 from hedgerow.export import service, shapes
 from hedgerow.export.assemble import gzip_end, gzip_header
-from hedgerow.export.parts import PartJob, WorkerFailed, WorkerPool, WriterSettings
+from hedgerow.export.parts import (
+    PART_TRANSACTION_SETTINGS,
+    PartJob,
+    WorkerFailed,
+    WorkerPool,
+    WriterSettings,
+)
 from hedgerow.export.shapes import MessageIds, Pseudonyms
 from hedgerow.export.writers import (
     DATA_FILES,
@@ -180,13 +186,42 @@ def test_workers_read_the_snapshot_of_the_parent(corpus: Corpus) -> None:
     assert seen == (before,)
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/St_Johns", "Europe/Amsterdam"])
+def test_creation_times_read_as_text_are_what_isoformat_gives(engine: Engine, zone: str) -> None:
+    """Workers read creation times as PostgreSQL prints them; shapes.iso_timestamp must give
+    exactly what datetime.isoformat() gives for the datetime psycopg would have loaded, in the
+    session's time zone (half-hour offsets, and the seconds of local mean time before 1900)."""
+    times = [
+        "2026-01-02 03:04:05+00",
+        "2026-01-02 03:04:05.1+00",
+        "2026-01-02 03:04:05.12345+00",
+        "2026-07-02 23:59:59.999999+00",
+        "2026-03-29 01:30:00.000001+00",
+        "1850-06-01 12:00:00.5+00",
+        "0999-12-31 23:00:00+00",
+    ]
+    conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    query = "SELECT t::timestamptz FROM unnest(%s::text[]) t"
+    with psycopg.connect(conninfo) as connection:
+        connection.execute(f"SET TIME ZONE '{zone}'")
+        for setting in PART_TRANSACTION_SETTINGS:
+            connection.execute(setting)
+        loaded = [row[0] for row in connection.execute(query, (times,))]
+        with connection.cursor() as cursor:
+            cursor.adapters.register_loader("timestamptz", TextLoader)
+            printed = [row[0] for row in cursor.execute(query, (times,))]
+    assert [shapes.iso_timestamp(text) for text in printed] == [
+        value.isoformat() for value in loaded
+    ]
+
+
 def _row(
     id: int, parent: int | None, role: str, text: str, *, rank: int | None = None
 ) -> tuple[object, ...]:
     return (
         id, 1, parent, 7 if id % 2 else None, role, text, "en", 0 if parent is None else 1,
         None, None, "accepted", 3, rank, False, None, False,
-        datetime(2026, 1, 2, 3, 4, 5, 120000, tzinfo=UTC), "ready_for_export",
+        "2026-01-02 03:04:05.12+00", "ready_for_export",
     )  # fmt: skip
 
 

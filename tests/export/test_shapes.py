@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from hedgerow.export import shapes
@@ -35,7 +34,7 @@ def _node(
         synthetic=False,
         model_name=None,
         deleted=deleted,
-        created_at=datetime.now(UTC),
+        created_at="2026-01-02 03:04:05.12+00",
         labels=[],
         reactions={},
         rankings=rankings or [],

@@ -16,6 +16,7 @@ current batch.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.abc
 import os
 import queue
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 from multiprocessing.connection import Connection, wait
@@ -33,6 +34,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.string import TextLoader
 
 from hedgerow.export.shapes import MessageIds, Pseudonyms
 from hedgerow.export.writers import PartOutcome, PartWriters
@@ -47,6 +49,8 @@ TREE_STATE_COLUMN = 17
 # a batch's labels by id stays in memory.
 PART_TRANSACTION_SETTINGS = (
     "SET LOCAL jit = off",
+    # Creation times are read as PostgreSQL prints them (see shapes.iso_timestamp).
+    "SET LOCAL DateStyle = 'ISO'",
     "SET LOCAL max_parallel_workers_per_gather = 0",
     "SET LOCAL work_mem = '64MB'",
 )
@@ -107,17 +111,32 @@ class _Batch:
     reactions: dict[int, dict[str, int]]
 
 
+def pseudonyms_of(settings: WriterSettings) -> Pseudonyms:
+    return Pseudonyms(settings.pseudonym_secret, settings.anonymous_users)
+
+
+def message_id_array(message_ids: Iterable[int]) -> str:
+    """`message_ids` as a PostgreSQL array literal: a text parameter that the server casts,
+    cheaper to make than psycopg's binary array of Python ints."""
+    return "{" + ",".join(map(str, message_ids)) + "}"
+
+
 def _read_batches(connection: psycopg.Connection[Any], job: PartJob) -> Iterator[_Batch]:
     queries = job.queries
     with connection.cursor() as cursor:
+        # A message's creation time is only ever written out as text: read as the server
+        # prints it (shapes.iso_timestamp turns that into what datetime.isoformat gives),
+        # it skips a datetime made per message and converted to the session's time zone.
+        cursor.adapters.register_loader("timestamptz", TextLoader)
         for first_tree, last_tree in job.batches:
             params = {**queries["params"], "first_tree": first_tree, "last_tree": last_tree}
-            labels = _fetch_by_message(cursor, queries["labels"], params, sort=True)
-            rankings = _fetch_by_message(cursor, queries["rankings"], params)
-            reactions: dict[int, dict[str, int]] = {}
-            for message_id, kind, count in cursor.execute(queries["reactions"], params):
-                reactions.setdefault(message_id, {})[kind] = count
             rows = cursor.execute(queries["messages"], params).fetchall()
+            by_message = {"message_ids": message_id_array([row[MESSAGE_ID_COLUMN] for row in rows])}
+            labels = _fetch_by_message(cursor, queries["labels"], by_message, sort=True)
+            rankings = _fetch_by_message(cursor, queries["rankings"], by_message)
+            reactions: dict[int, dict[str, int]] = {}
+            for message_id, kind, count in cursor.execute(queries["reactions"], by_message):
+                reactions.setdefault(message_id, {})[kind] = count
             yield _Batch(rows, labels, rankings, reactions)
 
 
@@ -164,16 +183,20 @@ def write_part(
     job: PartJob,
     settings: WriterSettings,
     *,
+    pseudonyms: Pseudonyms | None = None,
     on_tree: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> PartOutcome:
     """Export the trees of `job` through `connection`, which is inside the export's
-    snapshot (and used by no one else meanwhile). `on_tree` hears the rows of each tree read,
-    `on_batch` those of each batch."""
+    snapshot (and used by no one else meanwhile). `pseudonyms` (made from `settings`) may be
+    shared by the parts of one export, so that each person's is computed once. `on_tree`
+    hears the rows of each tree read, `on_batch` those of each batch."""
+    if pseudonyms is None:
+        pseudonyms = pseudonyms_of(settings)
     writers = PartWriters(
         job.directory,
         job.index,
-        pseudonyms=Pseudonyms(settings.pseudonym_secret, settings.anonymous_users),
+        pseudonyms=pseudonyms,
         message_ids=MessageIds(settings.installation_secret),
         split_seed=settings.split_seed,
         validation_share=settings.validation_share,
@@ -241,6 +264,12 @@ def _worker_main() -> None:
                 raise SystemExit("the export's parent process is gone")
             replies.send(("progress", done))
 
+        # One person's pseudonym serves every part of this worker.
+        pseudonyms = pseudonyms_of(settings)
+        # What the worker imported lives as long as the worker: the collector need not walk
+        # it again at every full collection (gc.freeze's own use case).
+        gc.freeze()
+
         while True:
             try:
                 job = commands.recv()
@@ -249,7 +278,9 @@ def _worker_main() -> None:
             if job is None:
                 return
             try:
-                outcome = write_part(connection, job, settings, on_batch=report_batch)
+                outcome = write_part(
+                    connection, job, settings, pseudonyms=pseudonyms, on_batch=report_batch
+                )
             except Exception:
                 replies.send(("error", traceback.format_exc()))
                 return

@@ -33,6 +33,7 @@ from hedgerow.export.parts import (
     PartJob,
     WorkerPool,
     WriterSettings,
+    pseudonyms_of,
     write_part,
 )
 from hedgerow.export.schemas import SCHEMA_VERSION, ExportFilters
@@ -311,8 +312,11 @@ def _write_parts_here(
     connection: Any = snapshot.connection.dbapi_connection
     for setting in PART_TRANSACTION_SETTINGS:
         connection.execute(setting)
+    pseudonyms = pseudonyms_of(writer_settings)
     for job in jobs:
-        assembler.add(write_part(connection, job, writer_settings, on_tree=tracker.add))
+        assembler.add(
+            write_part(connection, job, writer_settings, pseudonyms=pseudonyms, on_tree=tracker.add)
+        )
 
 
 def _write_parts_in_workers(

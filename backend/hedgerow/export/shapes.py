@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 # Reaction kinds as Open-Assistant names its emojis.
 EMOJI_NAMES = {"thumbs_up": "+1", "thumbs_down": "-1", "red_flag": "red_flag"}
 # How far apart adjacent replies are for each ranking grade (grades[i] compares ranked
@@ -43,6 +45,16 @@ class Pseudonyms:
         # Deleted accounts: their contributions carry no user id at all.
         self._anonymous = anonymous
         self._cache: dict[int, str] = {}
+        self._json_cache: dict[int | None, bytes] = {}
+
+    def user_json(self, user_id: int | None) -> bytes:
+        """The pseudonym as JSON (a string, or null), for lines joined from pieces."""
+        found = self._json_cache.get(user_id)
+        if found is None:
+            if len(self._json_cache) >= self.CACHE_SIZE:
+                self._json_cache.clear()
+            found = self._json_cache[user_id] = orjson.dumps(self.user(user_id))
+        return found
 
     def user(self, user_id: int | None) -> str | None:
         # None: a deleted account, anonymised rather than pseudonymised.
@@ -75,6 +87,18 @@ class MessageIds:
         return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
 
 
+def iso_timestamp(text: str) -> str:
+    """What `datetime.isoformat()` gives for a timestamptz that PostgreSQL printed as `text`
+    (DateStyle ISO: "2026-11-29 17:55:46.5+00"), in the same session time zone, as psycopg
+    would have loaded it: a "T" between date and time, microseconds as six digits (PostgreSQL
+    drops trailing zeros), the offset as "+HH:MM"."""
+    if text[-3] in "+-" and len(text) in (22, 29):
+        # Whole seconds or six digits, and a whole-hour offset: nearly every time at nearly
+        # every place.
+        return f"{text[:10]}T{text[11:]}:00"
+    return datetime.fromisoformat(text).isoformat()
+
+
 def split_of(public_tree_id: str, seed: int, validation_share: float) -> str:
     """train or validation, decided per tree by a seeded hash: stable and reproducible."""
     digest = hashlib.sha256(f"{seed}:{public_tree_id}".encode()).digest()
@@ -99,7 +123,8 @@ class Node:
     synthetic: bool
     model_name: str | None
     deleted: bool
-    created_at: datetime
+    # As PostgreSQL prints it (see iso_timestamp).
+    created_at: str
     # (user_id, values, mode, guideline_version, before_edit, created_date) per label
     labels: list[Any]
     reactions: dict[str, int]
@@ -206,23 +231,31 @@ def sft_paths(root: Node) -> list[list[Node]]:
     """Every root-to-assistant-leaf path of accepted, non-deleted messages (a trailing
     prompter turn with no answer is not a leaf: the path ends at the assistant before it)."""
     paths: list[list[Node]] = []
-
-    def walk(node: Node, path: list[Node]) -> bool:
-        path.append(node)
-        below = False
-        for child in node.children:
-            # usable_for_training, inlined: the walks below are the export's hottest loops.
-            if child.review_state == ACCEPTED and not child.deleted:
-                below = walk(child, path) or below
-        if not below and node.role == ASSISTANT:
-            paths.append(list(path))
-            below = True
-        path.pop()
-        return below
-
     if root.usable_for_training:
-        walk(root, [])
+        _walk_sft_paths(root, [root], paths)
     return paths
+
+
+def _walk_sft_paths(node: Node, path: list[Node], paths: list[list[Node]]) -> bool:
+    """Adds to `paths` those that end at or below `node` (the end of `path`); whether any
+    does. A module function rather than a closure: a closure that calls itself is a
+    reference cycle, which would keep each tree's nodes until the garbage collector ran."""
+    below = False
+    for child in node.children:
+        # usable_for_training, inlined: the walks below are the export's hottest loops.
+        if child.review_state == ACCEPTED and not child.deleted:
+            if child.children:
+                path.append(child)
+                below = _walk_sft_paths(child, path, paths) or below
+                path.pop()
+            elif child.role == ASSISTANT:
+                # A leaf, without a call of its own (most messages are leaves).
+                paths.append([*path, child])
+                below = True
+    if not below and node.role == ASSISTANT:
+        paths.append(list(path))
+        below = True
+    return below
 
 
 def best_path(root: Node) -> list[Node] | None:
@@ -275,20 +308,26 @@ def preference_pairs(root: Node) -> list[tuple[list[Node], Node, Node, float]]:
     """(conversation so far, chosen reply, rejected reply, margin) for every pair of
     ranked, usable assistant replies to the same message, better one by consensus first."""
     pairs: list[tuple[list[Node], Node, Node, float]] = []
+    if root.usable_for_training:
+        _walk_preference_pairs(root, [root], pairs)
+    return pairs
 
-    def walk(node: Node, path: list[Node]) -> None:
-        path.append(node)
-        usable = [
-            child for child in node.children if child.review_state == ACCEPTED and not child.deleted
-        ]
+
+def _walk_preference_pairs(
+    node: Node, path: list[Node], pairs: list[tuple[list[Node], Node, Node, float]]
+) -> None:
+    """Adds the pairs among replies to `node` (the end of `path`) and below it. Leaves (most
+    messages) have no pairs and are not visited."""
+    usable = [
+        child for child in node.children if child.review_state == ACCEPTED and not child.deleted
+    ]
+    if len(usable) > 1:
         ranked = [child for child in usable if child.role == ASSISTANT and child.rank is not None]
         for better_index, better in enumerate(ranked):
             for worse in ranked[better_index + 1 :]:
                 pairs.append((list(path), better, worse, graded_margin(node, better, worse)))
-        for child in usable:
-            walk(child, path)
-        path.pop()
-
-    if root.usable_for_training:
-        walk(root, [])
-    return pairs
+    for child in usable:
+        if child.children:
+            path.append(child)
+            _walk_preference_pairs(child, path, pairs)
+            path.pop()
