@@ -238,7 +238,12 @@ def test_run_killed_during_dpo_resumes_dpo_without_training_sft_again(
     # SFT's model was saved, and its checkpoints gave way to it.
     assert (work / "sft-model" / "stage.json").is_file()
     assert not (work / "checkpoints").exists()
-    dpo_checkpoint_step = DPO_TRAINING["training_save_steps"]
+    # The newest complete DPO checkpoint: usually the first, a later one if it was written
+    # before the kill landed.
+    newest = trainer.last_complete_checkpoint(work / "dpo-checkpoints")
+    assert newest is not None
+    dpo_checkpoint_step = trainer.checkpoint_step(newest)
+    assert dpo_checkpoint_step % DPO_TRAINING["training_save_steps"] == 0
     wait_until_interrupted(corpus.maker, version_id)
 
     status = service.run_training(corpus.maker, version_id)

@@ -133,8 +133,12 @@ def test_run_killed_after_a_checkpoint_resumes_from_it(corpus: Corpus, models_di
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    first_checkpoint_step = trainer.checkpoint_step(checkpoint)
-    assert first_checkpoint_step == TINY_TRAINING["training_save_steps"]
+    assert trainer.checkpoint_step(checkpoint) == TINY_TRAINING["training_save_steps"]
+    # The run resumes from the newest complete checkpoint: usually that one, a later one
+    # if it was written before the kill landed.
+    newest = trainer.last_complete_checkpoint(checkpoints)
+    assert newest is not None
+    newest_step = trainer.checkpoint_step(newest)
     killed, killed_run = load_version(corpus, version_id)
     assert killed.status == ModelVersionStatus.training
     assert killed_run.step >= 1, "progress was written while it trained"
@@ -145,7 +149,7 @@ def test_run_killed_after_a_checkpoint_resumes_from_it(corpus: Corpus, models_di
 
     version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready
-    assert run.resumed_from_step == first_checkpoint_step
+    assert run.resumed_from_step == newest_step
     assert run.attempts == 2
     assert run.step == TINY_TRAINING["training_max_steps"]
     assert (
