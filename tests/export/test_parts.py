@@ -240,12 +240,14 @@ def test_joined_lines_are_exactly_what_orjson_dumps(tmp_path: Path) -> None:
         _row(3, 1, "assistant", texts[2], rank=1),
     ]
     at = "2026-01-02T03:04:05+00:00"
+    # Labels' creation times come as JSON (to_json(created_at)::text), rankings' as strings.
+    at_json, later_json = '"2026-01-02T03:04:05+00:00"', '"2026-01-02T03:04:05.1+00:00"'
     labels = {
         1: [
-            (7, '{"spam": 0, "quality": 0.50}', "quick", "2026-11", False, at),
-            (None, '{"spam": 1}', 'fu"ll\n', "v\u00e9", True, "2026-01-02T03:04:05.1+00:00"),
+            (7, '{"spam": 0, "quality": 0.50}', "quick", "2026-11", False, at_json),
+            (None, '{"spam": 1}', 'fu"ll\n', "v\u00e9", True, later_json),
         ],
-        2: [(8, '{"quality": 1e-5}', "full", "2026-11", False, at)],
+        2: [(8, '{"quality": 1e-5}', "full", "2026-11", False, at_json)],
     }  # fmt: skip
     rankings = {1: [(7, [3, 2], ["better"], False, False, at)]}
     assert writers.write_tree("ready_for_export", rows, labels, {}, rankings) == 3
@@ -263,7 +265,7 @@ def test_joined_lines_are_exactly_what_orjson_dumps(tmp_path: Path) -> None:
                 "mode": mode,
                 "guideline_version": version,
                 "before_edit": before_edit,
-                "created_date": created,
+                "created_date": json.loads(created),
             },
             option=orjson.OPT_APPEND_NEWLINE,
         )

@@ -130,8 +130,9 @@ def part_queries(filters: ExportFilters) -> PartQueries:
     # Deleted accounts are anonymised by the writers' Pseudonyms (see deleted_user_ids):
     # looking the author of every label up in "user" was 40% of the labels query.
     # `values` comes as JSON text (parsed once per distinct text by the writer), creation
-    # times as JSON strings, formatted by the server exactly as the labels.jsonl and
-    # rankings.jsonl files have always carried them. Labels come unsorted, with their ids:
+    # times formatted by the server exactly as the labels.jsonl and rankings.jsonl files have
+    # always carried them: labels' as JSON (a string in quotes, which the writer puts in the
+    # line as it is), rankings' as the string. Labels come unsorted, with their ids:
     # the writer puts each message's few labels in id order for less than the server's
     # sort costs.
     return PartQueries(
@@ -151,7 +152,7 @@ def part_queries(filters: ExportFilters) -> PartQueries:
         """,  # noqa: S608 - only fixed fragments are interpolated; values are bound
         labels="""
             SELECT l.message_id, l.id, l.user_id, l.values::text, l.mode,
-                   l.guideline_version, l.before_edit, to_json(l.created_at) #>> '{}'
+                   l.guideline_version, l.before_edit, to_json(l.created_at)::text
               FROM label l
              WHERE l.message_id = ANY(%(message_ids)s::bigint[])
         """,

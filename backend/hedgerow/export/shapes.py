@@ -45,15 +45,15 @@ class Pseudonyms:
         # Deleted accounts: their contributions carry no user id at all.
         self._anonymous = anonymous
         self._cache: dict[int, str] = {}
-        self._json_cache: dict[int | None, bytes] = {}
+        self._json_cache: dict[int | None, str] = {}
 
-    def user_json(self, user_id: int | None) -> bytes:
+    def user_json(self, user_id: int | None) -> str:
         """The pseudonym as JSON (a string, or null), for lines joined from pieces."""
         found = self._json_cache.get(user_id)
         if found is None:
             if len(self._json_cache) >= self.CACHE_SIZE:
                 self._json_cache.clear()
-            found = self._json_cache[user_id] = orjson.dumps(self.user(user_id))
+            found = self._json_cache[user_id] = orjson.dumps(self.user(user_id)).decode()
         return found
 
     def user(self, user_id: int | None) -> str | None:
@@ -125,7 +125,7 @@ class Node:
     deleted: bool
     # As PostgreSQL prints it (see iso_timestamp).
     created_at: str
-    # (user_id, values, mode, guideline_version, before_edit, created_date) per label
+    # (user_id, values, mode, guideline_version, before_edit, created_date as JSON) per label
     labels: list[Any]
     reactions: dict[str, int]
     # (user_id, ordered_message_ids, grades, not_rankable, before_edit, created_date)
@@ -282,19 +282,44 @@ def graded_margin(parent: Node, chosen: Node, rejected: Node) -> float:
     distance between them (about_same 0, slightly_better 1, better 2, much_better 3 per
     step; plain position steps where a ranker gave no grades), negative where a ranker
     disagreed with the consensus. Without usable rankings: the consensus rank gap."""
-    margins: list[float] = []
-    chosen_id, rejected_id = chosen.id, rejected.id
+    return _graded_margin(_ranking_steps(parent), chosen, rejected)
+
+
+# Per usable ranking of a parent: each message's position in it (its first, as
+# list.index finds), and the running sums of its grades' steps (None without grades).
+RankingSteps = list[tuple[dict[int, int], list[int] | None]]
+
+
+def _ranking_steps(parent: Node) -> RankingSteps:
+    """The parent's usable rankings, read once for all the pairs among its replies."""
+    found: RankingSteps = []
     for ranking in parent.rankings:
         order, grades, not_rankable, before_edit = ranking[1], ranking[2], ranking[3], ranking[4]
         if not_rankable or before_edit:
             continue
-        try:
-            chosen_at, rejected_at = order.index(chosen_id), order.index(rejected_id)
-        except ValueError:
+        positions: dict[int, int] = {}
+        for position in range(len(order) - 1, -1, -1):
+            positions[order[position]] = position
+        steps: list[int] | None = None
+        if grades:
+            steps = [0]
+            for grade in grades:
+                steps.append(steps[-1] + GRADE_STEPS.get(grade, 1))
+        found.append((positions, steps))
+    return found
+
+
+def _graded_margin(rankings: RankingSteps, chosen: Node, rejected: Node) -> float:
+    margins: list[float] = []
+    chosen_id, rejected_id = chosen.id, rejected.id
+    for positions, steps in rankings:
+        chosen_at, rejected_at = positions.get(chosen_id), positions.get(rejected_id)
+        if chosen_at is None or rejected_at is None:
             continue
         low, high = min(chosen_at, rejected_at), max(chosen_at, rejected_at)
-        if grades and len(grades) >= high:
-            distance = float(sum(GRADE_STEPS.get(grade, 1) for grade in grades[low:high]))
+        # The grades between the two, summed: grades[i] compares ranked reply i with i+1.
+        if steps is not None and len(steps) > high:
+            distance = float(steps[high] - steps[low])
         else:
             distance = float(high - low)
         margins.append(distance if chosen_at < rejected_at else -distance)
@@ -323,9 +348,15 @@ def _walk_preference_pairs(
     ]
     if len(usable) > 1:
         ranked = [child for child in usable if child.role == ASSISTANT and child.rank is not None]
+    else:
+        ranked = []
+    if len(ranked) > 1:
+        # The pairs of one sibling set share their conversation (one list, not one each).
+        conversation = list(path)
+        rankings = _ranking_steps(node)
         for better_index, better in enumerate(ranked):
             for worse in ranked[better_index + 1 :]:
-                pairs.append((list(path), better, worse, graded_margin(node, better, worse)))
+                pairs.append((conversation, better, worse, _graded_margin(rankings, better, worse)))
     for child in usable:
         if child.children:
             path.append(child)

@@ -139,7 +139,7 @@ class PartWriters:
         self.validation_share = validation_share
         self.stats = ReleaseStats()
         self.label_values = LabelValues()
-        self._label_middles: dict[tuple[str, str, str, bool], bytes] = {}
+        self._label_middles: dict[tuple[str, str, str, bool], str] = {}
         self._files: list[IO[bytes]] = []
         self._trees = self._open(part_file(directory, index, TREES_FILE))
         self._deflate = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)
@@ -284,32 +284,29 @@ class PartWriters:
     def _write_labels(self, nodes: list[Node], tree_id: str) -> None:
         """One line per label of the tree's `nodes`. The line is the orjson dump of
         {"message_id", "message_tree_id", "user_id", "labels", "mode", "guideline_version",
-        "before_edit", "created_date"}, joined from pieces that orjson dumped once each (the
-        message's ids, a person's pseudonym, each distinct values/mode/guideline/before-edit
-        combination): labels.jsonl is most of a release's bytes. tests/export/test_parts.py
-        checks the joining against a plain dump."""
-        users = self.pseudonyms.user_json
-        middles, dumps = self._label_middles, orjson.dumps
-        tree_json = dumps(tree_id)
+        "before_edit", "created_date"}, joined from pieces dumped once each (the message's
+        ids, a person's pseudonym, each distinct values/mode/guideline/before-edit
+        combination) and the creation time, which the server gives as JSON: labels.jsonl is
+        most of a release's bytes. tests/export/test_parts.py checks the joining against a
+        plain dump."""
+        users, middles = self.pseudonyms.user_json, self._label_middles
         lines = []
         for node in nodes:
             if not node.labels:
                 continue
-            head = b'{"message_id":%b,"message_tree_id":%b,"user_id":' % (
-                dumps(node.public_id),
-                tree_json,
-            )
+            # Public ids are UUIDs in hex: nothing in them to escape.
+            head = f'{{"message_id":"{node.public_id}","message_tree_id":"{tree_id}","user_id":'
             for user_id, values_text, mode, guideline_version, before_edit, created in node.labels:
                 key = (values_text, mode, guideline_version, before_edit)
                 middle = middles.get(key)
                 if middle is None:
                     middle = self._label_middle(key)
-                lines.append(b"%b%b%b%b}\n" % (head, users(user_id), middle, dumps(created)))
+                lines.append(f"{head}{users(user_id)}{middle}{created}}}\n")
         if lines:
-            self._labels.write(b"".join(lines))
+            self._labels.write("".join(lines).encode())
             self.stats.rows[LABELS_FILE] += len(lines)
 
-    def _label_middle(self, key: tuple[str, str, str, bool]) -> bytes:
+    def _label_middle(self, key: tuple[str, str, str, bool]) -> str:
         """',"labels":...,"mode":...,"guideline_version":...,"before_edit":...,"created_date":'"""
         values_text, mode, guideline_version, before_edit = key
         dumped = orjson.dumps(
@@ -321,7 +318,7 @@ class PartWriters:
                 "created_date": None,
             }
         )
-        middle = b"," + dumped[1 : -len(b"null}")]
+        middle = "," + dumped[1 : -len(b"null}")].decode()
         if len(self._label_middles) >= LABEL_VALUES_CACHE:
             self._label_middles.clear()
         self._label_middles[key] = middle
@@ -363,14 +360,14 @@ class PartWriters:
         )
         dumped: dict[int, bytes] = {}
 
+        def turn(node: Node) -> bytes:
+            piece = dumped.get(node.id)
+            if piece is None:
+                piece = dumped[node.id] = orjson.dumps(shapes.chat_message(node))
+            return piece
+
         def chat(path: list[Node]) -> bytes:
-            pieces = []
-            for node in path:
-                piece = dumped.get(node.id)
-                if piece is None:
-                    piece = dumped[node.id] = orjson.dumps(shapes.chat_message(node))
-                pieces.append(piece)
-            return b",".join(pieces)
+            return b",".join([turn(node) for node in path])
 
         paths = shapes.sft_paths(root)
         if paths:
@@ -384,15 +381,18 @@ class PartWriters:
             self.stats.rows[SFT_BEST_FILE] += 1
         pairs = shapes.preference_pairs(root)
         if pairs:
-            self._preferences.write(
-                b"".join(
-                    [
-                        b'{"prompt":[%b],"chosen":[%b],"rejected":[%b],"margin":%b%b\n'
-                        % (chat(path), chat([chosen]), chat([rejected]), orjson.dumps(margin), tail)
-                        for path, chosen, rejected, margin in pairs
-                    ]
+            # The pairs of a sibling set share one conversation list: joined once.
+            prompts: dict[int, bytes] = {}
+            lines = []
+            for path, chosen, rejected, margin in pairs:
+                prompt = prompts.get(id(path))
+                if prompt is None:
+                    prompt = prompts[id(path)] = chat(path)
+                lines.append(
+                    b'{"prompt":[%b],"chosen":[%b],"rejected":[%b],"margin":%b%b\n'
+                    % (prompt, turn(chosen), turn(rejected), orjson.dumps(margin), tail)
                 )
-            )
+            self._preferences.write(b"".join(lines))
             self.stats.rows[PREFERENCES_FILE] += len(pairs)
 
     # --- messages as Arrow record batches ---------------------------------------------
