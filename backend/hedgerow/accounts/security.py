@@ -139,7 +139,12 @@ def get_optional_user(request: Request, db: SessionDep) -> User | None:
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 
-def get_current_user(user: OptionalUser) -> User:
+# The checks below read attributes of the user loaded by get_optional_user: no I/O, so
+# they are coroutines and run on the event loop. (A plain def dependency costs a hop to
+# the thread pool and back on every request, and a task request already makes several.)
+
+
+async def get_current_user(user: OptionalUser) -> User:
     if user is None:
         raise NotAuthenticated()
     if not user.enabled:
@@ -150,7 +155,7 @@ def get_current_user(user: OptionalUser) -> User:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_contributor(user: CurrentUser) -> User:
+async def get_contributor(user: CurrentUser) -> User:
     if user.tos_accepted_at is None:
         raise AppError(
             "tos_required", "Please accept the Terms of Service before contributing.", 403
@@ -162,7 +167,7 @@ ContributorUser = Annotated[User, Depends(get_contributor)]
 
 
 def require_role(minimum: Role):
-    def dependency(user: CurrentUser) -> User:
+    async def dependency(user: CurrentUser) -> User:
         if not user.has_role(minimum):
             raise Forbidden(f"This needs the {minimum.value} role.")
         return user
