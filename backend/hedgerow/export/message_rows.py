@@ -80,33 +80,52 @@ def message_batch(
         name: pa.array(values, schema.field(name).type)
         for name, values in zip(_NODE_COLUMNS, transposed, strict=True)
     }
+    # A tree's id, state and split, converted once per tree and repeated by index.
+    tree_of_row: list[int] = []
+    for index, tree in enumerate(trees):
+        tree_of_row.extend([index] * tree[3])
+    tree_indices = pa.array(tree_of_row, pa.int32())
     for position, name in ((0, "message_tree_id"), (1, "tree_state"), (2, "split")):
-        values: list[Any] = []
-        for tree in trees:
-            values.extend([tree[position]] * tree[3])
-        columns[name] = pa.array(values, pa.string())
+        per_tree = pa.array([tree[position] for tree in trees], pa.string())
+        columns[name] = per_tree.take(tree_indices)
     emojis = [row["emojis"] for row in rows]
     emoji_type = schema.field("emojis").type
     if any(emojis):
-        emoji_names = [list(found) for found in emojis]
-        emoji_counts = [list(found.values()) for found in emojis]
+        emoji_names = pa.array([list(found) for found in emojis], emoji_type.field("name").type)
+        emoji_counts = pa.array(
+            [list(found.values()) for found in emojis], emoji_type.field("count").type
+        )
     else:
-        # Most messages have no reactions: the same empty list for every row.
-        emoji_names = emoji_counts = [[]] * len(rows)
+        # Most messages have no reactions: an empty list in every row, made from offsets.
+        offsets = pa.array([0] * (len(rows) + 1), pa.int32())
+        emoji_names = pa.ListArray.from_arrays(offsets, pa.array([], pa.string()))
+        emoji_counts = pa.ListArray.from_arrays(offsets, pa.array([], pa.int32()))
     columns["emojis"] = pa.StructArray.from_arrays(
-        [
-            pa.array(emoji_names, emoji_type.field("name").type),
-            pa.array(emoji_counts, emoji_type.field("count").type),
-        ],
-        fields=list(emoji_type),
+        [emoji_names, emoji_counts], fields=list(emoji_type)
     )
-    label_type = schema.field("labels").type
-    columns["labels"] = pa.StructArray.from_arrays(
+    columns["labels"] = _label_column(labels, schema.field("labels").type)
+    return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
+
+
+def _label_column(labels: list[LabelSummary], label_type: Any) -> Any:
+    """The labels struct of each row. Messages with the same label values share one
+    LabelSummary (see LabelValues), so only the distinct ones are converted, and the
+    rows take theirs by index: three lists per row were most of a batch's conversion."""
+    index_of: dict[int, int] = {}
+    distinct: list[LabelSummary] = []
+    indices = []
+    for summary in labels:
+        index = index_of.get(id(summary))
+        if index is None:
+            index = index_of[id(summary)] = len(distinct)
+            distinct.append(summary)
+        indices.append(index)
+    column = pa.StructArray.from_arrays(
         [
-            pa.array([summary.names for summary in labels], label_type.field("name").type),
-            pa.array([summary.values for summary in labels], label_type.field("value").type),
-            pa.array([summary.counts for summary in labels], label_type.field("count").type),
+            pa.array([summary.names for summary in distinct], label_type.field("name").type),
+            pa.array([summary.values for summary in distinct], label_type.field("value").type),
+            pa.array([summary.counts for summary in distinct], label_type.field("count").type),
         ],
         fields=list(label_type),
     )
-    return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
+    return column.take(pa.array(indices, pa.int32()))
