@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import itertools
 import json
@@ -295,3 +296,35 @@ def test_joined_lines_are_exactly_what_orjson_dumps(tmp_path: Path) -> None:
         option=orjson.OPT_APPEND_NEWLINE,
     )
     assert part_file(tmp_path, 0, PREFERENCES_FILE).read_bytes() == expected_preference
+
+
+def test_writing_trees_leaves_no_reference_cycles(tmp_path: Path) -> None:
+    """Workers run the garbage collector rarely (parts.WORKER_GC_THRESHOLD): a tree's nodes,
+    paths and pairs must be freed as soon as it is written, not wait for a collection."""
+    writers = PartWriters(
+        tmp_path,
+        0,
+        pseudonyms=Pseudonyms(b"k" * 32),
+        message_ids=MessageIds("secret"),
+        split_seed=1,
+        validation_share=0.5,
+    )
+    rows = [
+        _row(1, None, "prompter", "prompt"),
+        _row(2, 1, "assistant", "answer one", rank=0),
+        _row(3, 1, "assistant", "answer two", rank=1),
+        _row(4, 2, "prompter", "follow-up"),
+        _row(5, 4, "assistant", "answer three"),
+    ]
+    labels = {2: [(7, '{"quality": 1}', "full", "2026-11", False, '"2026-01-02T03:04:05+00:00"')]}
+    rankings = {1: [(7, [3, 2], ["better"], False, False, "2026-01-02T03:04:05+00:00")]}
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            assert writers.write_tree("ready_for_export", rows, labels, {}, rankings) == 5
+        cycles = gc.collect()
+    finally:
+        gc.enable()
+        writers.close()
+    assert cycles == 0

@@ -54,6 +54,8 @@ PART_TRANSACTION_SETTINGS = (
     "SET LOCAL max_parallel_workers_per_gather = 0",
     "SET LOCAL work_mem = '64MB'",
 )
+# Objects a worker allocates (net) before the collector's youngest generation runs.
+WORKER_GC_THRESHOLD = 50_000
 # How the workers' connections show in pg_stat_activity.
 WORKER_APPLICATION_NAME = "hedgerow export worker"
 # glibc gives each thread (pyarrow starts a pool) its own malloc arena, which keeps freed
@@ -267,8 +269,11 @@ def _worker_main() -> None:
         # One person's pseudonym serves every part of this worker.
         pseudonyms = pseudonyms_of(settings)
         # What the worker imported lives as long as the worker: the collector need not walk
-        # it again at every full collection (gc.freeze's own use case).
+        # it again at every full collection (gc.freeze's own use case). The export makes no
+        # reference cycles (its trees are freed as they are written; see shapes), so the
+        # collector runs after 50k new objects rather than 700: ~5% of a worker's CPU.
         gc.freeze()
+        gc.set_threshold(WORKER_GC_THRESHOLD, 20, 10)
 
         while True:
             try:

@@ -7,6 +7,7 @@ preference pairs. Everything here is pure (no I/O), so it is tested on its own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import math
@@ -99,9 +100,18 @@ def iso_timestamp(text: str) -> str:
     return datetime.fromisoformat(text).isoformat()
 
 
+@functools.lru_cache(maxsize=8)
+def _seeded_hash(seed: int) -> Any:
+    return hashlib.sha256(f"{seed}:".encode())
+
+
 def split_of(public_tree_id: str, seed: int, validation_share: float) -> str:
     """train or validation, decided per tree by a seeded hash: stable and reproducible."""
-    digest = hashlib.sha256(f"{seed}:{public_tree_id}".encode()).digest()
+    # sha256(f"{seed}:{id}"), from a copy of the hash of the seed's part: making a new
+    # OpenSSL hash object looks its algorithm up each time, which cost more than hashing.
+    hashed = _seeded_hash(seed).copy()
+    hashed.update(public_tree_id.encode())
+    digest = hashed.digest()
     draw = int.from_bytes(digest[:8], "big") / 2**64
     return "validation" if draw < validation_share else "train"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -62,6 +63,9 @@ WRITE_BUFFER_BYTES = 1 << 20
 GZIP_LEVEL = 1
 # Uncompressed tree lines gathered before each deflate call.
 DEFLATE_CHUNK_BYTES = 1 << 20
+
+
+_ROLE_OF = attrgetter("role")
 
 
 def _json_line(value: Any) -> bytes:
@@ -209,12 +213,20 @@ class PartWriters:
         operations per message, calls and attribute lookups were a large share."""
         user_of = self.pseudonyms.user
         iso_timestamp = shapes.iso_timestamp
-        label_summary = self._label_summary
+        label_summary = self.label_values.summary
+        label_sums, label_counts = self.stats.label_sums, self.stats.label_counts
         row_labels = self._row_labels
         by_id: dict[int, dict[str, Any]] = {}
         public = []
         for node in nodes:
-            summary = label_summary(node.labels) if node.labels else NO_LABELS
+            if node.labels:
+                summary = label_summary(node.labels)
+                # Counted into the card's label statistics.
+                for name, total, count in summary.totals:
+                    label_sums[name] += total
+                    label_counts[name] += count
+            else:
+                summary = NO_LABELS
             row_labels.append(summary)
             parent_id = node.parent_id
             review_state = node.review_state
@@ -245,15 +257,6 @@ class PartWriters:
                 by_id[node.id]["replies"] = [by_id[child.id] for child in node.children]
         return public
 
-    def _label_summary(self, labels: list[Any]) -> LabelSummary:
-        """The summary of a node's labels, counted into the card's label statistics."""
-        summary = self.label_values.summary(labels)
-        label_sums, label_counts = self.stats.label_sums, self.stats.label_counts
-        for name, total, count in summary.totals:
-            label_sums[name] += total
-            label_counts[name] += count
-        return summary
-
     def _add_tree_line(self, line: bytes) -> None:
         self._tree_lines.append(line)
         self._tree_bytes += len(line)
@@ -277,7 +280,7 @@ class PartWriters:
         stats.trees_by_language[root.language] += 1
         stats.trees_by_category[root.category or "none"] += 1
         stats.messages_by_split[split] += size
-        stats.messages_by_role.update(node.role for node in nodes)
+        stats.messages_by_role.update(map(_ROLE_OF, nodes))
         stats.rows[TREES_FILE] += 1
         stats.rows[MESSAGES_FILE] += size
 
