@@ -81,10 +81,14 @@ class MessageIds:
     """
 
     def __init__(self, installation_secret: str) -> None:
-        self._key = hashlib.sha256(b"hedgerow-export:" + installation_secret.encode()).digest()
+        key = hashlib.sha256(b"hedgerow-export:" + installation_secret.encode()).digest()
+        # Keyed BLAKE2b hashes the key as a first block: done once, and copied per id.
+        self._keyed = hashlib.blake2b(key=key, digest_size=16)
 
     def public(self, message_id: int) -> str:
-        digest = hashlib.blake2b(b"%d" % message_id, key=self._key, digest_size=16).hexdigest()
+        hashed = self._keyed.copy()
+        hashed.update(b"%d" % message_id)
+        digest = hashed.hexdigest()
         return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
 
 
