@@ -207,7 +207,8 @@ def build_tree(
     if root is None:
         return None
     for node in ordered:
-        node.children.sort(key=Node.sort_key)
+        if len(node.children) > 1:
+            node.children.sort(key=Node.sort_key)
     return root, ordered
 
 
