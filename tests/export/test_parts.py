@@ -243,12 +243,13 @@ def test_joined_lines_are_exactly_what_orjson_dumps(tmp_path: Path) -> None:
     at = "2026-01-02T03:04:05+00:00"
     # Labels' creation times come as JSON (to_json(created_at)::text), rankings' as strings.
     at_json, later_json = '"2026-01-02T03:04:05+00:00"', '"2026-01-02T03:04:05.1+00:00"'
+    # Rows of the labels query: message id, label id, user id, values, ...
     labels = {
         1: [
-            (7, '{"spam": 0, "quality": 0.50}', "quick", "2026-11", False, at_json),
-            (None, '{"spam": 1}', 'fu"ll\n', "v\u00e9", True, later_json),
+            (1, 10, 7, '{"spam": 0, "quality": 0.50}', "quick", "2026-11", False, at_json),
+            (1, 11, None, '{"spam": 1}', 'fu"ll\n', "v\u00e9", True, later_json),
         ],
-        2: [(8, '{"quality": 1e-5}', "full", "2026-11", False, at_json)],
+        2: [(2, 12, 8, '{"quality": 1e-5}', "full", "2026-11", False, at_json)],
     }  # fmt: skip
     rankings = {1: [(7, [3, 2], ["better"], False, False, at)]}
     assert writers.write_tree("ready_for_export", rows, labels, {}, rankings) == 3
@@ -271,7 +272,7 @@ def test_joined_lines_are_exactly_what_orjson_dumps(tmp_path: Path) -> None:
             option=orjson.OPT_APPEND_NEWLINE,
         )
         for message_id in (1, 2)
-        for user_id, values, mode, version, before_edit, created in labels[message_id]
+        for _, _, user_id, values, mode, version, before_edit, created in labels[message_id]
     ]
     assert part_file(tmp_path, 0, LABELS_FILE).read_bytes() == b"".join(expected_labels)
 
@@ -316,7 +317,9 @@ def test_writing_trees_leaves_no_reference_cycles(tmp_path: Path) -> None:
         _row(4, 2, "prompter", "follow-up"),
         _row(5, 4, "assistant", "answer three"),
     ]
-    labels = {2: [(7, '{"quality": 1}', "full", "2026-11", False, '"2026-01-02T03:04:05+00:00"')]}
+    labels = {
+        2: [(2, 1, 7, '{"quality": 1}', "full", "2026-11", False, '"2026-01-02T03:04:05+00:00"')]
+    }
     rankings = {1: [(7, [3, 2], ["better"], False, False, "2026-01-02T03:04:05+00:00")]}
     gc.collect()
     gc.disable()

@@ -52,7 +52,7 @@ class LabelValues:
     def summary(self, labels: Iterable[Any]) -> LabelSummary:
         """Mean value and count per label name (names sorted); labels given before a
         moderator's edit judged another text and are left out (`shapes.label_summary`)."""
-        texts = tuple([label[1] for label in labels if not label[4]])
+        texts = tuple([label[3] for label in labels if not label[6]])
         summary = self._summaries.get(texts)
         if summary is None:
             values: dict[str, list[float]] = {}

@@ -84,22 +84,32 @@ class WriterSettings:
     anonymous_users: frozenset[int] = frozenset()
 
 
-def _fetch_by_message(
-    cursor: psycopg.Cursor[Any], query: str, params: dict[str, Any], *, sort: bool = False
-) -> Any:
-    """Rows of `query` grouped by their first column (a message id), in query order, or
-    with `sort` in the order of their second column (an id), which is then dropped."""
+def _fetch_by_message(cursor: psycopg.Cursor[Any], query: str, params: dict[str, Any]) -> Any:
+    """Rows of `query` grouped by their first column (a message id), in query order, the
+    rest of each row without that column."""
+    grouped: dict[int, list[Any]] = {}
+    for row in cursor.execute(query, params).fetchall():
+        found = grouped.get(row[0])
+        if found is None:
+            grouped[row[0]] = [row[1:]]
+        else:
+            found.append(row[1:])
+    return grouped
+
+
+def _labels_by_message(cursor: psycopg.Cursor[Any], query: str, params: dict[str, Any]) -> Any:
+    """The labels query's rows grouped by message id, each message's in label id order.
+    The rows are kept whole (see shapes.Node.labels): copying three label rows per
+    message without their first two columns cost more than grouping them."""
     rows = cursor.execute(query, params).fetchall()
-    if sort:
-        rows.sort(key=itemgetter(1))
-    start = 2 if sort else 1
+    rows.sort(key=itemgetter(1))
     grouped: dict[int, list[Any]] = {}
     for row in rows:
         found = grouped.get(row[0])
         if found is None:
-            grouped[row[0]] = [row[start:]]
+            grouped[row[0]] = [row]
         else:
-            found.append(row[start:])
+            found.append(row)
     return grouped
 
 
@@ -134,7 +144,7 @@ def _read_batches(connection: psycopg.Connection[Any], job: PartJob) -> Iterator
             params = {**queries["params"], "first_tree": first_tree, "last_tree": last_tree}
             rows = cursor.execute(queries["messages"], params).fetchall()
             by_message = {"message_ids": message_id_array([row[MESSAGE_ID_COLUMN] for row in rows])}
-            labels = _fetch_by_message(cursor, queries["labels"], by_message, sort=True)
+            labels = _labels_by_message(cursor, queries["labels"], by_message)
             rankings = _fetch_by_message(cursor, queries["rankings"], by_message)
             reactions: dict[int, dict[str, int]] = {}
             for message_id, kind, count in cursor.execute(queries["reactions"], by_message):

@@ -139,7 +139,8 @@ class Node:
     deleted: bool
     # As PostgreSQL prints it (see iso_timestamp).
     created_at: str
-    # (user_id, values, mode, guideline_version, before_edit, created_date as JSON) per label
+    # Per label, a row of the labels query: (message_id, label id, user_id, values as JSON
+    # text, mode, guideline_version, before_edit, created_date as JSON).
     labels: list[Any]
     reactions: dict[str, int]
     # (user_id, ordered_message_ids, grades, not_rankable, before_edit, created_date)
@@ -219,9 +220,9 @@ def label_summary(node: Node) -> dict[str, tuple[float, int]]:
         return {}
     values: dict[str, list[float]] = {}
     for label in node.labels:
-        if label[4]:
+        if label[6]:
             continue
-        for name, value in label[1].items():
+        for name, value in label[3].items():
             values.setdefault(name, []).append(float(value))
     return {name: (sum(found) / len(found), len(found)) for name, found in sorted(values.items())}
 

@@ -299,7 +299,8 @@ class PartWriters:
                 continue
             # Public ids are UUIDs in hex: nothing in them to escape.
             head = f'{{"message_id":"{node.public_id}","message_tree_id":"{tree_id}","user_id":'
-            for user_id, values_text, mode, guideline_version, before_edit, created in node.labels:
+            for label in node.labels:
+                _, _, user_id, values_text, mode, guideline_version, before_edit, created = label
                 key = (values_text, mode, guideline_version, before_edit)
                 middle = middles.get(key)
                 if middle is None:
