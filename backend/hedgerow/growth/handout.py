@@ -187,12 +187,9 @@ def _lease(
         # Only an expired task can exist here (the candidate query excludes the others):
         # the volunteer gets the item again, in the same row.
         expired = None if expired_task_id is None else lock_task(db, expired_task_id)
-        if expired is not None:
-            leased = expired
-        else:
-            leased = Task(
-                user_id=user.id, kind=kind, language=language, target_message_id=target_id
-            )
+        leased = expired or Task(
+            user_id=user.id, kind=kind, language=language, target_message_id=target_id
+        )
         db.add(leased)
         leased.state = TaskState.leased
         leased.lease_expires_at = lease_deadline(now)

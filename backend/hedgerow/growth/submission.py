@@ -161,16 +161,17 @@ def submit_task(
         raise AppError("task_skipped", "You skipped this task; it cannot be submitted.", 409)
 
     if task.kind == TaskKind.write_prompt:
-        result = _submit_prompt(db, user, task, submission, settings)
+        result = _submit_prompt(db, user, task, submission, settings, now)
     else:
         result = _submit_on_target(db, user, task, submission, settings, now, rng)
-    _mark_done(task, now)
     task.result = result
     db.flush()
     return {**result, "replayed": False}
 
 
 def _mark_done(task: Task, now: datetime) -> None:
+    """Once the submission is valid, before its rows are written: the task's changes go out
+    in the first flush; only the result (which needs the new rows' ids) follows."""
     task.state = TaskState.done
     task.finished_at = now
     task.draft = None
@@ -220,7 +221,12 @@ def plant_prompt(
 
 
 def _submit_prompt(
-    db: Session, user: User, task: Task, submission: Submission, settings: Settings
+    db: Session,
+    user: User,
+    task: Task,
+    submission: Submission,
+    settings: Settings,
+    now: datetime,
 ) -> dict[str, Any]:
     text = validated_text(db, submission.text, settings)
     category = submission.category or None
@@ -240,6 +246,7 @@ def _submit_prompt(
                 422,
             )
         context = normalize_text(submission.context, settings.max_text_length, field="context")
+    _mark_done(task, now)
     tree, root = plant_prompt(
         db, user.id, task.language, text, settings, category=category, context=context
     )
@@ -300,8 +307,6 @@ def _submit_on_target(
             )
         take_slot(task, target, tree, settings)
     release_slot(task, target, tree, settings)
-    # Marked done now, so that the task's changes go out in one UPDATE with the slot's
-    # release; only the result (which needs the new row's id) follows.
     _mark_done(task, now)
 
     if text is not None:
