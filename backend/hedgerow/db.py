@@ -67,14 +67,15 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         get_sessionmaker()
     )
     session = maker()
+    failed = False
     try:
         yield session
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_finish, session, True)
+        failed = True
         raise
-    with anyio.CancelScope(shield=True):
-        await run_in_threadpool(_finish, session, False)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_finish, session, failed)
 
 
 # scope="function": commit before the response is sent, so a client never reads a 2xx
