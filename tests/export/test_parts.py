@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import gzip
+import hashlib
 import itertools
 import json
 import zlib
@@ -16,8 +17,8 @@ import pytest
 from psycopg.types.string import TextLoader
 from sqlalchemy import Engine, text
 
-from hedgerow.export import service, shapes
-from hedgerow.export.assemble import gzip_end, gzip_header
+from hedgerow.export import queries, service, shapes
+from hedgerow.export.assemble import Writeback, gzip_end, gzip_header
 from hedgerow.export.parts import (
     PART_TRANSACTION_SETTINGS,
     PartJob,
@@ -36,7 +37,7 @@ from hedgerow.export.writers import (
     PartWriters,
     part_file,
 )
-from hedgerow.models import MessageRole, ReviewState
+from hedgerow.models import MessageRole, Release, ReviewState
 from tests.export.conftest import Corpus
 from tests.growth.factories import override_settings
 
@@ -101,6 +102,115 @@ def test_release_is_the_same_whatever_the_parts_and_workers(
     )
     groups = pq.ParquetFile(by_workers.directory / MESSAGES_FILE).metadata.num_row_groups
     assert groups == pq.ParquetFile(whole.directory / MESSAGES_FILE).metadata.num_row_groups
+
+
+def test_manifest_of_a_release_joined_from_parts_holds_each_files_size_and_sha256(
+    corpus: Corpus, releases_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The joined files are hashed as their parts go in, not read again at the end: what
+    # the manifest (and the release row, which the download API's ETag uses) says must be
+    # what is on disk.
+    outcome = _export(
+        corpus, monkeypatch, releases_dir, workers=2, batch_messages=3, part_batches=2
+    )
+    manifest = json.loads((outcome.directory / "manifest.json").read_text())
+    assert {entry["name"] for entry in manifest["files"]} >= set(DATA_FILES)
+    for entry in manifest["files"]:
+        content = (outcome.directory / entry["name"]).read_bytes()
+        assert entry["size"] == len(content), entry["name"]
+        assert entry["sha256"] == hashlib.sha256(content).hexdigest(), entry["name"]
+    with corpus.maker() as db:
+        row = db.get_one(Release, outcome.release_id)
+        assert {entry["name"]: entry["sha256"] for entry in row.files or []} == {
+            entry["name"]: hashlib.sha256(
+                (outcome.directory / entry["name"]).read_bytes()
+            ).hexdigest()
+            for entry in row.files or []
+        }
+
+
+@pytest.mark.parametrize("batches", [0, 1, 7, 39, 40, 41, 500, 1234])
+@pytest.mark.parametrize("workers", [1, 2, 3, 8])
+def test_parts_cover_every_batch_and_shrink_towards_the_end(batches: int, workers: int) -> None:
+    sizes = service.part_sizes(batches, workers)
+    assert sum(sizes) == batches
+    assert all(1 <= size <= service.PART_BATCHES for size in sizes)
+    if workers == 1:
+        # One process: no one waits for anyone, so parts stay whole.
+        assert sizes[:-1] == [service.PART_BATCHES] * (len(sizes) - 1)
+        return
+    assert sizes == sorted(sizes, reverse=True)
+    if batches >= 4 * workers * service.PART_BATCHES:
+        assert sizes[0] == service.PART_BATCHES
+    if batches:
+        # The last parts are single batches: a worker waits at most one batch for another.
+        assert sizes[-1] == 1
+
+
+def _record_pool_starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Events in order: "pool" when workers start, "batches" when the batches are cut."""
+    events: list[str] = []
+    cut = queries.batch_ranges
+
+    class RecordedPool(service.WorkerPool):
+        def __init__(self, *args: object) -> None:
+            events.append("pool")
+            super().__init__(*args)  # type: ignore[arg-type]
+
+    def recorded_cut(*args: object) -> object:
+        events.append("batches")
+        return cut(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "WorkerPool", RecordedPool)
+    monkeypatch.setattr(service.queries, "batch_ranges", recorded_cut)
+    return events
+
+
+def test_workers_start_while_the_batches_of_a_large_corpus_are_cut(
+    corpus: Corpus, releases_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = _export(
+        corpus, monkeypatch, releases_dir / "a", workers=1, batch_messages=3, part_batches=2
+    )
+    events = _record_pool_starts(monkeypatch)
+    # What the planner would estimate for a corpus of many parts (this one has a few
+    # dozen messages; its estimate is whatever the last ANALYZE saw).
+    monkeypatch.setattr(service, "_estimated_messages", lambda snapshot: 10.0**6)
+    early = _export(
+        corpus, monkeypatch, releases_dir / "b", workers=2, batch_messages=3, part_batches=2
+    )
+    assert events == ["pool", "batches"]
+    assert early.stats == reference.stats
+    assert _contents(early.directory) == _contents(reference.directory)
+
+
+def test_workers_start_after_the_batches_when_the_corpus_looks_small(
+    corpus: Corpus, releases_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = _record_pool_starts(monkeypatch)
+    # The estimate of a table never analyzed; a part here is 3 x 2 = 6 messages.
+    monkeypatch.setattr(service, "_estimated_messages", lambda snapshot: -1.0)
+    _export(corpus, monkeypatch, releases_dir / "a", workers=2, batch_messages=3, part_batches=2)
+    # Many parts after all: the workers start once the batches say so.
+    assert events == ["batches", "pool"]
+    events.clear()
+    _export(
+        corpus, monkeypatch, releases_dir / "b", workers=2, batch_messages=10**6, part_batches=2
+    )
+    # One part: written in this process, no workers started at all.
+    assert events == ["batches"]
+
+
+def test_writeback_failures_are_raised_when_the_release_is_finished(tmp_path: Path) -> None:
+    present = tmp_path / "present"
+    present.write_bytes(b"data")
+    writeback = Writeback([present])
+    writeback.start()
+    writeback.finish()
+    failing = Writeback([present, tmp_path / "gone"])
+    failing.start()
+    with pytest.raises(FileNotFoundError):
+        failing.finish()
 
 
 def test_trees_of_several_parts_are_one_gzip_member(
