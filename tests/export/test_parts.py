@@ -9,6 +9,7 @@ import itertools
 import json
 import zlib
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psycopg
@@ -18,7 +19,7 @@ from psycopg.types.string import TextLoader
 from sqlalchemy import Engine, text
 
 from hedgerow.export import queries, service, shapes
-from hedgerow.export.assemble import Writeback, gzip_end, gzip_header
+from hedgerow.export.assemble import HashedFile, Writeback, gzip_end, gzip_header
 from hedgerow.export.parts import (
     PART_TRANSACTION_SETTINGS,
     PartJob,
@@ -199,6 +200,46 @@ def test_workers_start_after_the_batches_when_the_corpus_looks_small(
     )
     # One part: written in this process, no workers started at all.
     assert events == ["batches"]
+
+
+class _ShortWrites:
+    """A file that takes at most 5 bytes per write, as an unbuffered write may."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def write(self, data: Any) -> int:
+        return int(self._handle.write(bytes(memoryview(data)[:5])))
+
+    def fileno(self) -> int:
+        return int(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def test_a_hashed_file_holds_every_byte_after_short_writes_and_without_a_kernel_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    part = tmp_path / "part"
+    part.write_bytes(b"the part's lines\n" * 1000)
+    target = HashedFile(tmp_path / "joined")
+    target._handle = _ShortWrites(target._handle)  # type: ignore[assignment]
+
+    def no_kernel_copy(*args: object) -> int:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr("hedgerow.export.assemble.os.copy_file_range", no_kernel_copy)
+    target.write(b"header\n")
+    target.append_file(part)
+    target.write(memoryview(b"trailer\n"))
+    target.close()
+
+    expected = b"header\n" + b"the part's lines\n" * 1000 + b"trailer\n"
+    assert (tmp_path / "joined").read_bytes() == expected
+    assert target.size == len(expected)
+    assert target.sha256() == hashlib.sha256(expected).hexdigest()
+    assert not part.exists()
 
 
 def test_writeback_failures_are_raised_when_the_release_is_finished(tmp_path: Path) -> None:

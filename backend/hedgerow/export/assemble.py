@@ -84,7 +84,14 @@ class HashedFile:
 
     def write(self, data: Any) -> int:
         self._digest.update(data)
-        written = self._handle.write(data)
+        return self._write_all(data)
+
+    def _write_all(self, data: Any) -> int:
+        """Write every byte of `data`: an unbuffered write may take only part of it."""
+        view = memoryview(data).cast("B")
+        written = len(view)
+        while view:
+            view = view[self._handle.write(view) :]
         self.size += written
         return written
 
@@ -103,14 +110,13 @@ class HashedFile:
                     reader.fileno(), self._handle.fileno(), COPY_CHUNK_BYTES
                 ):
                     copied += step
+                    self.size += step
             except OSError:
                 if copied:
                     raise
                 # A filesystem without copy_file_range between these files.
                 while count := reader.readinto(self._buffer):
-                    self._handle.write(view[:count])
-                    copied += count
-        self.size += copied
+                    self._write_all(view[:count])
         source.unlink()
 
     def sha256(self) -> str:
