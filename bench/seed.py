@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from hedgerow.growth.corpus import seed
+from hedgerow.sim.corpus import seed
 
 
 def main() -> None:

@@ -327,7 +327,7 @@ def seed(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask before emptying.")] = False,
 ) -> None:
     """EMPTY the configured database and fill it with a synthetic corpus (benchmarks)."""
-    from hedgerow.growth.corpus import seed as seed_corpus
+    from hedgerow.sim.corpus import seed as seed_corpus
 
     if not yes:
         typer.confirm("This deletes every row in the configured database. Go on?", abort=True)
@@ -356,7 +356,7 @@ def simulate(
 
     from hedgerow import migrate as migrations
     from hedgerow.db import get_sessionmaker
-    from hedgerow.growth.simulate import simulate as run_simulation
+    from hedgerow.sim.simulate import simulate as run_simulation
 
     with _servers(redis=False) as settings:
         migrations.upgrade(settings.database_url)

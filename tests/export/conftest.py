@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from hedgerow.growth.simulate import simulate
 from hedgerow.models import Message, User
+from hedgerow.sim.simulate import simulate
 from tests.conftest import ALL_TABLES
 from tests.growth.factories import override_settings
 

@@ -21,8 +21,8 @@ from hedgerow.db import make_engine
 from hedgerow.errors import AppError
 from hedgerow.growth import service
 from hedgerow.growth.schemas import Submission, TaskView
-from hedgerow.growth.simulate import check_invariants
 from hedgerow.models import Message, Task, TaskState, Tree, TreeState, User
+from hedgerow.sim.simulate import check_invariants
 from tests.factories import make_user
 from tests.growth.factories import make_tree, override_settings
 

@@ -18,9 +18,9 @@ from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.growth import service
-from hedgerow.growth.corpus import seed
 from hedgerow.growth.schemas import Submission, TaskView
 from hedgerow.models import User
+from hedgerow.sim.corpus import seed
 from tests.factories import make_user
 
 # message and task grow with every contribution: a scan of either on the hot path is a

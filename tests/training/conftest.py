@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from hedgerow.config import get_settings
 from hedgerow.export.service import run_export
 from hedgerow.export.shapes import MessageIds, split_of
-from hedgerow.growth.simulate import simulate
 from hedgerow.models import ModelVersion, TrainingRun
+from hedgerow.sim.simulate import simulate
 from hedgerow.training import service
 from tests.conftest import ALL_TABLES
 from tests.growth.factories import override_settings

@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session
 
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError
+from hedgerow.growth.auto_moderation import RedFlagOutcome, count_skip, record_red_flag
 from hedgerow.growth.flags import REPLY_ROLE_FOR_KIND, slot_is_free, take_slot
 from hedgerow.growth.handout import available_task_counts, request_task, task_view
 from hedgerow.growth.labels import GUIDELINE_VERSION, LABELS, labels_for
 from hedgerow.growth.leases import expire_leases, lease_deadline, release_task_slot, utcnow
 from hedgerow.growth.lottery import draw_lottery, top_up_lotteries, withdraw_waiting_prompts
-from hedgerow.growth.moderation import RedFlagOutcome, count_skip, record_red_flag
 from hedgerow.growth.queries import lock_message, lock_tree
 from hedgerow.growth.schemas import Submission, TaskView
 from hedgerow.growth.submission import own_task, plant_prompt, submit_task, validated_text

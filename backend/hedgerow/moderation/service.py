@@ -3,7 +3,7 @@ trollboard, audit log and status. User management is in moderation/users.py and 
 from here, so routes see one API. Every moderator and admin action writes an AuditEvent in
 the same transaction.
 
-Tree and message changes go through the growth engine (growth/moderation.py,
+Tree and message changes go through the growth engine (growth/auto_moderation.py,
 growth/tree_state.py, growth/leases.py), which keeps counters, open-work flags and tree
 states exact. Services only flush; the request session commits.
 """
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
-from hedgerow.growth import moderation as growth_moderation
+from hedgerow.growth import auto_moderation as growth_moderation
 from hedgerow.growth import service as growth
 from hedgerow.growth.queries import (
     conversation_path,

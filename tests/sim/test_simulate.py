@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from hedgerow.cli import cli as cli_app
-from hedgerow.growth.simulate import check_invariants, simulate
 from hedgerow.models import Label, Message
+from hedgerow.sim.simulate import check_invariants, simulate
 from tests.factories import make_user
 from tests.growth.factories import make_tree, override_settings
 
