@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.accounts.security import create_user_session
 from hedgerow.growth import service
-from hedgerow.growth.schemas import Submission
+from hedgerow.growth.schemas import Submission, SubmitOutcome
 from hedgerow.models import Message, Tree, User
 from tests.factories import make_user
 
@@ -26,7 +26,7 @@ def volunteer(maker: sessionmaker[Session], username: str) -> tuple[int, str]:
 
 def do_task(
     maker: sessionmaker[Session], user_id: int, kind: str, submission: Submission
-) -> dict[str, Any]:
+) -> SubmitOutcome:
     with maker.begin() as db:
         user = db.get(User, user_id)
         assert user is not None
@@ -39,7 +39,7 @@ def review(maker: sessionmaker[Session], user_id: int, kind: str) -> dict[str, A
 
 
 def reply(maker: sessionmaker[Session], user_id: int, kind: str, text: str) -> int:
-    return int(do_task(maker, user_id, kind, Submission(text=text))["message_id"])
+    return int(do_task(maker, user_id, kind, Submission(text=text)).message_id)
 
 
 def top_up_lotteries(maker: sessionmaker[Session]) -> None:

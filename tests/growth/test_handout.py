@@ -157,7 +157,7 @@ def test_replies_stay_shallower_than_max_depth(db: Session) -> None:
     task = service.request_task(db, volunteer, language="en", kind="reply_prompter")
     assert task.target_message_id == level1.id
     result = service.submit_task(db, volunteer, task.id, Submission(text=unique_text()))
-    assert db.get(Message, result["message_id"]).depth == 2  # type: ignore[union-attr]
+    assert db.get(Message, result.message_id).depth == 2  # type: ignore[union-attr]
 
 
 def test_trees_closest_to_completion_are_served_first(db: Session) -> None:

@@ -44,7 +44,7 @@ def test_a_late_submission_is_accepted_while_a_slot_is_free(db: Session) -> None
     task = service.request_task(db, volunteer, language="en", kind="reply_assistant", now=START)
     service.expire_leases(db, LATER)
     result = service.submit_task(db, volunteer, task.id, Submission(text="Late but welcome"))
-    reply = db.get(Message, result["message_id"])
+    reply = db.get(Message, result.message_id)
     assert reply is not None and reply.parent_id == root.id
     assert (reload(db, root).child_count, root.reply_lease_count) == (1, 0)
     assert reload(db, tree).reply_lease_count == 0
@@ -75,8 +75,8 @@ def test_submitting_twice_gives_the_same_result_and_one_message(db: Session) -> 
     first = service.submit_task(db, volunteer, task.id, Submission(text=text))
     messages = count_rows(db, Message)
     again = service.submit_task(db, volunteer, task.id, Submission(text=text))
-    assert again["message_id"] == first["message_id"]
-    assert (first["replayed"], again["replayed"]) == (False, True)
+    assert again.message_id == first.message_id
+    assert (first.replayed, again.replayed) == (False, True)
     assert count_rows(db, Message) == messages
 
 

@@ -154,8 +154,8 @@ def test_a_small_tree_grows_ranks_and_becomes_ready_for_export(
     created = service.submit_task(
         db, author, prompt_task.id, Submission(text="Why do hedgerows matter?", category="open_qa")
     )
-    tree = db.get(Tree, created["tree_id"])
-    root = db.get(Message, created["message_id"])
+    tree = db.get(Tree, created.tree_id)
+    root = db.get(Message, created.message_id)
     assert tree is not None and root is not None
     assert (tree.state, tree.goal_size, root.open_for_review) == (
         TreeState.prompt_review,

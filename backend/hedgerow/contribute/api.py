@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Depends, Query, Request
 
 from hedgerow.accounts.security import ContributorUser
@@ -22,7 +24,7 @@ from hedgerow.contribute.schemas import (
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
 from hedgerow.growth import service
-from hedgerow.growth.labels import GUIDELINE_VERSION, LABELS
+from hedgerow.growth.schemas import GUIDELINE_VERSION, LABELS
 
 # The longest honest body is a prompt plus a context passage at the text limit, as UTF-8
 # (up to 4 bytes a character) and JSON-escaped; anything far beyond is not a volunteer.
@@ -70,7 +72,7 @@ def submit_task(
     task_id: int, body: SubmitRequest, db: SessionDep, user: ContributorUser
 ) -> SubmitResult:
     result = service.submit_task(db, user, task_id, body)
-    return SubmitResult(task_id=task_id, **result)
+    return SubmitResult(task_id=task_id, **asdict(result))
 
 
 @router.post("/tasks/{task_id}/skip", response_model=SkipResult)

@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from hedgerow.errors import AppError
-from hedgerow.growth.labels import SCALE_STEPS, LabelDefinition, LabelKind
 from hedgerow.growth.schemas import (
     RANKING_KINDS,
     REPLY_KINDS,
     REVIEW_KINDS,
+    SCALE_STEPS,
+    LabelDefinition,
+    LabelKind,
     Submission,
     TaskView,
 )

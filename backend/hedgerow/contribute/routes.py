@@ -29,15 +29,14 @@ from hedgerow.contribute.markdown import render_markdown
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
 from hedgerow.growth import service
-from hedgerow.growth.labels import REVIEW_MODES
 from hedgerow.growth.schemas import (
     CATEGORIES_WITH_CONTEXT,
     RANKING_GRADES,
     RANKING_KINDS,
     REVIEW_KINDS,
+    REVIEW_MODES,
     TaskView,
 )
-from hedgerow.growth.submission import own_task
 from hedgerow.models import TaskState, User
 from hedgerow.stats import service as stats_service
 from hedgerow.templating import is_htmx, render
@@ -203,7 +202,7 @@ def _next_task(
 
 
 def _open_view(db: Session, user: User, task_id: int, review_mode: str | None) -> TaskView:
-    task = own_task(db, user, task_id)
+    task = service.own_task(db, user, task_id)
     return service.task_view(db, task, user, resumed=True, review_mode=_review_mode(review_mode))
 
 

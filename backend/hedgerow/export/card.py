@@ -16,7 +16,7 @@ from hedgerow.export.writers import (
     TREES_FILE,
     ReleaseStats,
 )
-from hedgerow.growth.labels import GUIDELINE_VERSION
+from hedgerow.growth.schemas import GUIDELINE_VERSION
 
 # The files listed with their row counts, in this order.
 _HF_CONFIGS = (

@@ -24,26 +24,6 @@ PARENT_ROLE_FOR_KIND = {
 }
 
 
-def reply_kind_for_parent(parent: Message) -> TaskKind:
-    if parent.role == MessageRole.prompter:
-        return TaskKind.reply_assistant
-    return TaskKind.reply_prompter
-
-
-def review_kind_for(message: Message) -> TaskKind:
-    if message.depth == 0:
-        return TaskKind.review_prompt
-    if message.role == MessageRole.prompter:
-        return TaskKind.review_prompter_reply
-    return TaskKind.review_assistant_reply
-
-
-def ranking_kind_for_parent(parent: Message) -> TaskKind:
-    if parent.role == MessageRole.prompter:
-        return TaskKind.rank_assistant_replies
-    return TaskKind.rank_prompter_replies
-
-
 def children_are_ranked(parent: Message, settings: Settings) -> bool:
     """Assistant replies are always ranked; prompter replies only where enabled."""
     return parent.role == MessageRole.prompter or settings.rank_prompter_replies

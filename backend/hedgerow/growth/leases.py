@@ -5,14 +5,19 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hedgerow.config import get_settings
 from hedgerow.growth.flags import REPLY_ROLE_FOR_KIND, release_slot
-from hedgerow.growth.queries import lock_message, lock_tree
+from hedgerow.growth.queries import (
+    lock_message,
+    lock_overdue_tasks,
+    lock_tree,
+    tree_id_of_message,
+    tree_ids_of_messages,
+)
 from hedgerow.growth.tree_state import maybe_start_ranking
-from hedgerow.models import Message, Task, TaskState
+from hedgerow.models import Task, TaskState
 
 # Small enough that one batch holds its row locks only briefly, large enough that a burst
 # of abandoned tasks is cleared within a few job runs.
@@ -34,7 +39,7 @@ def release_task_slot(
     if not task.holds_slot or task.target_message_id is None:
         task.holds_slot = False
         return
-    tree_id = db.scalar(select(Message.tree_id).where(Message.id == task.target_message_id))
+    tree_id = tree_id_of_message(db, task.target_message_id)
     if tree_id is None:
         task.holds_slot = False
         return
@@ -67,20 +72,11 @@ def expire_leases(
     locked in id order so that two expiry runs never wait on each other in a cycle.
     """
     now = now or utcnow()
-    overdue = db.scalars(
-        select(Task)
-        .where(Task.state == TaskState.leased, Task.lease_expires_at <= now)
-        .order_by(Task.lease_expires_at)
-        .limit(batch_size)
-        .with_for_update(skip_locked=True)
-    ).all()
+    overdue = lock_overdue_tasks(db, now, batch_size)
     if not overdue:
         return 0
     target_ids = [t.target_message_id for t in overdue if t.target_message_id is not None]
-    tree_of = {
-        row.id: row.tree_id
-        for row in db.execute(select(Message.id, Message.tree_id).where(Message.id.in_(target_ids)))
-    }
+    tree_of = tree_ids_of_messages(db, target_ids)
     for task in sorted(overdue, key=lambda t: (tree_of.get(t.target_message_id or 0, 0), t.id)):
         expire_task(db, task, now=now, rng=rng)
     db.flush()

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Row,
     Select,
     String,
     and_,
@@ -24,10 +27,24 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
 from hedgerow.errors import NotFound
-from hedgerow.models import Message, MessageRole, Task, TaskKind, TaskState, Tree, TreeState
+from hedgerow.models import (
+    AuditEvent,
+    Label,
+    Message,
+    MessageRole,
+    Ranking,
+    Reaction,
+    ReactionKind,
+    Task,
+    TaskKind,
+    TaskState,
+    Tree,
+    TreeState,
+)
 
 # Advisory lock namespaces (the two-int form of pg_advisory_xact_lock).
 LOTTERY_LOCK_NAMESPACE = 8101
@@ -292,4 +309,217 @@ def clear_open_work(db: Session, tree_id: int) -> None:
             Message.open_for_review | Message.open_for_reply | Message.open_for_ranking,
         )
         .values(open_for_review=False, open_for_reply=False, open_for_ranking=False)
+    )
+
+
+# --- rows the engine reads or changes in bulk ------------------------------------------
+
+
+def tree_id_of_message(db: Session, message_id: int) -> int | None:
+    return db.scalar(select(Message.tree_id).where(Message.id == message_id))
+
+
+def tree_ids_of_messages(db: Session, message_ids: Sequence[int]) -> dict[int, int]:
+    rows = db.execute(select(Message.id, Message.tree_id).where(Message.id.in_(message_ids)))
+    return {row.id: row.tree_id for row in rows}
+
+
+def tree_and_parent_of(db: Session, message_id: int) -> tuple[int, int | None]:
+    row = db.execute(
+        select(Message.tree_id, Message.parent_id).where(Message.id == message_id)
+    ).one()
+    return row.tree_id, row.parent_id
+
+
+def other_leased_task_id(db: Session, user_id: int, task_id: int) -> int | None:
+    """A live lease of the user's other than `task_id` (task's (user_id, state) index)."""
+    return db.scalar(
+        select(Task.id).where(
+            Task.user_id == user_id, Task.state == TaskState.leased, Task.id != task_id
+        )
+    )
+
+
+def lock_leased_tasks_of_user(db: Session, user_id: int) -> Sequence[Task]:
+    return db.scalars(
+        select(Task)
+        .where(Task.user_id == user_id, Task.state == TaskState.leased)
+        .order_by(Task.id)
+        .with_for_update()
+    ).all()
+
+
+def lock_overdue_tasks(db: Session, now: datetime, limit: int) -> Sequence[Task]:
+    """Overdue leases, oldest first; tasks another transaction holds are skipped."""
+    return db.scalars(
+        select(Task)
+        .where(Task.state == TaskState.leased, Task.lease_expires_at <= now)
+        .order_by(Task.lease_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+
+
+def current_label_values(db: Session, message_id: int) -> Sequence[dict[str, Any]]:
+    """The label values of a message's reviews given to its current text."""
+    return db.scalars(
+        select(Label.values).where(Label.message_id == message_id, ~Label.before_edit)
+    ).all()
+
+
+def current_ranking_orders(db: Session, parent_id: int) -> Sequence[list[int]]:
+    """The orders of a sibling set's rankings given to its current texts (best first)."""
+    return db.scalars(
+        select(Ranking.ordered_message_ids).where(
+            Ranking.parent_message_id == parent_id,
+            ~Ranking.not_rankable,
+            ~Ranking.before_edit,
+        )
+    ).all()
+
+
+def close_replies(db: Session, tree_id: int) -> None:
+    db.execute(
+        update(Message)
+        .where(Message.tree_id == tree_id, Message.open_for_reply)
+        .values(open_for_reply=False)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+def open_sibling_sets_for_ranking(
+    db: Session, tree_id: int, parent_roles: Sequence[str], rankings_wanted: int
+) -> int:
+    """Open every rankable sibling set of the tree whose rankings are not all in; returns
+    how many were opened."""
+    opened = db.scalars(
+        update(Message)
+        .where(
+            Message.tree_id == tree_id,
+            ~Message.deleted,
+            Message.accepted_child_count >= 2,
+            Message.role.in_(parent_roles),
+            Message.ranking_count < rankings_wanted,
+        )
+        .values(open_for_ranking=True)
+        .returning(Message.id)
+        .execution_options(synchronize_session="fetch")
+    ).all()
+    return len(opened)
+
+
+# --- moderation's effects on the tree ---------------------------------------------------
+
+
+def insert_red_flag(db: Session, message_id: int, user_id: int) -> bool:
+    """One red flag per user and message; False when this user had flagged it already."""
+    inserted = db.scalar(
+        insert(Reaction)
+        .values(message_id=message_id, user_id=user_id, kind=ReactionKind.red_flag)
+        .on_conflict_do_nothing()
+        .returning(Reaction.id)
+    )
+    return inserted is not None
+
+
+def live_slot_leases(db: Session, message_ids: Sequence[int]) -> list[tuple[int | None, str, int]]:
+    """(target id, task kind, count) of leased tasks that hold a slot on these messages."""
+    rows = db.execute(
+        select(Task.target_message_id, Task.kind, func.count())
+        .where(
+            Task.target_message_id.in_(message_ids),
+            Task.state == TaskState.leased,
+            Task.holds_slot,
+        )
+        .group_by(Task.target_message_id, Task.kind)
+    ).all()
+    return [(target_id, kind, count) for target_id, kind, count in rows]
+
+
+def latest_deletion_event(db: Session, deletion_id: int) -> AuditEvent | None:
+    return db.scalar(
+        select(AuditEvent)
+        .where(
+            AuditEvent.action == "message.delete_subtree",
+            AuditEvent.target_type == "message",
+            AuditEvent.target_id == deletion_id,
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+
+
+def rankings_begun_in_tree(db: Session, tree_id: int) -> bool:
+    """Whether any sibling set of the tree has a ranking given, or a ranking lease."""
+    given_or_leased = db.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(
+            Message.tree_id == tree_id,
+            (Message.ranking_count > 0) | (Message.ranking_lease_count > 0),
+        )
+    )
+    held = db.scalar(
+        select(func.count())
+        .select_from(Task)
+        .where(
+            Task.target_message_id.in_(select(Message.id).where(Message.tree_id == tree_id)),
+            Task.state == TaskState.leased,
+            Task.holds_slot,
+            Task.kind.in_([TaskKind.rank_assistant_replies, TaskKind.rank_prompter_replies]),
+        )
+    )
+    return bool(given_or_leased or held)
+
+
+def lock_live_tree_messages(db: Session, tree_id: int) -> Sequence[Message]:
+    return db.scalars(
+        select(Message)
+        .where(Message.tree_id == tree_id, ~Message.deleted)
+        .order_by(Message.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+
+
+def deleted_subtree_row(
+    db: Session, message_id: int
+) -> Row[int, int | None, bool, int | None] | None:
+    """tree_id, parent_id, deleted and deletion_id of a message, or None."""
+    return db.execute(
+        select(Message.tree_id, Message.parent_id, Message.deleted, Message.deletion_id).where(
+            Message.id == message_id
+        )
+    ).first()
+
+
+def message_ids_of_deletion(db: Session, tree_id: int, deletion_id: int) -> list[int]:
+    return list(
+        db.scalars(
+            select(Message.id).where(Message.tree_id == tree_id, Message.deletion_id == deletion_id)
+        )
+    )
+
+
+def mark_labels_before_edit(db: Session, message_id: int) -> int:
+    """The labels given so far judged other words: they stop counting; returns how many."""
+    return len(
+        db.execute(
+            update(Label)
+            .where(Label.message_id == message_id, ~Label.before_edit)
+            .values(before_edit=True)
+            .returning(Label.id)
+        ).all()
+    )
+
+
+def mark_rankings_before_edit(db: Session, parent_id: int) -> int:
+    """The sibling set's rankings so far compared other words; returns how many."""
+    return len(
+        db.execute(
+            update(Ranking)
+            .where(Ranking.parent_message_id == parent_id, ~Ranking.before_edit)
+            .values(before_edit=True)
+            .returning(Ranking.id)
+        ).all()
     )

@@ -1,4 +1,7 @@
-"""Shapes the growth service takes and returns; plain code (the simulator) uses them too."""
+"""Shapes the growth service takes and returns; plain code (the simulator) uses them too.
+
+The review labels' definitions are part of these shapes and are re-exported here, so other
+domains need not reach into growth.labels."""
 
 from __future__ import annotations
 
@@ -8,7 +11,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from hedgerow.growth.labels import LabelDefinition
+from hedgerow.growth.labels import (
+    GUIDELINE_VERSION,
+    LABELS,
+    REVIEW_MODES,
+    SCALE_STEPS,
+    LabelDefinition,
+    LabelKind,
+    ReviewMode,
+)
 from hedgerow.models import TaskKind
 
 PROMPT_CATEGORIES = (
@@ -25,6 +36,24 @@ PROMPT_CATEGORIES = (
 )
 # A context passage only makes sense where the task is about a given text.
 CATEGORIES_WITH_CONTEXT = frozenset({"closed_qa", "information_extraction", "summarization"})
+
+__all__ = [
+    "CATEGORIES_WITH_CONTEXT",
+    "GUIDELINE_VERSION",
+    "LABELS",
+    "PROMPT_CATEGORIES",
+    "RANKING_GRADES",
+    "REVIEW_MODES",
+    "SCALE_STEPS",
+    "AvailableTasks",
+    "ConversationMessage",
+    "LabelDefinition",
+    "LabelKind",
+    "ReviewMode",
+    "Submission",
+    "SubmitOutcome",
+    "TaskView",
+]
 
 RANKING_GRADES = ("much_better", "better", "slightly_better", "about_same")
 
@@ -88,3 +117,29 @@ class TaskView:
 class AvailableTasks(BaseModel):
     language: str
     counts: dict[str, int] = Field(description="Items of work per task kind for this user.")
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What a submission created: the new message (prompt, reply), label or ranking, and
+    the tree it belongs to. Stored on the task, so a replay returns the same outcome."""
+
+    tree_id: int
+    message_id: int
+    label_id: int | None = None
+    ranking_id: int | None = None
+    replayed: bool = False
+
+    def stored(self) -> dict[str, int]:
+        """The task's ``result`` column: the ids only (a replay sets ``replayed``)."""
+        ids = {
+            "tree_id": self.tree_id,
+            "message_id": self.message_id,
+            "label_id": self.label_id,
+            "ranking_id": self.ranking_id,
+        }
+        return {name: value for name, value in ids.items() if value is not None}
+
+    @classmethod
+    def replay_of(cls, stored: dict[str, int]) -> SubmitOutcome:
+        return cls(**stored, replayed=True)

@@ -14,7 +14,6 @@ import random
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hedgerow.config import get_settings
@@ -22,14 +21,29 @@ from hedgerow.errors import AppError
 from hedgerow.growth.auto_moderation import RedFlagOutcome, count_skip, record_red_flag
 from hedgerow.growth.flags import REPLY_ROLE_FOR_KIND, slot_is_free, take_slot
 from hedgerow.growth.handout import available_task_counts, request_task, task_view
+from hedgerow.growth.interventions import (
+    TextEdit,
+    delete_subtree,
+    edit_text,
+    end_open_leases,
+    halt,
+    resume_tree,
+    undelete_subtree,
+)
 from hedgerow.growth.labels import GUIDELINE_VERSION, LABELS, labels_for
 from hedgerow.growth.leases import expire_leases, lease_deadline, release_task_slot, utcnow
 from hedgerow.growth.lottery import draw_lottery, top_up_lotteries, withdraw_waiting_prompts
-from hedgerow.growth.queries import lock_message, lock_tree
-from hedgerow.growth.schemas import Submission, TaskView
+from hedgerow.growth.queries import (
+    conversation_path,
+    lock_message,
+    lock_tree,
+    other_leased_task_id,
+    tree_id_of_message,
+)
+from hedgerow.growth.schemas import Submission, SubmitOutcome, TaskView
 from hedgerow.growth.submission import own_task, plant_prompt, submit_task, validated_text
 from hedgerow.growth.tree_state import maybe_start_ranking
-from hedgerow.models import Message, Task, TaskState, Tree, User
+from hedgerow.models import Task, TaskState, Tree, User
 
 SKIP_REASON_MAX_LENGTH = 500
 
@@ -38,19 +52,29 @@ __all__ = [
     "LABELS",
     "RedFlagOutcome",
     "Submission",
+    "SubmitOutcome",
     "TaskView",
+    "TextEdit",
     "available_task_counts",
+    "conversation_path",
     "create_prompt_tree",
+    "delete_subtree",
     "draw_lottery",
+    "edit_text",
+    "end_open_leases",
     "expire_leases",
+    "halt",
     "labels_for",
+    "own_task",
     "record_red_flag",
     "request_task",
+    "resume_tree",
     "save_draft",
     "skip_task",
     "submit_task",
     "task_view",
     "top_up_lotteries",
+    "undelete_subtree",
     "withdraw_waiting_prompts",
 ]
 
@@ -79,7 +103,7 @@ def skip_task(
         return
     _refuse_finished(task)
     if task.target_message_id is not None:
-        tree_id = db.scalar(select(Message.tree_id).where(Message.id == task.target_message_id))
+        tree_id = tree_id_of_message(db, task.target_message_id)
         assert tree_id is not None
         tree = lock_tree(db, tree_id)
         target = lock_message(db, task.target_message_id)
@@ -133,17 +157,12 @@ def save_draft(
     task = own_task(db, user, task_id)
     _refuse_finished(task)
     if task.state == TaskState.expired:
-        other = db.scalar(
-            select(Task.id).where(
-                Task.user_id == user.id, Task.state == TaskState.leased, Task.id != task.id
-            )
-        )
-        if other is not None:
+        if other_leased_task_id(db, user.id, task.id) is not None:
             raise AppError(
                 "task_expired", "This task expired and you have started another one.", 409
             )
         if task.target_message_id is not None:
-            tree_id = db.scalar(select(Message.tree_id).where(Message.id == task.target_message_id))
+            tree_id = tree_id_of_message(db, task.target_message_id)
             assert tree_id is not None
             tree = lock_tree(db, tree_id)
             target = lock_message(db, task.target_message_id)

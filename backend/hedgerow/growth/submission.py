@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hedgerow.config import Settings, get_settings
@@ -27,15 +25,22 @@ from hedgerow.growth.flags import (
 )
 from hedgerow.growth.labels import GUIDELINE_VERSION, validate_label_values
 from hedgerow.growth.leases import utcnow
-from hedgerow.growth.queries import accepted_children, lock_messages, lock_task, lock_tree
+from hedgerow.growth.queries import (
+    accepted_children,
+    lock_messages,
+    lock_task,
+    lock_tree,
+    tree_and_parent_of,
+)
 from hedgerow.growth.schemas import (
     CATEGORIES_WITH_CONTEXT,
     PROMPT_CATEGORIES,
     RANKING_GRADES,
     REVIEW_KINDS,
     Submission,
+    SubmitOutcome,
 )
-from hedgerow.growth.text import normalize_text, refuse_duplicate, text_sha256
+from hedgerow.growth.text import refuse_duplicate, text_sha256
 from hedgerow.growth.tree_state import decide_review, finish_sibling_set
 from hedgerow.models import (
     Label,
@@ -50,6 +55,7 @@ from hedgerow.models import (
     TreeState,
     User,
 )
+from hedgerow.text import normalize_text
 
 
 def not_your_task() -> AppError:
@@ -150,13 +156,13 @@ def submit_task(
     *,
     now: datetime | None = None,
     rng: random.Random | None = None,
-) -> dict[str, Any]:
-    """Hand in a task. Submitting a finished task again returns its stored result."""
+) -> SubmitOutcome:
+    """Hand in a task. Submitting a finished task again returns its stored outcome."""
     settings = get_settings()
     now = now or utcnow()
     task = own_task(db, user, task_id)
     if task.state == TaskState.done:
-        return {**(task.result or {}), "replayed": True}
+        return SubmitOutcome.replay_of(task.result or {})
     if task.state == TaskState.skipped:
         raise AppError("task_skipped", "You skipped this task; it cannot be submitted.", 409)
 
@@ -164,9 +170,9 @@ def submit_task(
         result = _submit_prompt(db, user, task, submission, settings, now)
     else:
         result = _submit_on_target(db, user, task, submission, settings, now, rng)
-    task.result = result
+    task.result = result.stored()
     db.flush()
-    return {**result, "replayed": False}
+    return result
 
 
 def _mark_done(task: Task, now: datetime) -> None:
@@ -227,7 +233,7 @@ def _submit_prompt(
     submission: Submission,
     settings: Settings,
     now: datetime,
-) -> dict[str, Any]:
+) -> SubmitOutcome:
     text = validated_text(db, submission.text, settings)
     category = submission.category or None
     if category is not None and category not in PROMPT_CATEGORIES:
@@ -250,7 +256,7 @@ def _submit_prompt(
     tree, root = plant_prompt(
         db, user.id, task.language, text, settings, category=category, context=context
     )
-    return {"tree_id": tree.id, "message_id": root.id}
+    return SubmitOutcome(tree_id=tree.id, message_id=root.id)
 
 
 def _submit_on_target(
@@ -261,15 +267,13 @@ def _submit_on_target(
     settings: Settings,
     now: datetime,
     rng: random.Random | None,
-) -> dict[str, Any]:
+) -> SubmitOutcome:
     assert task.target_message_id is not None
-    row = db.execute(
-        select(Message.tree_id, Message.parent_id).where(Message.id == task.target_message_id)
-    ).one()
-    tree = lock_tree(db, row.tree_id)
+    tree_id, parent_id = tree_and_parent_of(db, task.target_message_id)
+    tree = lock_tree(db, tree_id)
     wanted = [task.target_message_id]
-    if task.kind in REVIEW_KINDS and row.parent_id is not None:
-        wanted.append(row.parent_id)  # a review decision changes the parent's counters
+    if task.kind in REVIEW_KINDS and parent_id is not None:
+        wanted.append(parent_id)  # a review decision changes the parent's counters
     locked = lock_messages(db, wanted)
     target = locked[task.target_message_id]
     if not _tree_accepts(task.kind, target, tree, settings):
@@ -317,7 +321,7 @@ def _submit_on_target(
             user,
             task,
             target,
-            locked.get(row.parent_id),
+            locked.get(parent_id) if parent_id is not None else None,
             tree,
             values,
             submission,
@@ -335,7 +339,7 @@ def _create_reply(
     tree: Tree,
     text: str,
     settings: Settings,
-) -> dict[str, Any]:
+) -> SubmitOutcome:
     reply = new_message(
         tree=tree,
         parent=parent,
@@ -350,7 +354,7 @@ def _create_reply(
     refresh_open_flags(reply, tree, settings)
     refresh_open_flags(parent, tree, settings)
     db.flush()
-    return {"message_id": reply.id, "tree_id": tree.id}
+    return SubmitOutcome(tree_id=tree.id, message_id=reply.id)
 
 
 def _create_review(
@@ -364,7 +368,7 @@ def _create_review(
     submission: Submission,
     now: datetime,
     rng: random.Random | None,
-) -> dict[str, Any]:
+) -> SubmitOutcome:
     label = Label(
         message_id=target.id,
         user_id=user.id,
@@ -380,7 +384,7 @@ def _create_review(
     db.flush()
     if target.review_count >= tree.reviews_per_message:
         decide_review(db, target, parent, tree, now=now, rng=rng)
-    return {"label_id": label.id, "message_id": target.id, "tree_id": tree.id}
+    return SubmitOutcome(tree_id=tree.id, message_id=target.id, label_id=label.id)
 
 
 def _create_ranking(
@@ -392,7 +396,7 @@ def _create_ranking(
     order: list[int],
     submission: Submission,
     now: datetime,
-) -> dict[str, Any]:
+) -> SubmitOutcome:
     ranking = Ranking(
         parent_message_id=parent.id,
         user_id=user.id,
@@ -408,4 +412,4 @@ def _create_ranking(
     db.flush()
     if parent.ranking_count >= tree.rankings_per_sibling_set:
         finish_sibling_set(db, parent, tree, now=now)
-    return {"ranking_id": ranking.id, "message_id": parent.id, "tree_id": tree.id}
+    return SubmitOutcome(tree_id=tree.id, message_id=parent.id, ranking_id=ranking.id)

@@ -14,20 +14,25 @@ from datetime import datetime
 from statistics import fmean
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from hedgerow.config import get_settings
 from hedgerow.growth.consensus import ranked_pairs
-from hedgerow.growth.flags import refresh_open_flags, sibling_set_needs_rankings
+from hedgerow.growth.flags import refresh_open_flags
 from hedgerow.growth.lottery import draw_lottery
-from hedgerow.growth.queries import accepted_children, clear_open_work, lock_messages
+from hedgerow.growth.queries import (
+    accepted_children,
+    clear_open_work,
+    close_replies,
+    current_label_values,
+    current_ranking_orders,
+    lock_messages,
+    open_sibling_sets_for_ranking,
+)
 from hedgerow.models import (
     AuditEvent,
-    Label,
     Message,
     MessageRole,
-    Ranking,
     ReviewState,
     Tree,
     TreeState,
@@ -74,9 +79,7 @@ def decide_review(
 ) -> None:
     """After the last review: accept or reject `message` (tree and parent are locked)."""
     db.flush()
-    values = db.scalars(
-        select(Label.values).where(Label.message_id == message.id, ~Label.before_edit)
-    ).all()
+    values = current_label_values(db, message.id)
     score = acceptance_score(values)
     accepted = is_accepted(score, tree.acceptance_threshold)
     message.review_score = score
@@ -123,29 +126,13 @@ def start_ranking(
 ) -> None:
     settings = get_settings()
     db.flush()
-    db.execute(
-        update(Message)
-        .where(Message.tree_id == tree.id, Message.open_for_reply)
-        .values(open_for_reply=False)
-        .execution_options(synchronize_session="fetch")
-    )
+    close_replies(db, tree.id)
     ranked_parent_roles = [MessageRole.prompter]
     if settings.rank_prompter_replies:
         ranked_parent_roles.append(MessageRole.assistant)
-    opened = db.scalars(
-        update(Message)
-        .where(
-            Message.tree_id == tree.id,
-            ~Message.deleted,
-            Message.accepted_child_count >= 2,
-            Message.role.in_(ranked_parent_roles),
-            Message.ranking_count < tree.rankings_per_sibling_set,
-        )
-        .values(open_for_ranking=True)
-        .returning(Message.id)
-        .execution_options(synchronize_session="fetch")
-    ).all()
-    tree.open_ranking_sets = len(opened)
+    tree.open_ranking_sets = open_sibling_sets_for_ranking(
+        db, tree.id, ranked_parent_roles, tree.rankings_per_sibling_set
+    )
     _leave_state(db, tree, TreeState.ranking, rng, now)
     if tree.open_ranking_sets == 0:
         complete_tree(db, tree, now=now)
@@ -154,13 +141,7 @@ def start_ranking(
 def store_consensus(db: Session, parent: Message) -> list[int]:
     """Rank the sibling set by ranked pairs over every ranker's order; store 0 = best."""
     children = accepted_children(db, parent.id)
-    orders = db.scalars(
-        select(Ranking.ordered_message_ids).where(
-            Ranking.parent_message_id == parent.id,
-            ~Ranking.not_rankable,
-            ~Ranking.before_edit,
-        )
-    ).all()
+    orders = current_ranking_orders(db, parent.id)
     candidate_ids = [child.id for child in children]
     consensus = ranked_pairs(candidate_ids, orders) if orders else []
     lock_messages(db, candidate_ids)
@@ -223,8 +204,3 @@ def halt_tree(
         )
     )
     return True
-
-
-def sets_needing_rankings(parents: Sequence[Message], tree: Tree) -> int:
-    settings = get_settings()
-    return sum(1 for parent in parents if sibling_set_needs_rankings(parent, tree, settings))

@@ -3,9 +3,9 @@ trollboard, audit log and status. User management is in moderation/users.py and 
 from here, so routes see one API. Every moderator and admin action writes an AuditEvent in
 the same transaction.
 
-Tree and message changes go through the growth engine (growth/auto_moderation.py,
-growth/tree_state.py, growth/leases.py), which keeps counters, open-work flags and tree
-states exact. Services only flush; the request session commits.
+Tree and message changes (deletes, edits, halts) go through the growth engine's public
+service, which keeps counters, open-work flags and tree states exact; this module checks the
+request and records the action. Services only flush; the request session commits.
 """
 
 from __future__ import annotations
@@ -19,24 +19,13 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
-from hedgerow.growth import auto_moderation as growth_moderation
 from hedgerow.growth import service as growth
-from hedgerow.growth.queries import (
-    conversation_path,
-    lock_message_in_tree,
-    lock_messages,
-    lock_tree,
-)
-from hedgerow.growth.text import normalize_text, text_sha256
-from hedgerow.growth.tree_state import halt_tree as growth_halt_tree
+from hedgerow.growth.service import conversation_path
 from hedgerow.models import (
     AuditEvent,
-    Label,
     Message,
     MessageRevision,
-    Ranking,
     Report,
     ReportReason,
     ReportStatus,
@@ -51,9 +40,9 @@ from hedgerow.moderation.users import (
     anonymise_user,
     disable_user,
     enable_user,
-    end_open_leases,
     user_detail,
 )
+from hedgerow.text import normalize_text
 
 __all__ = [
     "UserDetail",
@@ -62,7 +51,6 @@ __all__ = [
     "clean_reason",
     "disable_user",
     "enable_user",
-    "end_open_leases",
     "user_detail",
 ]
 
@@ -270,17 +258,8 @@ def delete_message(
     """Soft-delete the message with its subtree (undelete restores exactly that set)."""
     now = now or utcnow()
     reason = clean_reason(reason)
-    tree, message, parent = lock_message_in_tree(db, message_id)
-    if message.deleted:
-        raise AppError("already_deleted", "This message is already deleted.", 409)
-    ids = growth_moderation.soft_delete_subtree(
-        db,
-        message,
-        tree,
-        parent=parent,
-        now=now,
-        reason=reason or "moderator",
-        actor_id=actor.id,
+    ids = growth.delete_subtree(
+        db, message_id, actor_id=actor.id, reason=reason or "moderator", now=now
     )
     _resolve_reports(db, actor, ids, ReportStatus.actioned)
     db.flush()
@@ -290,7 +269,7 @@ def delete_message(
 def undelete_message(
     db: Session, actor: User, message_id: int, *, reason: str | None, now: datetime | None = None
 ) -> list[int]:
-    return growth_moderation.undelete_subtree(
+    return growth.undelete_subtree(
         db, message_id, actor_id=actor.id, reason=clean_reason(reason), now=now
     )
 
@@ -302,43 +281,16 @@ def edit_message(
     rankings of its sibling set made so far are marked before_edit (they judged other
     words)."""
     reason = clean_reason(reason, required=True)
-    text = normalize_text(new_text, get_settings().max_text_length)
-    row = db.execute(select(Message.tree_id).where(Message.id == message_id)).first()
-    if row is None:
-        raise NotFound("message")
-    lock_tree(db, row.tree_id)
-    message = lock_messages(db, [message_id])[message_id]
-    if message.deleted:
-        raise AppError("message_deleted", "Undelete the message before editing it.", 409)
-    if text == message.text:
-        raise AppError("text_unchanged", "The new text is the same as the old one.", 422)
+    edit = growth.edit_text(db, message_id, new_text)
+    message = edit.message
     revision = MessageRevision(
         message_id=message.id,
         editor_id=actor.id,
-        old_text=message.text,
-        new_text=text,
+        old_text=edit.old_text,
+        new_text=edit.new_text,
         reason=reason,
     )
     db.add(revision)
-    message.text = text
-    message.text_sha256 = text_sha256(text)
-    message.edited = True
-    labels = db.execute(
-        update(Label)
-        .where(Label.message_id == message.id, ~Label.before_edit)
-        .values(before_edit=True)
-        .returning(Label.id)
-    ).all()
-    rankings: list[Any] = []
-    if message.parent_id is not None:
-        rankings = list(
-            db.execute(
-                update(Ranking)
-                .where(Ranking.parent_message_id == message.parent_id, ~Ranking.before_edit)
-                .values(before_edit=True)
-                .returning(Ranking.id)
-            ).all()
-        )
     _resolve_reports(db, actor, [message.id], ReportStatus.actioned)
     record_action(
         db,
@@ -348,9 +300,9 @@ def edit_message(
         message.id,
         before={"text": revision.old_text},
         after={
-            "text": text,
-            "labels_before_edit": len(labels),
-            "rankings_before_edit": len(rankings),
+            "text": edit.new_text,
+            "labels_before_edit": edit.labels_before_edit,
+            "rankings_before_edit": edit.rankings_before_edit,
         },
         reason=reason,
     )
@@ -360,21 +312,11 @@ def edit_message(
 
 def halt_tree(db: Session, actor: User, tree_id: int, *, reason: str | None) -> Tree:
     reason = clean_reason(reason, required=True)
-    if db.get(Tree, tree_id) is None:
-        raise NotFound("tree")
-    tree = lock_tree(db, tree_id)
-    if not growth_halt_tree(db, tree, reason=reason or "", now=utcnow(), actor_id=actor.id):
-        raise AppError("cannot_halt", f"A tree in state {tree.state} cannot be halted.", 409)
-    db.flush()
-    return tree
+    return growth.halt(db, tree_id, reason=reason or "", actor_id=actor.id, now=utcnow())
 
 
 def resume_tree(db: Session, actor: User, tree_id: int, *, reason: str | None) -> Tree:
-    if db.get(Tree, tree_id) is None:
-        raise NotFound("tree")
-    return growth_moderation.resume_tree(
-        db, tree_id, actor_id=actor.id, reason=clean_reason(reason)
-    )
+    return growth.resume_tree(db, tree_id, actor_id=actor.id, reason=clean_reason(reason))
 
 
 # --- bulk ------------------------------------------------------------------------------

@@ -1,33 +1,33 @@
-"""Moderators manage users: disable and enable (ending their open work), notes, the user
-page; admins delete and anonymise an account on request. Every action is audited."""
+"""User management by moderators and admins: disable and enable (ending their open work
+through the growth engine), notes, the moderator's user page, and an admin's deletion or
+anonymisation of an account on request. Every action is audited.
+
+A user's own account (sign-up, settings, API keys) is accounts/; roles and the user list are
+admin/."""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hedgerow.errors import AppError
 from hedgerow.growth import service as growth
-from hedgerow.growth.leases import release_task_slot
-from hedgerow.growth.text import normalize_text
 from hedgerow.models import (
     ApiKey,
     AuditEvent,
     Message,
     Report,
     Role,
-    Task,
-    TaskState,
     User,
     UserNote,
     UserSession,
 )
 from hedgerow.moderation import queries
 from hedgerow.moderation.common import clean_reason, get_user, record_action, utcnow
+from hedgerow.text import normalize_text
 
 NOTE_MAX_LENGTH = 4000
 AUDIT_ROWS_SHOWN = 50
@@ -40,22 +40,6 @@ def _refuse_higher_role(actor: User, user: User) -> None:
         raise AppError("forbidden", "Only an admin can disable a moderator or another admin.", 403)
 
 
-def end_open_leases(db: Session, user_id: int, *, now: datetime) -> int:
-    """Give back every slot the user's leased tasks hold; the tasks expire."""
-    tasks = db.scalars(
-        select(Task)
-        .where(Task.user_id == user_id, Task.state == TaskState.leased)
-        .order_by(Task.id)
-        .with_for_update()
-    ).all()
-    for task in tasks:
-        release_task_slot(db, task, now=now)
-        task.state = TaskState.expired
-        task.finished_at = now
-    db.flush()
-    return len(tasks)
-
-
 def disable_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
     """Disable the account: its waiting prompts leave the lottery and its leases end."""
     reason = clean_reason(reason, required=True)
@@ -66,7 +50,7 @@ def disable_user(db: Session, actor: User, user_id: int, *, reason: str | None) 
     now = utcnow()
     user.enabled = False
     withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
-    leases = end_open_leases(db, user.id, now=now)
+    leases = growth.end_open_leases(db, user.id, now=now)
     record_action(
         db,
         actor,
@@ -185,7 +169,7 @@ def _anonymise(db: Session, user: User, *, actor: User, action: str, reason: str
         raise AppError("already_deleted", "This account is already deleted.", 409)
     now = utcnow()
     withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
-    leases = end_open_leases(db, user.id, now=now)
+    leases = growth.end_open_leases(db, user.id, now=now)
     pseudonym = f"anon-{secrets.token_hex(6)}"
     previous_role = user.role
     user.username = pseudonym

@@ -264,7 +264,7 @@ def _one_step(
                 db, user, task.id, crowd.answer(volunteer, task, author_of), rng=rng
             )
             if task.kind == "write_prompt" or task.kind.startswith("reply_"):
-                author_of[result["message_id"]] = volunteer.user_id
+                author_of[result.message_id] = volunteer.user_id
             _maybe_red_flag(db, crowd, volunteer, task, author_of, rng)
             return f"done:{task.kind}"
     except AppError as error:
