@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, literal, select
+from sqlalchemy import Float, case, cast, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
 from hedgerow.models import (
     AuditEvent,
     Label,
     Message,
+    MessageRevision,
     MessageRole,
     Ranking,
     Reaction,
@@ -391,3 +393,47 @@ def open_work_per_kind(db: Session) -> list[tuple[str, dict[str, int]]]:
         .order_by(Message.language)
     )
     return [(row[0], {kind.value: int(row[i + 1]) for i, kind in enumerate(kinds)}) for row in rows]
+
+
+# --- reports, revisions, actors -------------------------------------------------------
+
+
+def insert_report(
+    db: Session, message_id: int, reporter_id: int, reason: str, text: str | None
+) -> int | None:
+    """The new report's id; None when this reporter already reported the message (the
+    unique (message_id, reporter_id) index)."""
+    return db.scalar(
+        insert(Report)
+        .values(message_id=message_id, reporter_id=reporter_id, reason=reason, text=text)
+        .on_conflict_do_nothing(index_elements=[Report.message_id, Report.reporter_id])
+        .returning(Report.id)
+    )
+
+
+def resolve_open_reports(
+    db: Session, message_ids: Sequence[int], status: str, resolved_by_id: int, at: datetime
+) -> int:
+    """Close the open reports on these messages; returns how many."""
+    result = db.execute(
+        update(Report)
+        .where(Report.message_id.in_(message_ids), Report.status == ReportStatus.open)
+        .values(status=status, resolved_by_id=resolved_by_id, resolved_at=at)
+        .returning(Report.id)
+    )
+    return len(result.all())
+
+
+def revisions_of(db: Session, message_id: int) -> list[MessageRevision]:
+    return list(
+        db.scalars(
+            select(MessageRevision)
+            .where(MessageRevision.message_id == message_id)
+            .order_by(MessageRevision.id)
+        )
+    )
+
+
+def user_id_by_username(db: Session, username: str) -> int | None:
+    """Case-insensitive, as moderators type names."""
+    return db.scalar(select(User.id).where(User.username.ilike(username)))

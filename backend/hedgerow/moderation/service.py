@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from hedgerow.errors import AppError, NotFound
@@ -119,14 +117,7 @@ def report_message(
         raise NotFound("message")
     if message.author_id == reporter.id:
         raise AppError("own_message", "You cannot report your own message.", 409)
-    report_id = db.scalar(
-        insert(Report)
-        .values(
-            message_id=message_id, reporter_id=reporter.id, reason=reason.value, text=body or None
-        )
-        .on_conflict_do_nothing(index_elements=[Report.message_id, Report.reporter_id])
-        .returning(Report.id)
-    )
+    report_id = queries.insert_report(db, message_id, reporter.id, reason, body or None)
     if report_id is None:
         raise AppError("already_reported", "You have already reported this message.", 409)
     if reason in RED_FLAG_REASONS:
@@ -203,13 +194,7 @@ def message_detail(db: Session, message_id: int) -> MessageDetail:
         path=conversation_path(db, message.id),
         children=queries.children_of(db, message.id),
         reports=queries.reports_on(db, [message.id], only_open=False),
-        revisions=list(
-            db.scalars(
-                select(MessageRevision)
-                .where(MessageRevision.message_id == message.id)
-                .order_by(MessageRevision.id)
-            )
-        ),
+        revisions=queries.revisions_of(db, message.id),
         author=get_user(db, message.author_id),
         history=queries.author_history(db, message.author_id),
         tree=db.get_one(Tree, message.tree_id),
@@ -226,13 +211,7 @@ def message_detail(db: Session, message_id: int) -> MessageDetail:
 
 
 def _resolve_reports(db: Session, actor: User, message_ids: Sequence[int], status: str) -> int:
-    result = db.execute(
-        update(Report)
-        .where(Report.message_id.in_(message_ids), Report.status == ReportStatus.open)
-        .values(status=status, resolved_by_id=actor.id, resolved_at=utcnow())
-        .returning(Report.id)
-    )
-    return len(result.all())
+    return queries.resolve_open_reports(db, message_ids, status, actor.id, utcnow())
 
 
 def dismiss_reports(db: Session, actor: User, message_id: int, *, reason: str | None) -> int:
@@ -381,7 +360,7 @@ def audit_log(
         raise AppError("invalid_page", "Pages start at 1.", 422)
     actor_id: int | None = None
     if actor:
-        found = db.scalar(select(User.id).where(User.username.ilike(actor.strip())))
+        found = queries.user_id_by_username(db, actor.strip())
         if found is None:
             return [], False
         actor_id = found
