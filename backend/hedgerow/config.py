@@ -55,13 +55,37 @@ class Settings(BaseSettings):
     default_language: str = "en"
     languages: list[str] = ["en", "de", "es", "fr", "it", "pt", "ru", "zh", "ja", "uk"]
 
-    # Growth engine parameters, copied into each tree when it is created.
-    tree_goal_size: int = 15
-    tree_max_depth: int = 5
-    tree_max_children: int = 3
-    reviews_per_message: int = 3
-    acceptance_threshold: float = 0.6
-    rankings_per_sibling_set: int = 3
+    # Growth engine parameters, copied into each tree when it is created (changing them
+    # affects new trees only).
+    tree_goal_size: int = Field(default=15, ge=1)
+    tree_max_depth: int = Field(default=5, ge=2)
+    tree_max_children: int = Field(default=3, ge=1)
+    # Prompter replies an assistant reply takes: the training value is in ranked sibling
+    # sets of assistant replies (Open-Assistant's production used 1).
+    prompter_replies_per_assistant: int = Field(default=1, ge=1)
+    # The chance that a reply task goes to a parent whose sibling set has exactly one
+    # reply, so that more sets reach two and can be ranked (Open-Assistant: 0.75).
+    lonely_sibling_preference: float = Field(default=0.75, ge=0, le=1)
+    # "adaptive": decide a message once its reliability-weighted reviews are confident and
+    # settle a sibling set once its rankings agree, asking for more only where volunteers
+    # disagree. "fixed": every message gets reviews_per_message reviews and every sibling
+    # set rankings_per_sibling_set rankings (Open-Assistant's production policy).
+    growth_policy: Literal["adaptive", "fixed"] = "adaptive"
+    reviews_per_message: int = Field(default=3, ge=1)
+    acceptance_threshold: float = Field(default=0.6, ge=0, le=1)
+    rankings_per_sibling_set: int = Field(default=3, ge=1)
+    # Adaptive reviews: at least min, at most max; decided early at this confidence.
+    min_reviews_per_message: int = Field(default=2, ge=1)
+    max_reviews_per_message: int = Field(default=5, ge=2)
+    review_confidence: float = Field(default=0.9, ge=0, le=1)
+    # Adaptive rankings: at least min, at most max; settled early at this confidence.
+    min_rankings_per_sibling_set: int = Field(default=2, ge=1)
+    max_rankings_per_sibling_set: int = Field(default=5, ge=2)
+    ranking_confidence: float = Field(default=0.8, ge=0, le=1)
+    # A reviewer with no settled reviews yet counts as this reliable, as if this many
+    # reviews backed it (a Beta prior): newcomers never block a decision.
+    reviewer_prior_reliability: float = Field(default=0.8, gt=0.5, lt=1)
+    reviewer_prior_weight: float = Field(default=4.0, gt=0)
     growing_trees_per_language: int = 10
     waiting_prompts_per_language: int = 250
     lease_minutes: int = 60
@@ -167,6 +191,19 @@ class Settings(BaseSettings):
     @property
     def cookies_secure(self) -> bool:
         return self.base_url.startswith("https://")
+
+    @model_validator(mode="after")
+    def _consistent_growth_parameters(self) -> Settings:
+        if self.min_reviews_per_message > self.max_reviews_per_message:
+            raise ValueError(
+                "HEDGEROW_MIN_REVIEWS_PER_MESSAGE must not exceed HEDGEROW_MAX_REVIEWS_PER_MESSAGE"
+            )
+        if self.min_rankings_per_sibling_set > self.max_rankings_per_sibling_set:
+            raise ValueError(
+                "HEDGEROW_MIN_RANKINGS_PER_SIBLING_SET must not exceed "
+                "HEDGEROW_MAX_RANKINGS_PER_SIBLING_SET"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:

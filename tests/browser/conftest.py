@@ -39,6 +39,7 @@ TREE_SETTINGS: dict[str, Any] = {
     "tree_goal_size": 4,
     "tree_max_children": 2,
     "tree_max_depth": 3,
+    "growth_policy": "fixed",
     "reviews_per_message": 1,
     "rankings_per_sibling_set": 1,
 }

@@ -144,7 +144,7 @@ def test_quick_review_mode_asks_fewer_labels(
 
 
 def ranking_setup(db: Session, monkeypatch: pytest.MonkeyPatch) -> tuple[Tree, list[Message]]:
-    override_settings(monkeypatch, rankings_per_sibling_set=1)
+    override_settings(monkeypatch, growth_policy="fixed", rankings_per_sibling_set=1)
     author = make_user(db)
     tree, root = make_tree(db, author, state=TreeState.growing, rankings_per_sibling_set=1)
     replies = [add_reply(db, tree, root, make_user(db)) for _ in range(3)]

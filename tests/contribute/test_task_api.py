@@ -353,6 +353,7 @@ def test_a_tree_grows_ranks_and_becomes_ready_for_export_through_the_api(
         monkeypatch,
         tree_goal_size=4,
         tree_max_children=3,
+        growth_policy="fixed",
         reviews_per_message=2,
         rankings_per_sibling_set=2,
         growing_trees_per_language=1,

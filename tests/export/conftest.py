@@ -31,6 +31,7 @@ def use_small_trees(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch,
         tree_goal_size=4,
         tree_max_children=2,
+        growth_policy="fixed",
         reviews_per_message=1,
         rankings_per_sibling_set=1,
         growing_trees_per_language=4,

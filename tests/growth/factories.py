@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 from hedgerow.config import get_settings
 from hedgerow.growth.flags import refresh_open_flags
 from hedgerow.growth.submission import new_message
-from hedgerow.models import Message, MessageRole, ReviewState, Tree, TreeState, User
+from hedgerow.models import (
+    GrowthPolicy,
+    Message,
+    MessageRole,
+    ReviewState,
+    Tree,
+    TreeState,
+    User,
+)
 
 _texts = itertools.count(1)
 
@@ -43,8 +51,19 @@ def make_tree(
     acceptance_threshold: float = 0.6,
     rankings_per_sibling_set: int = 3,
     entered_lottery_at: datetime | None = None,
+    growth_policy: GrowthPolicy = GrowthPolicy.fixed,
+    min_reviews_per_message: int | None = None,
+    min_rankings_per_sibling_set: int | None = None,
+    review_confidence: float = 0.9,
+    ranking_confidence: float = 0.8,
+    prompter_replies_per_assistant: int | None = None,
+    lonely_sibling_preference: float = 0.0,
 ) -> tuple[Tree, Message]:
-    """A tree and its root prompt, with counters as the engine would have left them."""
+    """A tree and its root prompt, with counters as the engine would have left them.
+
+    By default the fixed policy with exactly `reviews_per_message` reviews and
+    `rankings_per_sibling_set` rankings, and any parent may have up to `max_children`
+    replies (give `prompter_replies_per_assistant` for the production shape)."""
     root_reviewed = state != TreeState.prompt_review
     tree = Tree(
         author_id=author.id,
@@ -56,6 +75,13 @@ def make_tree(
         reviews_per_message=reviews_per_message,
         acceptance_threshold=acceptance_threshold,
         rankings_per_sibling_set=rankings_per_sibling_set,
+        growth_policy=growth_policy,
+        min_reviews_per_message=min_reviews_per_message or reviews_per_message,
+        min_rankings_per_sibling_set=min_rankings_per_sibling_set or rankings_per_sibling_set,
+        review_confidence=review_confidence,
+        ranking_confidence=ranking_confidence,
+        prompter_replies_per_assistant=prompter_replies_per_assistant or max_children,
+        lonely_sibling_preference=lonely_sibling_preference,
         accepted_count=1 if root_reviewed else 0,
         pending_count=0 if root_reviewed else 1,
         reply_lease_count=0,

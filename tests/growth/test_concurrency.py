@@ -22,7 +22,7 @@ from hedgerow.errors import AppError
 from hedgerow.growth import service
 from hedgerow.growth.schemas import Submission, TaskView
 from hedgerow.models import Message, Task, TaskState, Tree, TreeState, User
-from hedgerow.sim.simulate import check_invariants
+from hedgerow.sim.invariants import check_invariants
 from tests.factories import make_user
 from tests.growth.factories import make_tree, override_settings
 
@@ -59,6 +59,7 @@ def test_fifty_concurrent_volunteers_keep_every_limit(
         monkeypatch,
         growing_trees_per_language=3,
         tree_goal_size=8,
+        growth_policy="fixed",
         reviews_per_message=2,
         rankings_per_sibling_set=2,
     )

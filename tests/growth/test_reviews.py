@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from hedgerow.growth import service
 from hedgerow.growth.labels import GUIDELINE_VERSION
+from hedgerow.growth.redundancy import acceptance_score
 from hedgerow.growth.schemas import Submission
-from hedgerow.growth.tree_state import acceptance_score
 from hedgerow.models import Label, Message, ReviewState, Tree, TreeState, User
 from tests.factories import make_user
 from tests.growth.factories import add_reply, make_tree, override_settings, reload
@@ -144,6 +144,7 @@ def test_a_small_tree_grows_ranks_and_becomes_ready_for_export(
     override_settings(
         monkeypatch,
         tree_goal_size=3,
+        growth_policy="fixed",
         reviews_per_message=1,
         rankings_per_sibling_set=2,
         growing_trees_per_language=1,

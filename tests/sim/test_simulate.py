@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from hedgerow.cli import cli as cli_app
 from hedgerow.models import Label, Message
-from hedgerow.sim.simulate import check_invariants, simulate
+from hedgerow.sim.invariants import check_invariants
+from hedgerow.sim.simulate import simulate
 from tests.factories import make_user
 from tests.growth.factories import make_tree, override_settings
 

@@ -102,6 +102,7 @@ def grow_corpus(
             monkeypatch,
             tree_goal_size=4,
             tree_max_children=2,
+            growth_policy="fixed",
             reviews_per_message=1,
             rankings_per_sibling_set=1,
             growing_trees_per_language=4,

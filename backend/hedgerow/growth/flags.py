@@ -9,6 +9,7 @@ counters or review state, or to its tree's state, ends with ``refresh_open_flags
 from __future__ import annotations
 
 from hedgerow.config import Settings, get_settings
+from hedgerow.growth.redundancy import ranking_target, reply_limit, review_target
 from hedgerow.models import Message, MessageRole, ReviewState, Task, TaskKind, Tree, TreeState
 
 REPLY_ROLE_FOR_KIND = {
@@ -40,7 +41,7 @@ def is_open_for_review(message: Message, tree: Tree) -> bool:
         message.review_state == ReviewState.pending
         and not message.deleted
         and tree_reviews(message, tree)
-        and message.review_count + message.review_lease_count < tree.reviews_per_message
+        and message.review_count + message.review_lease_count < review_target(message, tree)
     )
 
 
@@ -57,7 +58,7 @@ def is_open_for_reply(message: Message, tree: Tree) -> bool:
         and message.review_state == ReviewState.accepted
         and not message.deleted
         and can_have_replies(message, tree)
-        and message.child_count + message.reply_lease_count < tree.max_children
+        and message.child_count + message.reply_lease_count < reply_limit(message, tree)
     )
 
 
@@ -70,18 +71,16 @@ def sibling_set_is_rankable(parent: Message, settings: Settings) -> bool:
 
 
 def sibling_set_needs_rankings(parent: Message, tree: Tree, settings: Settings) -> bool:
-    """Counts towards tree.open_ranking_sets: rankable and not all rankings are in."""
-    return (
-        sibling_set_is_rankable(parent, settings)
-        and parent.ranking_count < tree.rankings_per_sibling_set
-    )
+    """Counts towards tree.open_ranking_sets: rankable and not settled yet."""
+    return sibling_set_is_rankable(parent, settings) and not parent.ranking_settled
 
 
 def is_open_for_ranking(parent: Message, tree: Tree, settings: Settings) -> bool:
     return (
         tree.state == TreeState.ranking
         and sibling_set_is_rankable(parent, settings)
-        and parent.ranking_count + parent.ranking_lease_count < tree.rankings_per_sibling_set
+        and not parent.ranking_settled
+        and parent.ranking_count + parent.ranking_lease_count < ranking_target(parent, tree)
     )
 
 

@@ -146,7 +146,7 @@ def request_task(
 
     kinds = kind_order(settings, rng) if kind == "any" else [TaskKind(kind)]
     for candidate_kind in kinds:
-        task = _lease(db, user, candidate_kind, language, now, settings)
+        task = _lease(db, user, candidate_kind, language, now, settings, rng)
         if task is not None:
             return task_view(db, task, user, resumed=False, review_mode=review_mode)
     raise AppError(
@@ -157,7 +157,13 @@ def request_task(
 
 
 def _lease(
-    db: Session, user: User, kind: TaskKind, language: str, now: datetime, settings: Settings
+    db: Session,
+    user: User,
+    kind: TaskKind,
+    language: str,
+    now: datetime,
+    settings: Settings,
+    rng: random.Random,
 ) -> Task | None:
     if kind == TaskKind.write_prompt:
         if not prompts_wanted(db, language, settings):
@@ -174,8 +180,15 @@ def _lease(
         db.flush()
         return task
 
+    # A reply task goes to a parent whose sibling set has one reply with the probability
+    # its tree prefers them (one draw per request), so that more sets become rankable.
+    lonely_draw = rng.random() if kind in REPLY_KINDS else None
     for _ in range(PICK_ATTEMPTS):
-        picked = pick_candidate(db, user.id, language, kind)
+        picked = None
+        if lonely_draw is not None:
+            picked = pick_candidate(db, user.id, language, kind, lonely_draw=lonely_draw)
+        if picked is None:
+            picked = pick_candidate(db, user.id, language, kind)
         if picked is None:
             return None
         target, tree, expired_task_id = picked

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Float,
     Row,
     Select,
     String,
@@ -39,6 +40,7 @@ from hedgerow.models import (
     Ranking,
     Reaction,
     ReactionKind,
+    ReviewerReliability,
     Task,
     TaskKind,
     TaskState,
@@ -183,12 +185,32 @@ def candidate_query(kind: str) -> Select[int]:
     return query
 
 
+LONELY_DRAW = bindparam("lonely_draw", type_=Float)
+
+
 @cache
-def pick_statement(kind: str) -> Select[Message, Tree, int | None]:
-    """The best candidate with its tree, closest-to-completion first, locked; rows another
-    transaction holds are skipped. Loading both here saves two round trips per hand-out,
-    and so does the id of the user's expired task on it, if any (rare: usually NULL)."""
-    ids = candidate_query(kind).order_by(Tree.accepted_count.desc(), Tree.id, Message.id)
+def pick_statement(kind: str, lonely: bool = False) -> Select[Message, Tree, int | None]:
+    """The best candidate with its tree, locked; rows another transaction holds are
+    skipped. Loading both here saves two round trips per hand-out, and so does the id of
+    the user's expired task on it, if any (rare: usually NULL).
+
+    Best: for rankings, the sibling set whose consensus is least sure (unranked sets
+    first); otherwise the tree closest to completion. `lonely` (reply kinds) keeps only
+    parents whose sibling set has exactly one reply, in trees whose lonely-sibling
+    preference exceeds the bound :lonely_draw (uniform in [0, 1)), so that such a parent
+    is preferred with the tree's probability."""
+    candidates = candidate_query(kind)
+    if lonely:
+        candidates = candidates.where(
+            Message.child_count + Message.reply_lease_count == 1,
+            Tree.lonely_sibling_preference > LONELY_DRAW,
+        )
+    if kind in (TaskKind.rank_assistant_replies, TaskKind.rank_prompter_replies):
+        ids = candidates.order_by(
+            func.coalesce(Message.ranking_confidence, 0.0), Tree.accepted_count.desc(), Message.id
+        )
+    else:
+        ids = candidates.order_by(Tree.accepted_count.desc(), Tree.id, Message.id)
     expired_task_id = (
         select(Task.id)
         .where(
@@ -216,11 +238,17 @@ def count_statement(kind: str, cap: int) -> Select[int]:
 
 
 def pick_candidate(
-    db: Session, user_id: int, language: str, kind: str
+    db: Session, user_id: int, language: str, kind: str, lonely_draw: float | None = None
 ) -> tuple[Message, Tree, int | None] | None:
     """Lock and return the best candidate for this user, with its tree and the id of the
-    user's expired task on it (the only kind of task the candidates may have)."""
-    row = db.execute(pick_statement(kind), {"user_id": user_id, "language": language}).first()
+    user's expired task on it (the only kind of task the candidates may have). With
+    `lonely_draw`, only a lonely parent that its tree's preference lets through."""
+    params: dict[str, Any] = {"user_id": user_id, "language": language}
+    statement = pick_statement(kind)
+    if lonely_draw is not None:
+        statement = pick_statement(kind, lonely=True)
+        params["lonely_draw"] = lonely_draw
+    row = db.execute(statement, params).first()
     return None if row is None else (row[0], row[1], row[2])
 
 
@@ -360,11 +388,51 @@ def lock_overdue_tasks(db: Session, now: datetime, limit: int) -> Sequence[Task]
     ).all()
 
 
-def current_label_values(db: Session, message_id: int) -> Sequence[dict[str, Any]]:
-    """The label values of a message's reviews given to its current text."""
-    return db.scalars(
-        select(Label.values).where(Label.message_id == message_id, ~Label.before_edit)
+def current_review_votes(
+    db: Session, message_id: int
+) -> list[tuple[dict[str, Any], int, int, int]]:
+    """(label values, reviewer id, reviews of theirs settled, of which agreed) for each
+    review given to the message's current text (label's message_id index, then
+    reviewer_reliability's primary key)."""
+    rows = db.execute(
+        select(
+            Label.values,
+            Label.user_id,
+            func.coalesce(ReviewerReliability.settled, 0),
+            func.coalesce(ReviewerReliability.agreed, 0),
+        )
+        .outerjoin(ReviewerReliability, ReviewerReliability.user_id == Label.user_id)
+        .where(Label.message_id == message_id, ~Label.before_edit)
+        .order_by(Label.id)
     ).all()
+    return [(values, user_id, settled, agreed) for values, user_id, settled, agreed in rows]
+
+
+def record_review_agreement(db: Session, outcomes: Sequence[tuple[int, bool]]) -> None:
+    """Count one settled review per (reviewer, agreed with the decision). Rows are
+    upserted in ascending user id, so two decisions never wait on each other in a cycle."""
+    if not outcomes:
+        return
+    settled: dict[int, int] = {}
+    agreed: dict[int, int] = {}
+    for user_id, agrees in outcomes:
+        settled[user_id] = settled.get(user_id, 0) + 1
+        agreed[user_id] = agreed.get(user_id, 0) + int(agrees)
+    rows = [
+        {"user_id": user_id, "settled": settled[user_id], "agreed": agreed[user_id]}
+        for user_id in sorted(settled)
+    ]
+    statement = insert(ReviewerReliability).values(rows)
+    db.execute(
+        statement.on_conflict_do_update(
+            index_elements=[ReviewerReliability.user_id],
+            set_={
+                "settled": ReviewerReliability.settled + statement.excluded.settled,
+                "agreed": ReviewerReliability.agreed + statement.excluded.agreed,
+                "updated_at": func.now(),
+            },
+        )
+    )
 
 
 def current_ranking_orders(db: Session, parent_id: int) -> Sequence[list[int]]:
@@ -387,11 +455,9 @@ def close_replies(db: Session, tree_id: int) -> None:
     )
 
 
-def open_sibling_sets_for_ranking(
-    db: Session, tree_id: int, parent_roles: Sequence[str], rankings_wanted: int
-) -> int:
-    """Open every rankable sibling set of the tree whose rankings are not all in; returns
-    how many were opened."""
+def open_sibling_sets_for_ranking(db: Session, tree_id: int, parent_roles: Sequence[str]) -> int:
+    """Open every rankable sibling set of the tree that is not settled; returns how many
+    were opened."""
     opened = db.scalars(
         update(Message)
         .where(
@@ -399,7 +465,7 @@ def open_sibling_sets_for_ranking(
             ~Message.deleted,
             Message.accepted_child_count >= 2,
             Message.role.in_(parent_roles),
-            Message.ranking_count < rankings_wanted,
+            ~Message.ranking_settled,
         )
         .values(open_for_ranking=True)
         .returning(Message.id)

@@ -32,6 +32,7 @@ from hedgerow.growth.queries import (
     lock_tree,
     tree_and_parent_of,
 )
+from hedgerow.growth.redundancy import tree_parameters
 from hedgerow.growth.schemas import (
     CATEGORIES_WITH_CONTEXT,
     PROMPT_CATEGORIES,
@@ -41,7 +42,7 @@ from hedgerow.growth.schemas import (
     SubmitOutcome,
 )
 from hedgerow.growth.text import refuse_duplicate, text_sha256
-from hedgerow.growth.tree_state import decide_review, finish_sibling_set
+from hedgerow.growth.tree_state import maybe_decide_review, maybe_settle_sibling_set
 from hedgerow.models import (
     Label,
     Message,
@@ -91,6 +92,7 @@ def new_message(
         reply_lease_count=0,
         ranking_count=0,
         ranking_lease_count=0,
+        ranking_settled=False,
         open_for_review=False,
         open_for_reply=False,
         open_for_ranking=False,
@@ -200,12 +202,7 @@ def plant_prompt(
         state=TreeState.prompt_review,
         language=language,
         category=category,
-        goal_size=settings.tree_goal_size,
-        max_depth=settings.tree_max_depth,
-        max_children=settings.tree_max_children,
-        reviews_per_message=settings.reviews_per_message,
-        acceptance_threshold=settings.acceptance_threshold,
-        rankings_per_sibling_set=settings.rankings_per_sibling_set,
+        **tree_parameters(settings),
         accepted_count=0,
         pending_count=1,
         reply_lease_count=0,
@@ -382,8 +379,7 @@ def _create_review(
     target.review_count += 1
     refresh_open_flags(target, tree)
     db.flush()
-    if target.review_count >= tree.reviews_per_message:
-        decide_review(db, target, parent, tree, now=now, rng=rng)
+    maybe_decide_review(db, target, parent, tree, now=now, rng=rng)
     return SubmitOutcome(tree_id=tree.id, message_id=target.id, label_id=label.id)
 
 
@@ -410,6 +406,5 @@ def _create_ranking(
     parent.ranking_count += 1
     refresh_open_flags(parent, tree)
     db.flush()
-    if parent.ranking_count >= tree.rankings_per_sibling_set:
-        finish_sibling_set(db, parent, tree, now=now)
+    maybe_settle_sibling_set(db, parent, tree, now=now)
     return SubmitOutcome(tree_id=tree.id, message_id=parent.id, ranking_id=ranking.id)

@@ -9,10 +9,7 @@ transition clears or sets the open-work flags in the same transaction, and a tre
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from datetime import datetime
-from statistics import fmean
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -24,10 +21,18 @@ from hedgerow.growth.queries import (
     accepted_children,
     clear_open_work,
     close_replies,
-    current_label_values,
     current_ranking_orders,
+    current_review_votes,
     lock_messages,
     open_sibling_sets_for_ranking,
+    record_review_agreement,
+)
+from hedgerow.growth.redundancy import (
+    consensus_confidence,
+    reliability,
+    review_decision,
+    sibling_set_settles,
+    votes_to_accept,
 )
 from hedgerow.models import (
     AuditEvent,
@@ -38,23 +43,7 @@ from hedgerow.models import (
     TreeState,
 )
 
-# Float arithmetic must not reject a message sitting exactly on the threshold
-# (1 - 0.2 - 0.2 is 0.6000000000000001, and 1 - 0.4 is 0.6).
-SCORE_TOLERANCE = 1e-9
 FINISHED_STATES = frozenset({TreeState.ready_for_export, TreeState.aborted_low_grade})
-
-
-def acceptance_score(label_values: Sequence[dict[str, Any]]) -> float:
-    """1 - mean(spam) - mean(lang_mismatch) over the reviews of one message."""
-    if not label_values:
-        return 0.0
-    spam = fmean(float(values.get("spam", 0.0)) for values in label_values)
-    mismatch = fmean(float(values.get("lang_mismatch", 0.0)) for values in label_values)
-    return 1.0 - spam - mismatch
-
-
-def is_accepted(score: float, threshold: float) -> bool:
-    return score >= threshold - SCORE_TOLERANCE
 
 
 def _leave_state(
@@ -68,7 +57,7 @@ def _leave_state(
         draw_lottery(db, tree.language, rng=rng, now=now)
 
 
-def decide_review(
+def maybe_decide_review(
     db: Session,
     message: Message,
     parent: Message | None,
@@ -76,19 +65,57 @@ def decide_review(
     *,
     now: datetime,
     rng: random.Random | None = None,
-) -> None:
-    """After the last review: accept or reject `message` (tree and parent are locked)."""
+) -> bool:
+    """After a review: accept or reject `message` if the rules say it is decided (tree and
+    parent are locked); returns whether it was. The reviewers' reliability estimates learn
+    from the decision."""
     db.flush()
-    values = current_label_values(db, message.id)
-    score = acceptance_score(values)
-    accepted = is_accepted(score, tree.acceptance_threshold)
-    message.review_score = score
+    settings = get_settings()
+    votes = current_review_votes(db, message.id)
+    reviews = [
+        (
+            values,
+            reliability(
+                settled,
+                agreed,
+                settings.reviewer_prior_reliability,
+                settings.reviewer_prior_weight,
+            ),
+        )
+        for values, _user_id, settled, agreed in votes
+    ]
+    decision = review_decision(tree, reviews)
+    if decision is None:
+        return False
+    record_review_agreement(
+        db,
+        [
+            (user_id, votes_to_accept(values) == decision.accepted)
+            for values, user_id, _, _ in votes
+        ],
+    )
+    accepted = decision.accepted
+    message.review_score = decision.score
+    message.review_confidence = decision.confidence
     message.reviewed_at = now
     message.review_state = ReviewState.accepted if accepted else ReviewState.rejected
     tree.pending_count -= 1
     if accepted:
         tree.accepted_count += 1
+    _apply_decision(db, message, parent, tree, accepted, now=now, rng=rng)
+    return True
 
+
+def _apply_decision(
+    db: Session,
+    message: Message,
+    parent: Message | None,
+    tree: Tree,
+    accepted: bool,
+    *,
+    now: datetime,
+    rng: random.Random | None,
+) -> None:
     if parent is None:  # the prompt
         refresh_open_flags(message, tree)
         if accepted:
@@ -130,9 +157,7 @@ def start_ranking(
     ranked_parent_roles = [MessageRole.prompter]
     if settings.rank_prompter_replies:
         ranked_parent_roles.append(MessageRole.assistant)
-    tree.open_ranking_sets = open_sibling_sets_for_ranking(
-        db, tree.id, ranked_parent_roles, tree.rankings_per_sibling_set
-    )
+    tree.open_ranking_sets = open_sibling_sets_for_ranking(db, tree.id, ranked_parent_roles)
     _leave_state(db, tree, TreeState.ranking, rng, now)
     if tree.open_ranking_sets == 0:
         complete_tree(db, tree, now=now)
@@ -151,9 +176,25 @@ def store_consensus(db: Session, parent: Message) -> list[int]:
     return consensus
 
 
+def maybe_settle_sibling_set(db: Session, parent: Message, tree: Tree, *, now: datetime) -> bool:
+    """After a ranking: measure how sure the set's consensus is and, if the rules say it is
+    settled, finish the set; returns whether it was."""
+    orders = current_ranking_orders(db, parent.id)
+    if orders:
+        candidates = [child.id for child in accepted_children(db, parent.id)]
+        parent.ranking_confidence = consensus_confidence(ranked_pairs(candidates, orders), orders)
+    if not sibling_set_settles(tree, parent.ranking_count, len(orders), parent.ranking_confidence):
+        return False
+    finish_sibling_set(db, parent, tree, now=now)
+    return True
+
+
 def finish_sibling_set(db: Session, parent: Message, tree: Tree, *, now: datetime) -> None:
-    """The set's last ranking is in: store its consensus; the last set completes the tree."""
+    """The set takes no more rankings: store its consensus; the last set completes the
+    tree."""
     store_consensus(db, parent)
+    parent.ranking_settled = True
+    refresh_open_flags(parent, tree)
     tree.open_ranking_sets = max(tree.open_ranking_sets - 1, 0)
     if tree.open_ranking_sets == 0 and tree.state == TreeState.ranking:
         complete_tree(db, tree, now=now)

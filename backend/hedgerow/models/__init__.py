@@ -8,10 +8,11 @@ from hedgerow.models.message import Message, MessageRevision, MessageRole, Revie
 from hedgerow.models.ranking import Ranking
 from hedgerow.models.reaction import Reaction, ReactionKind
 from hedgerow.models.release import Release, ReleaseKind, ReleaseState
+from hedgerow.models.reliability import ReviewerReliability
 from hedgerow.models.report import Report, ReportReason, ReportStatus
 from hedgerow.models.task import Task, TaskKind, TaskState
 from hedgerow.models.training import ModelVersion, ModelVersionStatus, TrainingRun
-from hedgerow.models.tree import Tree, TreeState
+from hedgerow.models.tree import GrowthPolicy, Tree, TreeState
 from hedgerow.models.user import ApiKey, Role, User, UserNote, UserSession
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "ChatMessage",
     "ChatMessageStatus",
     "ChatRole",
+    "GrowthPolicy",
     "Label",
     "Message",
     "MessageRevision",
@@ -40,6 +42,7 @@ __all__ = [
     "ReportReason",
     "ReportStatus",
     "ReviewState",
+    "ReviewerReliability",
     "Role",
     "Task",
     "TaskKind",

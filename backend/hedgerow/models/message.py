@@ -98,6 +98,9 @@ class Message(Base):
     review_count: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     review_lease_count: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     review_score: Mapped[float | None] = mapped_column(Float)
+    # The posterior probability of the review decision, from the reviewers' votes weighted
+    # by their estimated reliability (set when the message is decided).
+    review_confidence: Mapped[float | None] = mapped_column(Float)
     # Children that are submitted and not rejected or deleted; they hold a child slot.
     child_count: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     accepted_child_count: Mapped[int] = mapped_column(SmallInteger, server_default="0")
@@ -106,6 +109,11 @@ class Message(Base):
     ranking_count: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     ranking_lease_count: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     consensus_rank: Mapped[int | None] = mapped_column(SmallInteger)
+    # The sibling set's rankings are all in: its consensus is stored and it takes no more.
+    ranking_settled: Mapped[bool] = mapped_column(Boolean, server_default=sql("false"))
+    # How sure the consensus order is: the lowest posterior probability, over neighbouring
+    # replies in it, that the rankers prefer the higher one (None before any ranking).
+    ranking_confidence: Mapped[float | None] = mapped_column(Float)
 
     open_for_review: Mapped[bool] = mapped_column(Boolean, server_default=sql("false"))
     open_for_reply: Mapped[bool] = mapped_column(Boolean, server_default=sql("false"))

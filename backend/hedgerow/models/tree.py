@@ -21,6 +21,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hedgerow.models.base import Base, created_at_column, enum_check, pk
 
 
+class GrowthPolicy(StrEnum):
+    fixed = "fixed"
+    adaptive = "adaptive"
+
+
 class TreeState(StrEnum):
     prompt_review = "prompt_review"
     lottery_waiting = "lottery_waiting"
@@ -40,6 +45,14 @@ class Tree(Base):
             name="halted_from_state",
         ),
         CheckConstraint("goal_size > 0 AND max_depth > 0 AND max_children > 0", name="shape"),
+        CheckConstraint(enum_check("growth_policy", tuple(GrowthPolicy)), name="growth_policy"),
+        CheckConstraint(
+            "0 < min_reviews_per_message AND min_reviews_per_message <= reviews_per_message "
+            "AND 0 < min_rankings_per_sibling_set "
+            "AND min_rankings_per_sibling_set <= rankings_per_sibling_set "
+            "AND prompter_replies_per_assistant > 0",
+            name="redundancy",
+        ),
         CheckConstraint(
             "accepted_count >= 0 AND pending_count >= 0 AND reply_lease_count >= 0",
             name="counters_non_negative",
@@ -72,9 +85,27 @@ class Tree(Base):
     goal_size: Mapped[int] = mapped_column(SmallInteger)
     max_depth: Mapped[int] = mapped_column(SmallInteger)
     max_children: Mapped[int] = mapped_column(SmallInteger)
+    # How much review and ranking each item gets: "fixed" (always the maximum, decided by
+    # the acceptance threshold, as Open-Assistant did) or "adaptive" (stop as soon as the
+    # reliability-weighted evidence is confident, ask for more while it is not).
+    growth_policy: Mapped[str] = mapped_column(String(16), server_default="fixed")
+    # The most reviews a message gets (the fixed policy's exact number) and the fewest
+    # before a decision.
     reviews_per_message: Mapped[int] = mapped_column(SmallInteger)
+    min_reviews_per_message: Mapped[int] = mapped_column(SmallInteger, server_default="3")
     acceptance_threshold: Mapped[float] = mapped_column(Float)
+    # Adaptive: the posterior probability of a review decision that settles it.
+    review_confidence: Mapped[float] = mapped_column(Float, server_default="0.9")
+    # The most rankings a sibling set gets (the fixed policy's exact number), the fewest
+    # before it may settle, and the confidence that settles it (adaptive).
     rankings_per_sibling_set: Mapped[int] = mapped_column(SmallInteger)
+    min_rankings_per_sibling_set: Mapped[int] = mapped_column(SmallInteger, server_default="3")
+    ranking_confidence: Mapped[float] = mapped_column(Float, server_default="0.8")
+    # Tree shape: prompter replies an assistant reply may have (the training value is in
+    # ranked sibling sets of assistant replies), and the chance that a reply task goes to a
+    # parent whose sibling set has exactly one reply, so that more sets become rankable.
+    prompter_replies_per_assistant: Mapped[int] = mapped_column(SmallInteger, server_default="1")
+    lonely_sibling_preference: Mapped[float] = mapped_column(Float, server_default="0")
 
     # Counters, kept in the transaction that changes what they count.
     accepted_count: Mapped[int] = mapped_column(Integer, server_default="0")

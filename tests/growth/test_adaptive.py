@@ -1,0 +1,195 @@
+"""Adaptive redundancy and the tree shape through the real service: reviews decided as soon
+as they agree, more work only where volunteers disagree, reliability learned from decisions,
+sibling sets settled by agreeing rankings, lonely sibling sets preferred."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hedgerow.errors import AppError
+from hedgerow.growth import service
+from hedgerow.growth.schemas import Submission
+from hedgerow.growth.tree_state import maybe_start_ranking
+from hedgerow.models import (
+    GrowthPolicy,
+    Message,
+    ReviewerReliability,
+    ReviewState,
+    Tree,
+    TreeState,
+    User,
+)
+from tests.factories import make_user
+from tests.growth.factories import add_reply, make_tree, reload
+
+ADAPTIVE = {
+    "growth_policy": GrowthPolicy.adaptive,
+    "reviews_per_message": 4,
+    "min_reviews_per_message": 2,
+    "rankings_per_sibling_set": 4,
+    "min_rankings_per_sibling_set": 2,
+}
+GOOD = {"spam": 0.0, "lang_mismatch": 0.0, "quality": 0.75}
+SPAM = {"spam": 1.0, "lang_mismatch": 0.0, "quality": 0.0}
+
+
+def _review(db: Session, reviewer: User, labels: dict[str, float]) -> int:
+    task = service.request_task(db, reviewer, language="en", kind="review_prompt")
+    service.submit_task(db, reviewer, task.id, Submission(labels=labels, mode="quick"))
+    assert task.target_message_id is not None
+    return task.target_message_id
+
+
+def test_two_agreeing_reviews_decide_a_message_and_teach_reliability(db: Session) -> None:
+    author = make_user(db)
+    tree, root = make_tree(db, author, state=TreeState.prompt_review, **ADAPTIVE)
+    first, second, third = (make_user(db) for _ in range(3))
+    _review(db, first, GOOD)
+    assert reload(db, root).review_state == ReviewState.pending
+    _review(db, second, GOOD)
+    root = reload(db, root)
+    assert root.review_state == ReviewState.accepted
+    assert root.review_count == 2
+    assert root.review_confidence == pytest.approx(16 / 17)
+    assert reload(db, tree).state == TreeState.lottery_waiting
+    with pytest.raises(AppError) as nothing_left:
+        service.request_task(db, third, language="en", kind="review_prompt")
+    assert nothing_left.value.code == "no_task_available"
+    rows = db.scalars(
+        select(ReviewerReliability).where(ReviewerReliability.user_id.in_([first.id, second.id]))
+    ).all()
+    assert [(r.settled, r.agreed) for r in rows] == [(1, 1), (1, 1)]
+
+
+def test_disagreement_asks_for_one_more_review_at_a_time(db: Session) -> None:
+    author = make_user(db)
+    _tree, root = make_tree(db, author, state=TreeState.prompt_review, **ADAPTIVE)
+    reviewers = [make_user(db) for _ in range(5)]
+    _review(db, reviewers[0], GOOD)
+    _review(db, reviewers[1], SPAM)
+    root = reload(db, root)
+    assert root.review_state == ReviewState.pending and root.open_for_review
+    # One more review is wanted: a lease on it closes the message to everyone else.
+    service.request_task(db, reviewers[2], language="en", kind="review_prompt")
+    with pytest.raises(AppError):
+        service.request_task(db, reviewers[3], language="en", kind="review_prompt")
+
+
+def test_a_trusted_reviewer_outweighs_a_doubtful_one(db: Session) -> None:
+    """Two reviews that disagree are decided at once when one reviewer has agreed with the
+    decisions nearly always and the other barely more than chance."""
+    author = make_user(db)
+    _tree, root = make_tree(db, author, state=TreeState.prompt_review, **ADAPTIVE)
+    trusted, doubtful = make_user(db), make_user(db)
+    db.add_all(
+        [
+            ReviewerReliability(user_id=trusted.id, settled=200, agreed=196),
+            ReviewerReliability(user_id=doubtful.id, settled=200, agreed=104),
+        ]
+    )
+    db.flush()
+    _review(db, doubtful, SPAM)
+    _review(db, trusted, GOOD)
+    root = reload(db, root)
+    assert root.review_state == ReviewState.accepted
+    assert root.review_confidence is not None and root.review_confidence > 0.95
+    rows = {r.user_id: (r.settled, r.agreed) for r in db.scalars(select(ReviewerReliability))}
+    assert rows[doubtful.id] == (201, 104) and rows[trusted.id] == (201, 197)
+
+
+def test_equally_trusted_reviewers_who_disagree_need_a_third(db: Session) -> None:
+    author = make_user(db)
+    _tree, root = make_tree(db, author, state=TreeState.prompt_review, **ADAPTIVE)
+    first, second, third = (make_user(db) for _ in range(3))
+    _review(db, first, SPAM)
+    _review(db, second, GOOD)
+    assert reload(db, root).review_state == ReviewState.pending
+    _review(db, third, GOOD)  # 2 to 1 at the prior: 0.8 < 0.9
+    assert reload(db, root).review_state == ReviewState.pending
+    assert reload(db, root).review_count == 3
+
+
+def _ranking_tree(db: Session, author: User, replies: int) -> tuple[Tree, Message, list[User]]:
+    tree, root = make_tree(db, author, goal_size=1 + replies, **ADAPTIVE)
+    writers = [make_user(db) for _ in range(replies)]
+    for writer in writers:
+        add_reply(db, tree, root, writer)
+    maybe_start_ranking(db, tree, now=reload(db, tree).created_at)
+    assert reload(db, tree).state == TreeState.ranking
+    return tree, root, writers
+
+
+def _rank(db: Session, ranker: User, best_first: list[int]) -> None:
+    task = service.request_task(db, ranker, language="en", kind="rank_assistant_replies")
+    service.submit_task(db, ranker, task.id, Submission(ranking=best_first))
+
+
+def test_two_agreeing_rankings_settle_a_sibling_set(db: Session) -> None:
+    author = make_user(db)
+    tree, root, _writers = _ranking_tree(db, author, 2)
+    children = sorted(m.id for m in db.scalars(select(Message).where(Message.parent_id == root.id)))
+    order = [children[1], children[0]]
+    _rank(db, make_user(db), order)
+    assert not reload(db, root).ranking_settled
+    _rank(db, make_user(db), order)
+    root = reload(db, root)
+    assert root.ranking_settled and root.ranking_count == 2
+    assert root.ranking_confidence == pytest.approx(0.875)
+    assert reload(db, tree).state == TreeState.ready_for_export
+    ranks = {
+        m.id: m.consensus_rank
+        for m in db.scalars(select(Message).where(Message.parent_id == root.id))
+    }
+    assert ranks == {children[1]: 0, children[0]: 1}
+
+
+def test_contested_rankings_ask_for_more_up_to_the_maximum(db: Session) -> None:
+    author = make_user(db)
+    tree, root, _writers = _ranking_tree(db, author, 2)
+    a, b = sorted(m.id for m in db.scalars(select(Message).where(Message.parent_id == root.id)))
+    _rank(db, make_user(db), [a, b])
+    _rank(db, make_user(db), [b, a])
+    assert not reload(db, root).ranking_settled and reload(db, root).open_for_ranking
+    _rank(db, make_user(db), [a, b])  # 2-1: 0.6875 < 0.8
+    assert not reload(db, root).ranking_settled
+    _rank(db, make_user(db), [b, a])  # the maximum of 4: settled whatever the confidence
+    root = reload(db, root)
+    assert root.ranking_settled and root.ranking_count == 4
+    assert not root.open_for_ranking
+    assert reload(db, tree).state == TreeState.ready_for_export
+
+
+def test_an_assistant_reply_takes_only_its_prompter_replies(db: Session) -> None:
+    author, assistant, prompter, other = (make_user(db) for _ in range(4))
+    tree, root = make_tree(db, author, prompter_replies_per_assistant=1)
+    reply = add_reply(db, tree, root, assistant)
+    assert reload(db, reply).open_for_reply
+    add_reply(db, tree, reply, prompter)
+    assert not reload(db, reply).open_for_reply
+    with pytest.raises(AppError):
+        service.request_task(db, other, language="en", kind="reply_prompter")
+
+
+@pytest.mark.parametrize(("preference", "lonely_wins"), [(1.0, True), (0.0, False)])
+def test_reply_tasks_prefer_a_sibling_set_of_one(
+    db: Session, preference: float, lonely_wins: bool
+) -> None:
+    """The tree closest to completion comes first, unless a lonely sibling set elsewhere
+    is preferred (with the tree's probability)."""
+    author, writer, volunteer = (make_user(db) for _ in range(3))
+    nearly_done, nearly_root = make_tree(
+        db, author, goal_size=15, lonely_sibling_preference=preference
+    )
+    nearly_done.accepted_count = 10  # the completion-first order would pick this tree
+    lonely_tree, lonely_root = make_tree(db, author, lonely_sibling_preference=preference)
+    add_reply(db, lonely_tree, lonely_root, writer)
+    db.flush()
+    task = service.request_task(
+        db, volunteer, language="en", kind="reply_assistant", rng=random.Random(1)
+    )
+    expected = lonely_root.id if lonely_wins else nearly_root.id
+    assert task.target_message_id == expected
