@@ -66,6 +66,9 @@ TREE_COLUMNS = (
     "reviews_per_message",
     "acceptance_threshold",
     "rankings_per_sibling_set",
+    "min_reviews_per_message",
+    "min_rankings_per_sibling_set",
+    "prompter_replies_per_assistant",
     "accepted_count",
     "pending_count",
     "reply_lease_count",
@@ -307,6 +310,11 @@ def add_tree(corpus: Corpus, state: str, settings_row: dict) -> None:
             reviews,
             settings_row["acceptance_threshold"],
             settings_row["rankings_per_sibling_set"],
+            # The corpus's trees were grown under the fixed policy, in the full shape of
+            # FULL_TREE_SHAPE (every parent took up to max_children replies).
+            reviews,
+            settings_row["rankings_per_sibling_set"],
+            settings_row["max_children"],
             accepted,
             pending,
             0,
