@@ -21,7 +21,7 @@ from hedgerow.db import make_engine
 from hedgerow.errors import AppError
 from hedgerow.growth import service
 from hedgerow.growth.schemas import Submission, TaskView
-from hedgerow.models import Message, Task, TaskState, Tree, TreeState, User
+from hedgerow.models import GrowthPolicy, Message, Task, TaskState, Tree, TreeState, User
 from hedgerow.sim.invariants import check_invariants
 from tests.factories import make_user
 from tests.growth.factories import make_tree, override_settings
@@ -40,51 +40,67 @@ def wide_engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _answer(task: TaskView, serial: str) -> Submission:
+def _answer(task: TaskView, serial: str, rng: random.Random) -> Submission:
+    """Reviewers and rankers disagree now and then, so that the adaptive policy asks for
+    more reviews and rankings where they do."""
     if task.kind == "write_prompt":
         return Submission(text=f"Concurrent prompt {serial}", category="open_qa")
     if task.kind.startswith("reply_"):
         return Submission(text=f"Concurrent reply {serial}")
     if task.kind.startswith("review_"):
-        return Submission(labels={"spam": 0.0, "lang_mismatch": 0.0, "quality": 0.5}, mode="quick")
-    return Submission(ranking=[reply.id for reply in task.replies])
+        spam = float(rng.random() < 0.15)
+        return Submission(labels={"spam": spam, "lang_mismatch": 0.0, "quality": 0.5}, mode="quick")
+    order = [reply.id for reply in task.replies]
+    if rng.random() < 0.3:
+        order.reverse()
+    return Submission(ranking=order)
 
 
+# (settings, tree parameters) per policy: the fixed policy's exact numbers, and the adaptive
+# policy's minimums and maximums.
+POLICIES = {
+    "fixed": (
+        {"growth_policy": "fixed", "reviews_per_message": 2, "rankings_per_sibling_set": 2},
+        {"reviews_per_message": 2, "rankings_per_sibling_set": 2},
+    ),
+    "adaptive": (
+        {
+            "growth_policy": "adaptive",
+            "min_reviews_per_message": 2,
+            "max_reviews_per_message": 4,
+            "min_rankings_per_sibling_set": 2,
+            "max_rankings_per_sibling_set": 3,
+        },
+        {
+            "growth_policy": GrowthPolicy.adaptive,
+            "reviews_per_message": 4,
+            "min_reviews_per_message": 2,
+            "rankings_per_sibling_set": 3,
+            "min_rankings_per_sibling_set": 2,
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_fifty_concurrent_volunteers_keep_every_limit(
     committing_sessionmaker: sessionmaker[Session],
     wide_engine: Engine,
     monkeypatch: pytest.MonkeyPatch,
+    policy: str,
 ) -> None:
-    override_settings(
-        monkeypatch,
-        growing_trees_per_language=3,
-        tree_goal_size=8,
-        growth_policy="fixed",
-        reviews_per_message=2,
-        rankings_per_sibling_set=2,
-    )
+    settings, tree_parameters = POLICIES[policy]
+    override_settings(monkeypatch, growing_trees_per_language=3, tree_goal_size=8, **settings)
     with committing_sessionmaker.begin() as db:
         authors = [make_user(db) for _ in range(4)]
         for author in authors[:3]:
-            make_tree(db, author, goal_size=8, reviews_per_message=2, rankings_per_sibling_set=2)
+            make_tree(db, author, goal_size=8, **tree_parameters)
         for author in authors:
             for _ in range(3):
                 make_tree(
-                    db,
-                    author,
-                    state=TreeState.lottery_waiting,
-                    goal_size=8,
-                    reviews_per_message=2,
-                    rankings_per_sibling_set=2,
+                    db, author, state=TreeState.lottery_waiting, goal_size=8, **tree_parameters
                 )
-            make_tree(
-                db,
-                author,
-                state=TreeState.prompt_review,
-                goal_size=8,
-                reviews_per_message=2,
-                rankings_per_sibling_set=2,
-            )
+            make_tree(db, author, state=TreeState.prompt_review, goal_size=8, **tree_parameters)
         volunteer_ids = [make_user(db).id for _ in range(VOLUNTEERS)]
         # The factory marks seeded prompts reviewed without label rows; count labels only
         # for messages written during the test.
@@ -111,7 +127,7 @@ def test_fifty_concurrent_volunteers_keep_every_limit(
                 with maker.begin() as db:
                     user = db.get_one(User, volunteer_ids[index])
                     service.submit_task(
-                        db, user, task.id, _answer(task, f"{index}-{cycle}"), rng=rng
+                        db, user, task.id, _answer(task, f"{index}-{cycle}", rng), rng=rng
                     )
                 record(f"done:{task.kind}")
             except AppError as error:
@@ -180,3 +196,9 @@ def test_fifty_concurrent_volunteers_keep_every_limit(
         """)
         ).all()
         assert trees_over_goal == []
+        if policy == "adaptive":
+            # Disagreement asked for more than the minimum somewhere, never past the maximum.
+            most_reviews = db.scalar(
+                select(func.max(Message.review_count)).where(Message.id > seeded_up_to)
+            )
+            assert most_reviews is not None and 2 < most_reviews <= 4
