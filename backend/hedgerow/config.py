@@ -75,9 +75,9 @@ class Settings(BaseSettings):
     acceptance_threshold: float = Field(default=0.6, ge=0, le=1)
     rankings_per_sibling_set: int = Field(default=3, ge=1)
     # Adaptive reviews: at least min, at most max; decided early at this confidence.
-    min_reviews_per_message: int = Field(default=2, ge=1)
+    min_reviews_per_message: int = Field(default=1, ge=1)
     max_reviews_per_message: int = Field(default=5, ge=2)
-    review_confidence: float = Field(default=0.9, ge=0, le=1)
+    review_confidence: float = Field(default=0.95, ge=0, le=1)
     # Adaptive rankings: at least min, at most max; settled early at this confidence.
     min_rankings_per_sibling_set: int = Field(default=2, ge=1)
     max_rankings_per_sibling_set: int = Field(default=5, ge=2)
@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     # reviews backed it (a Beta prior): newcomers never block a decision.
     reviewer_prior_reliability: float = Field(default=0.8, gt=0.5, lt=1)
     reviewer_prior_weight: float = Field(default=4.0, gt=0)
+    # A message's prior chance of being good is its author's record of accepted messages,
+    # starting from this for an author with none, as if this many messages backed it.
+    author_prior_acceptance: float = Field(default=0.85, gt=0, lt=1)
+    author_prior_weight: float = Field(default=4.0, gt=0)
     growing_trees_per_language: int = 10
     waiting_prompts_per_language: int = 250
     lease_minutes: int = 60

@@ -1,5 +1,5 @@
 """adaptive growth: tree shape and redundancy parameters, review decision confidence,
-settled sibling sets, reviewer reliability
+settled sibling sets, volunteers' reliability records
 
 Trees that exist keep the shape and the fixed redundancy they were created with.
 
@@ -20,14 +20,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table('reviewer_reliability',
+    op.create_table('volunteer_reliability',
     sa.Column('user_id', sa.BigInteger(), nullable=False),
-    sa.Column('settled', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('agreed', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('reviews_settled', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('reviews_agreed', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('messages_decided', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('messages_accepted', sa.Integer(), server_default='0', nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.CheckConstraint('0 <= agreed AND agreed <= settled', name=op.f('ck_reviewer_reliability_counts')),
-    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_reviewer_reliability_user_id_user'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('user_id', name=op.f('pk_reviewer_reliability'))
+    sa.CheckConstraint('0 <= reviews_agreed AND reviews_agreed <= reviews_settled AND 0 <= messages_accepted AND messages_accepted <= messages_decided', name=op.f('ck_volunteer_reliability_counts')),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_volunteer_reliability_user_id_user'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('user_id', name=op.f('pk_volunteer_reliability'))
     )
     op.add_column('message', sa.Column('review_confidence', sa.Float(), nullable=True))
     op.add_column('message', sa.Column('ranking_settled', sa.Boolean(), server_default=sa.text('false'), nullable=False))
@@ -76,4 +78,4 @@ def downgrade() -> None:
     op.drop_column('message', 'ranking_confidence')
     op.drop_column('message', 'ranking_settled')
     op.drop_column('message', 'review_confidence')
-    op.drop_table('reviewer_reliability')
+    op.drop_table('volunteer_reliability')

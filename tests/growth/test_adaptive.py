@@ -17,11 +17,11 @@ from hedgerow.growth.tree_state import maybe_start_ranking
 from hedgerow.models import (
     GrowthPolicy,
     Message,
-    ReviewerReliability,
     ReviewState,
     Tree,
     TreeState,
     User,
+    VolunteerReliability,
 )
 from tests.factories import make_user
 from tests.growth.factories import add_reply, make_tree, reload
@@ -54,15 +54,19 @@ def test_two_agreeing_reviews_decide_a_message_and_teach_reliability(db: Session
     root = reload(db, root)
     assert root.review_state == ReviewState.accepted
     assert root.review_count == 2
-    assert root.review_confidence == pytest.approx(16 / 17)
+    # The author's prior (0.85, no record yet) and two votes at the prior reliability 0.8.
+    odds = 0.85 / 0.15 * 4 * 4
+    assert root.review_confidence == pytest.approx(odds / (odds + 1))
     assert reload(db, tree).state == TreeState.lottery_waiting
     with pytest.raises(AppError) as nothing_left:
         service.request_task(db, third, language="en", kind="review_prompt")
     assert nothing_left.value.code == "no_task_available"
-    rows = db.scalars(
-        select(ReviewerReliability).where(ReviewerReliability.user_id.in_([first.id, second.id]))
-    ).all()
-    assert [(r.settled, r.agreed) for r in rows] == [(1, 1), (1, 1)]
+    rows = {r.user_id: r for r in db.scalars(select(VolunteerReliability))}
+    assert [(rows[u.id].reviews_settled, rows[u.id].reviews_agreed) for u in (first, second)] == [
+        (1, 1),
+        (1, 1),
+    ]
+    assert (rows[author.id].messages_decided, rows[author.id].messages_accepted) == (1, 1)
 
 
 def test_disagreement_asks_for_one_more_review_at_a_time(db: Session) -> None:
@@ -87,8 +91,8 @@ def test_a_trusted_reviewer_outweighs_a_doubtful_one(db: Session) -> None:
     trusted, doubtful = make_user(db), make_user(db)
     db.add_all(
         [
-            ReviewerReliability(user_id=trusted.id, settled=200, agreed=196),
-            ReviewerReliability(user_id=doubtful.id, settled=200, agreed=104),
+            VolunteerReliability(user_id=trusted.id, reviews_settled=200, reviews_agreed=196),
+            VolunteerReliability(user_id=doubtful.id, reviews_settled=200, reviews_agreed=104),
         ]
     )
     db.flush()
@@ -97,7 +101,10 @@ def test_a_trusted_reviewer_outweighs_a_doubtful_one(db: Session) -> None:
     root = reload(db, root)
     assert root.review_state == ReviewState.accepted
     assert root.review_confidence is not None and root.review_confidence > 0.95
-    rows = {r.user_id: (r.settled, r.agreed) for r in db.scalars(select(ReviewerReliability))}
+    rows = {
+        r.user_id: (r.reviews_settled, r.reviews_agreed)
+        for r in db.scalars(select(VolunteerReliability))
+    }
     assert rows[doubtful.id] == (201, 104) and rows[trusted.id] == (201, 197)
 
 
@@ -107,10 +114,22 @@ def test_equally_trusted_reviewers_who_disagree_need_a_third(db: Session) -> Non
     first, second, third = (make_user(db) for _ in range(3))
     _review(db, first, SPAM)
     _review(db, second, GOOD)
-    assert reload(db, root).review_state == ReviewState.pending
-    _review(db, third, GOOD)  # 2 to 1 at the prior: 0.8 < 0.9
-    assert reload(db, root).review_state == ReviewState.pending
-    assert reload(db, root).review_count == 3
+    assert reload(db, root).review_state == ReviewState.pending  # only the prior: 0.85
+    _review(db, third, GOOD)
+    root = reload(db, root)
+    assert root.review_state == ReviewState.accepted and root.review_count == 3
+
+
+def test_a_spammers_record_lets_one_review_reject_their_next_message(db: Session) -> None:
+    spammer = make_user(db)
+    db.add(VolunteerReliability(user_id=spammer.id, messages_decided=12, messages_accepted=1))
+    db.flush()
+    _tree, root = make_tree(
+        db, spammer, state=TreeState.prompt_review, **(ADAPTIVE | {"min_reviews_per_message": 1})
+    )
+    _review(db, make_user(db), SPAM)
+    root = reload(db, root)
+    assert root.review_state == ReviewState.rejected and root.review_count == 1
 
 
 def _ranking_tree(db: Session, author: User, replies: int) -> tuple[Tree, Message, list[User]]:

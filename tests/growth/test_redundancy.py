@@ -31,6 +31,10 @@ PRIOR = 0.8
 
 
 def _tree(policy: GrowthPolicy, **values: Any) -> Tree:
+    """A tree under `policy`; adaptive ones decide after two reviews at 0.9 confidence
+    unless told otherwise (the boundaries these tests walk)."""
+    if policy == GrowthPolicy.adaptive:
+        values = {"min_reviews_per_message": 2, "review_confidence": 0.9} | values
     settings = Settings(growth_policy=policy.value, **values)
     return Tree(**tree_parameters(settings))
 
@@ -105,6 +109,36 @@ def test_reliable_reviewers_weigh_more_and_unreliable_ones_not_at_all() -> None:
     tree = _tree(GrowthPolicy.adaptive)
     decided = review_decision(tree, [(GOOD, 0.95), (SPAM, 0.55), (GOOD, 0.9)])
     assert decided is not None and decided.accepted
+
+
+def test_an_authors_record_is_the_prior_that_their_message_is_good() -> None:
+    """With the defaults (one review at least, 0.95 confidence): one agreeing review
+    decides a message of an author whose messages were accepted, one spam vote rejects a
+    message of an author whose messages were rejected, and a vote against the record asks
+    for more."""
+    tree = _tree(GrowthPolicy.adaptive, min_reviews_per_message=1, review_confidence=0.95)
+    trusted_author = reliability(40, 39, 0.85, 4.0)
+    spammer = reliability(30, 1, 0.85, 4.0)
+    accepted = review_decision(tree, _reviews(GOOD), trusted_author)
+    assert accepted is not None and accepted.accepted and accepted.confidence > 0.95
+    rejected = review_decision(tree, _reviews(SPAM), spammer)
+    assert rejected is not None and not rejected.accepted
+    assert review_decision(tree, _reviews(SPAM), trusted_author) is None
+    assert review_decision(tree, _reviews(GOOD), spammer) is None
+    # A newcomer's first message: the prior alone is not enough, one review at the prior
+    # reliability is (0.85 and 0.8 together: 0.958).
+    newcomer = reliability(0, 0, 0.85, 4.0)
+    assert accept_probability([], newcomer) == pytest.approx(0.85)
+    first = review_decision(tree, _reviews(GOOD), newcomer)
+    assert first is not None and first.confidence == pytest.approx(0.85 * 4 / (0.85 * 4 + 0.15))
+
+
+def test_the_defaults_decide_after_one_review_only_with_enough_evidence() -> None:
+    tree = Tree(**tree_parameters(Settings()))
+    assert (tree.min_reviews_per_message, tree.reviews_per_message) == (1, 5)
+    assert review_decision(tree, _reviews(GOOD)) is None  # 0.8 < 0.95 without a record
+    assert review_decision(tree, _reviews(GOOD, GOOD)) is None  # 0.941
+    assert review_decision(tree, _reviews(GOOD, GOOD, GOOD)) is not None  # 0.985
 
 
 def test_a_newcomer_counts_at_the_prior_and_never_blocks_a_decision() -> None:

@@ -40,12 +40,12 @@ from hedgerow.models import (
     Ranking,
     Reaction,
     ReactionKind,
-    ReviewerReliability,
     Task,
     TaskKind,
     TaskState,
     Tree,
     TreeState,
+    VolunteerReliability,
 )
 
 # Advisory lock namespaces (the two-int form of pg_advisory_xact_lock).
@@ -393,42 +393,67 @@ def current_review_votes(
 ) -> list[tuple[dict[str, Any], int, int, int]]:
     """(label values, reviewer id, reviews of theirs settled, of which agreed) for each
     review given to the message's current text (label's message_id index, then
-    reviewer_reliability's primary key)."""
+    volunteer_reliability's primary key)."""
     rows = db.execute(
         select(
             Label.values,
             Label.user_id,
-            func.coalesce(ReviewerReliability.settled, 0),
-            func.coalesce(ReviewerReliability.agreed, 0),
+            func.coalesce(VolunteerReliability.reviews_settled, 0),
+            func.coalesce(VolunteerReliability.reviews_agreed, 0),
         )
-        .outerjoin(ReviewerReliability, ReviewerReliability.user_id == Label.user_id)
+        .outerjoin(VolunteerReliability, VolunteerReliability.user_id == Label.user_id)
         .where(Label.message_id == message_id, ~Label.before_edit)
         .order_by(Label.id)
     ).all()
     return [(values, user_id, settled, agreed) for values, user_id, settled, agreed in rows]
 
 
-def record_review_agreement(db: Session, outcomes: Sequence[tuple[int, bool]]) -> None:
-    """Count one settled review per (reviewer, agreed with the decision). Rows are
-    upserted in ascending user id, so two decisions never wait on each other in a cycle."""
-    if not outcomes:
-        return
-    settled: dict[int, int] = {}
-    agreed: dict[int, int] = {}
-    for user_id, agrees in outcomes:
-        settled[user_id] = settled.get(user_id, 0) + 1
-        agreed[user_id] = agreed.get(user_id, 0) + int(agrees)
+def author_record(db: Session, author_id: int) -> tuple[int, int]:
+    """(messages decided, of which accepted) of an author (primary key)."""
+    row = db.execute(
+        select(VolunteerReliability.messages_decided, VolunteerReliability.messages_accepted).where(
+            VolunteerReliability.user_id == author_id
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else (0, 0)
+
+
+def record_decision(
+    db: Session, reviews: Sequence[tuple[int, bool]], author_id: int, accepted: bool
+) -> None:
+    """Add a decided message to its author's record and one settled review per
+    (reviewer, agreed with the decision) to theirs. Rows are upserted in ascending user id,
+    so two decisions never wait on each other in a cycle."""
+    counts: dict[int, list[int]] = {}
+    for user_id, agrees in reviews:
+        row = counts.setdefault(user_id, [0, 0, 0, 0])
+        row[0] += 1
+        row[1] += int(agrees)
+    author = counts.setdefault(author_id, [0, 0, 0, 0])
+    author[2] += 1
+    author[3] += int(accepted)
     rows = [
-        {"user_id": user_id, "settled": settled[user_id], "agreed": agreed[user_id]}
-        for user_id in sorted(settled)
+        {
+            "user_id": user_id,
+            "reviews_settled": row[0],
+            "reviews_agreed": row[1],
+            "messages_decided": row[2],
+            "messages_accepted": row[3],
+        }
+        for user_id, row in sorted(counts.items())
     ]
-    statement = insert(ReviewerReliability).values(rows)
+    statement = insert(VolunteerReliability).values(rows)
+    added = statement.excluded
     db.execute(
         statement.on_conflict_do_update(
-            index_elements=[ReviewerReliability.user_id],
+            index_elements=[VolunteerReliability.user_id],
             set_={
-                "settled": ReviewerReliability.settled + statement.excluded.settled,
-                "agreed": ReviewerReliability.agreed + statement.excluded.agreed,
+                "reviews_settled": VolunteerReliability.reviews_settled + added.reviews_settled,
+                "reviews_agreed": VolunteerReliability.reviews_agreed + added.reviews_agreed,
+                "messages_decided": VolunteerReliability.messages_decided + added.messages_decided,
+                "messages_accepted": (
+                    VolunteerReliability.messages_accepted + added.messages_accepted
+                ),
                 "updated_at": func.now(),
             },
         )

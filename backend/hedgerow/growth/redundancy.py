@@ -5,8 +5,10 @@ evidence so far, so the rules are tested at their boundaries without a database.
 
 Reviews. Each review is a vote: reject when it flags spam or the wrong language, accept
 otherwise. A vote weighs the log-odds of its reviewer's estimated reliability (a one-coin
-model: the chance they vote as the decision goes), so P(accept) is the logistic of the
-weighted sum. Under the fixed policy a message gets exactly ``reviews_per_message`` reviews
+model: the chance they vote as the decision goes). The prior that the message is good is
+its author's record (the share of their decided messages that were accepted, under a Beta
+prior for newcomers). P(accept) is the logistic of the prior's log-odds plus the weighted
+votes. Under the fixed policy a message gets exactly ``reviews_per_message`` reviews
 and Open-Assistant's threshold rule decides it. Under the adaptive policy it is decided as
 soon as it has ``min_reviews_per_message`` and the posterior of the decision reaches
 ``review_confidence``; while the votes disagree it asks for one more review at a time, up to
@@ -85,9 +87,9 @@ def votes_to_accept(values: dict[str, Any]) -> bool:
 
 
 def reliability(settled: int, agreed: int, prior: float, prior_weight: float) -> float:
-    """The posterior mean chance that a reviewer votes as the decision goes, after `agreed`
-    of `settled` reviews did, under a Beta prior of mean `prior` worth `prior_weight`
-    reviews."""
+    """The posterior mean of a success rate after `agreed` successes in `settled` trials,
+    under a Beta prior of mean `prior` worth `prior_weight` trials: the chance a reviewer
+    votes as the decision goes, or that an author's next message is accepted."""
     return (agreed + prior * prior_weight) / (settled + prior_weight)
 
 
@@ -96,10 +98,16 @@ def _weight(reliability_estimate: float) -> float:
     return math.log(bounded / (1.0 - bounded))
 
 
-def accept_probability(votes: Sequence[tuple[bool, float]]) -> float:
-    """P(the message should be accepted) from (votes to accept, reviewer reliability)."""
-    log_odds = sum(_weight(r) if accept else -_weight(r) for accept, r in votes)
-    return 1.0 / (1.0 + math.exp(-log_odds))
+def log_odds(probability: float) -> float:
+    bounded = min(max(probability, 1.0 - RELIABILITY_CEILING), RELIABILITY_CEILING)
+    return math.log(bounded / (1.0 - bounded))
+
+
+def accept_probability(votes: Sequence[tuple[bool, float]], prior: float = 0.5) -> float:
+    """P(the message should be accepted) from (votes to accept, reviewer reliability) and
+    the prior probability that it is good."""
+    total = log_odds(prior) + sum(_weight(r) if accept else -_weight(r) for accept, r in votes)
+    return 1.0 / (1.0 + math.exp(-total))
 
 
 @dataclass(frozen=True)
@@ -111,13 +119,14 @@ class ReviewDecision:
 
 
 def review_decision(
-    tree: Tree, reviews: Sequence[tuple[dict[str, Any], float]]
+    tree: Tree, reviews: Sequence[tuple[dict[str, Any], float]], prior: float = 0.5
 ) -> ReviewDecision | None:
     """The decision on a message from its reviews so far, (label values, reviewer
-    reliability) each; None while the rules want more reviews."""
+    reliability) each, and the prior that it is good (its author's record); None while the
+    rules want more reviews."""
     count = len(reviews)
     score = acceptance_score([values for values, _ in reviews])
-    p_accept = accept_probability([(votes_to_accept(v), r) for v, r in reviews])
+    p_accept = accept_probability([(votes_to_accept(v), r) for v, r in reviews], prior)
     if tree.growth_policy == GrowthPolicy.fixed:
         if count < tree.reviews_per_message:
             return None

@@ -19,13 +19,14 @@ from hedgerow.growth.flags import refresh_open_flags
 from hedgerow.growth.lottery import draw_lottery
 from hedgerow.growth.queries import (
     accepted_children,
+    author_record,
     clear_open_work,
     close_replies,
     current_ranking_orders,
     current_review_votes,
     lock_messages,
     open_sibling_sets_for_ranking,
-    record_review_agreement,
+    record_decision,
 )
 from hedgerow.growth.redundancy import (
     consensus_confidence,
@@ -67,8 +68,8 @@ def maybe_decide_review(
     rng: random.Random | None = None,
 ) -> bool:
     """After a review: accept or reject `message` if the rules say it is decided (tree and
-    parent are locked); returns whether it was. The reviewers' reliability estimates learn
-    from the decision."""
+    parent are locked); returns whether it was. The reviewers' and the author's records
+    learn from the decision."""
     db.flush()
     settings = get_settings()
     votes = current_review_votes(db, message.id)
@@ -76,24 +77,23 @@ def maybe_decide_review(
         (
             values,
             reliability(
-                settled,
-                agreed,
-                settings.reviewer_prior_reliability,
-                settings.reviewer_prior_weight,
+                settled, agreed, settings.reviewer_prior_reliability, settings.reviewer_prior_weight
             ),
         )
         for values, _user_id, settled, agreed in votes
     ]
-    decision = review_decision(tree, reviews)
+    decided, accepted_before = author_record(db, message.author_id)
+    prior = reliability(
+        decided, accepted_before, settings.author_prior_acceptance, settings.author_prior_weight
+    )
+    decision = review_decision(tree, reviews, prior)
     if decision is None:
         return False
-    record_review_agreement(
-        db,
-        [
-            (user_id, votes_to_accept(values) == decision.accepted)
-            for values, user_id, _, _ in votes
-        ],
-    )
+    agreements = [
+        (user_id, votes_to_accept(values) == decision.accepted)
+        for values, user_id, _settled, _agreed in votes
+    ]
+    record_decision(db, agreements, message.author_id, decision.accepted)
     accepted = decision.accepted
     message.review_score = decision.score
     message.review_confidence = decision.confidence

@@ -8,7 +8,7 @@ from hedgerow.models.message import Message, MessageRevision, MessageRole, Revie
 from hedgerow.models.ranking import Ranking
 from hedgerow.models.reaction import Reaction, ReactionKind
 from hedgerow.models.release import Release, ReleaseKind, ReleaseState
-from hedgerow.models.reliability import ReviewerReliability
+from hedgerow.models.reliability import VolunteerReliability
 from hedgerow.models.report import Report, ReportReason, ReportStatus
 from hedgerow.models.task import Task, TaskKind, TaskState
 from hedgerow.models.training import ModelVersion, ModelVersionStatus, TrainingRun
@@ -42,7 +42,6 @@ __all__ = [
     "ReportReason",
     "ReportStatus",
     "ReviewState",
-    "ReviewerReliability",
     "Role",
     "Task",
     "TaskKind",
@@ -53,4 +52,5 @@ __all__ = [
     "User",
     "UserNote",
     "UserSession",
+    "VolunteerReliability",
 ]
