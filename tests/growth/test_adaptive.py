@@ -212,3 +212,31 @@ def test_reply_tasks_prefer_a_sibling_set_of_one(
     )
     expected = lonely_root.id if lonely_wins else nearly_root.id
     assert task.target_message_id == expected
+
+
+def test_a_volunteers_record_and_its_estimates_are_public(db: Session) -> None:
+    seasoned, newcomer = make_user(db), make_user(db)
+    db.add(
+        VolunteerReliability(
+            user_id=seasoned.id,
+            reviews_settled=96,
+            reviews_agreed=92,
+            messages_decided=16,
+            messages_accepted=8,
+        )
+    )
+    db.flush()
+    record = service.volunteer_record(db, seasoned.id)
+    assert record.review_reliability == pytest.approx((92 + 0.8 * 4) / 100)
+    assert record.author_acceptance == pytest.approx((8 + 0.85 * 4) / 20)
+    fresh = service.volunteer_record(db, newcomer.id)
+    assert (fresh.reviews_settled, fresh.review_reliability) == (0, pytest.approx(0.8))
+    estimate = service.review_reliability_expression()
+    ordered = db.execute(
+        select(User.id, estimate)
+        .outerjoin(VolunteerReliability, VolunteerReliability.user_id == User.id)
+        .where(User.id.in_([seasoned.id, newcomer.id]))
+        .order_by(estimate.desc())
+    ).all()
+    assert [row[0] for row in ordered] == [seasoned.id, newcomer.id]
+    assert ordered[0][1] == pytest.approx(record.review_reliability)

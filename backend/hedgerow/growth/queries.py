@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    cast,
     exists,
     func,
     select,
@@ -406,6 +407,29 @@ def current_review_votes(
         .order_by(Label.id)
     ).all()
     return [(values, user_id, settled, agreed) for values, user_id, settled, agreed in rows]
+
+
+def volunteer_record_row(db: Session, user_id: int) -> tuple[int, int, int, int]:
+    """(reviews settled, agreed, messages decided, accepted) of a volunteer (primary key)."""
+    row = db.execute(
+        select(
+            VolunteerReliability.reviews_settled,
+            VolunteerReliability.reviews_agreed,
+            VolunteerReliability.messages_decided,
+            VolunteerReliability.messages_accepted,
+        ).where(VolunteerReliability.user_id == user_id)
+    ).first()
+    return (row[0], row[1], row[2], row[3]) if row is not None else (0, 0, 0, 0)
+
+
+def review_reliability_expression(prior: float, prior_weight: float) -> ColumnElement[float]:
+    """The reviewer reliability estimate (redundancy.reliability) as SQL over
+    volunteer_reliability, for ordering users by it; a user without a row is at the prior
+    (outer-join the table)."""
+    settled = func.coalesce(VolunteerReliability.reviews_settled, 0)
+    agreed = func.coalesce(VolunteerReliability.reviews_agreed, 0)
+    estimate = (agreed + prior * prior_weight) / (settled + prior_weight)
+    return cast(estimate, Float)
 
 
 def author_record(db: Session, author_id: int) -> tuple[int, int]:

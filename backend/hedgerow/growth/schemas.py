@@ -53,6 +53,7 @@ __all__ = [
     "Submission",
     "SubmitOutcome",
     "TaskView",
+    "VolunteerRecord",
 ]
 
 RANKING_GRADES = ("much_better", "better", "slightly_better", "about_same")
@@ -143,3 +144,17 @@ class SubmitOutcome:
     @classmethod
     def replay_of(cls, stored: dict[str, int]) -> SubmitOutcome:
         return cls(**stored, replayed=True)
+
+
+@dataclass(frozen=True)
+class VolunteerRecord:
+    """A volunteer's track record and the estimates the adaptive review rule draws from it:
+    the chance their review votes as the decision goes, and the chance a message of theirs
+    is accepted (both Beta posterior means, at the configured priors with no record)."""
+
+    reviews_settled: int
+    reviews_agreed: int
+    messages_decided: int
+    messages_accepted: int
+    review_reliability: float
+    author_acceptance: float

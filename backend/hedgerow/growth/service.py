@@ -39,8 +39,13 @@ from hedgerow.growth.queries import (
     lock_tree,
     other_leased_task_id,
     tree_id_of_message,
+    volunteer_record_row,
 )
-from hedgerow.growth.schemas import Submission, SubmitOutcome, TaskView
+from hedgerow.growth.queries import (
+    review_reliability_expression as _review_reliability_expression,
+)
+from hedgerow.growth.redundancy import reliability
+from hedgerow.growth.schemas import Submission, SubmitOutcome, TaskView, VolunteerRecord
 from hedgerow.growth.submission import own_task, plant_prompt, submit_task, validated_text
 from hedgerow.growth.tree_state import maybe_start_ranking
 from hedgerow.models import Task, TaskState, Tree, User
@@ -55,6 +60,7 @@ __all__ = [
     "SubmitOutcome",
     "TaskView",
     "TextEdit",
+    "VolunteerRecord",
     "available_task_counts",
     "conversation_path",
     "create_prompt_tree",
@@ -69,12 +75,14 @@ __all__ = [
     "record_red_flag",
     "request_task",
     "resume_tree",
+    "review_reliability_expression",
     "save_draft",
     "skip_task",
     "submit_task",
     "task_view",
     "top_up_lotteries",
     "undelete_subtree",
+    "volunteer_record",
     "withdraw_waiting_prompts",
 ]
 
@@ -182,3 +190,30 @@ def save_draft(
     task.lease_expires_at = lease_deadline(now)
     db.flush()
     return task.lease_expires_at
+
+
+def volunteer_record(db: Session, user_id: int) -> VolunteerRecord:
+    """A volunteer's review and authoring record with the estimates drawn from it."""
+    settings = get_settings()
+    settled, agreed, decided, accepted = volunteer_record_row(db, user_id)
+    return VolunteerRecord(
+        reviews_settled=settled,
+        reviews_agreed=agreed,
+        messages_decided=decided,
+        messages_accepted=accepted,
+        review_reliability=reliability(
+            settled, agreed, settings.reviewer_prior_reliability, settings.reviewer_prior_weight
+        ),
+        author_acceptance=reliability(
+            decided, accepted, settings.author_prior_acceptance, settings.author_prior_weight
+        ),
+    )
+
+
+def review_reliability_expression() -> Any:
+    """The estimate of volunteer_record's review_reliability as a SQL expression over the
+    volunteer_reliability table (outer-join it on user_id), to sort users by it."""
+    settings = get_settings()
+    return _review_reliability_expression(
+        settings.reviewer_prior_reliability, settings.reviewer_prior_weight
+    )
