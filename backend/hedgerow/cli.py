@@ -492,13 +492,13 @@ def train(
     """Run the training worker (the `train` queue) in the foreground."""
     from hedgerow.db import get_sessionmaker
     from hedgerow.logs import configure_logging
-    from hedgerow.training import service
+    from hedgerow.training import runner, service
 
     with _servers(redis=True) as settings:
         configure_logging(settings)
         # Runs whose worker died mid-way go back on the queue; they resume from their
         # last checkpoint.
-        for version_id in service.interrupted_versions(get_sessionmaker()):
+        for version_id in runner.interrupted_versions(get_sessionmaker()):
             console.print(f"Resuming model version {version_id}")
             service.enqueue_training(version_id)
         from hedgerow.worker import TRAIN_QUEUE, celery_app
@@ -555,7 +555,7 @@ def train_run(
     )
 
     from hedgerow.db import get_sessionmaker
-    from hedgerow.training import queries, service
+    from hedgerow.training import queries, runner, service
     from hedgerow.training.trainer import Progress as TrainingProgress
 
     with _servers(redis=False):
@@ -603,7 +603,7 @@ def train_run(
                     speed=f"{update.tokens_per_second:.0f}" if update.tokens_per_second else "-",
                 )
 
-            status = service.run_training(maker, version_id, progress=on_progress)
+            status = runner.run_training(maker, version_id, progress=on_progress)
         with maker() as db:
             version = service.get_version(db, version_id)
         if status is None:
