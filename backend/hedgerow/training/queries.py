@@ -15,6 +15,7 @@ from hedgerow.models import (
     ReleaseState,
     TrainingRun,
 )
+from hedgerow.training.trainer import Progress
 
 # First key of the two-key advisory locks on a version or a model name ("TRN" in ASCII).
 TRAIN_LOCK_NAMESPACE = 0x54524E
@@ -117,13 +118,7 @@ def versions_in_training(db: Session) -> list[int]:
 def record_progress(
     db: Session,
     version_id: int,
-    *,
-    step: int,
-    total_steps: int,
-    loss: float | None,
-    learning_rate: float | None,
-    tokens_per_second: float | None,
-    eta_seconds: float | None,
+    progress: Progress,
     loss_history: list[list[float]],
     updated_at: datetime,
 ) -> None:
@@ -132,12 +127,12 @@ def record_progress(
         update(TrainingRun)
         .where(TrainingRun.model_version_id == version_id)
         .values(
-            step=step,
-            total_steps=total_steps,
-            loss=loss,
-            learning_rate=learning_rate,
-            tokens_per_second=tokens_per_second,
-            eta_seconds=eta_seconds,
+            step=progress.step,
+            total_steps=progress.total_steps,
+            loss=progress.loss,
+            learning_rate=progress.learning_rate,
+            tokens_per_second=progress.tokens_per_second,
+            eta_seconds=progress.eta_seconds,
             loss_history=loss_history,
             updated_at=updated_at,
         )

@@ -466,17 +466,6 @@ def _progress_writer(
             return
         last_write[0] = now
         with maker.begin() as db:
-            queries.record_progress(
-                db,
-                version_id,
-                step=update.step,
-                total_steps=update.total_steps,
-                loss=update.loss,
-                learning_rate=update.learning_rate,
-                tokens_per_second=update.tokens_per_second,
-                eta_seconds=update.eta_seconds,
-                loss_history=list(history),
-                updated_at=utcnow(),
-            )
+            queries.record_progress(db, version_id, update, list(history), utcnow())
 
     return report
