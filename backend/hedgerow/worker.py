@@ -42,11 +42,12 @@ def celery_url(redis_url: str) -> str:
 
 
 def domain_packages() -> list[str]:
-    """Every sub-package of ``hedgerow`` (accounts, growth, export, ...)."""
+    """Every sub-package of ``hedgerow`` (accounts, growth, export, ...); not the models
+    nor the command line, which have no jobs."""
     return sorted(
         f"hedgerow.{module.name}"
         for module in pkgutil.iter_modules(hedgerow.__path__)
-        if module.ispkg and module.name != "models"
+        if module.ispkg and module.name not in ("models", "cli")
     )
 
 

@@ -90,6 +90,7 @@ def test_domain_packages_lists_the_hedgerow_domains() -> None:
     packages = domain_packages()
     assert {"hedgerow.ops", "hedgerow.accounts", "hedgerow.growth"} <= set(packages)
     assert "hedgerow.models" not in packages
+    assert "hedgerow.cli" not in packages
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from hedgerow.export.service import run_export
 from hedgerow.export.shapes import MessageIds, split_of
 from hedgerow.models import ModelVersion, TrainingRun
 from hedgerow.sim.simulate import simulate
-from hedgerow.training import service
+from hedgerow.training import runner, service
 from tests.conftest import ALL_TABLES
 from tests.growth.factories import override_settings
 
@@ -149,7 +149,7 @@ LOCK_RELEASE_SECONDS = 30
 def wait_until_interrupted(maker: sessionmaker[Session], version_id: int) -> None:
     """Wait until nobody holds the killed run's lock: a worker may take it over."""
     deadline = time.monotonic() + LOCK_RELEASE_SECONDS
-    while service.interrupted_versions(maker) != [version_id]:
+    while runner.interrupted_versions(maker) != [version_id]:
         assert time.monotonic() < deadline, "the killed run's lock was never released"
         time.sleep(0.05)
 

@@ -12,7 +12,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from hedgerow.db import get_sessionmaker
-from hedgerow.training import service
+from hedgerow.training import runner
 
 CHECKPOINT_DIRECTORIES = {"sft": "checkpoints", "dpo": "dpo-checkpoints"}
 
@@ -28,6 +28,6 @@ class HangAfterFirstSave(TrainerCallback):
 
 if __name__ == "__main__":
     stage = sys.argv[2] if len(sys.argv) > 2 else "sft"
-    service.run_training(
+    runner.run_training(
         get_sessionmaker(), int(sys.argv[1]), extra_callbacks=[HangAfterFirstSave(stage)]
     )

@@ -11,7 +11,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hedgerow.models import ModelVersion, ModelVersionStatus, TrainingRun
-from hedgerow.training import evaluation, launch, service, tiny, trainer
+from hedgerow.training import evaluation, launch, runner, tiny, trainer
 from hedgerow.training.trainer import Progress, TrainingConfig
 from tests.growth.factories import override_settings
 from tests.training.conftest import Corpus, load_version, queue_version
@@ -23,7 +23,7 @@ DISTRIBUTED_STEPS = 40
 
 def _run(corpus: Corpus, **overrides: object) -> tuple[ModelVersion, TrainingRun]:
     version_id = queue_version(corpus, **overrides)
-    service.run_training(corpus.maker, version_id)
+    runner.run_training(corpus.maker, version_id)
     return load_version(corpus, version_id)
 
 

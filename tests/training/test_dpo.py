@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hedgerow.config import REPO_ROOT, get_settings
 from hedgerow.models import ModelVersionStatus
-from hedgerow.training import dpo, evaluation, service, trainer
+from hedgerow.training import dpo, evaluation, runner, service, trainer
 from hedgerow.training.trainer import MAX_VALIDATION_EXAMPLES
 from tests.growth.factories import override_settings
 from tests.training.conftest import (
@@ -85,7 +85,7 @@ def test_dpo_after_sft_learns_to_prefer_the_chosen_replies(
     assert all(pair["chosen"] != pair["rejected"] for pair in pairs.train)
     version_id = queue_version(corpus)
 
-    status = service.run_training(corpus.maker, version_id)
+    status = runner.run_training(corpus.maker, version_id)
 
     version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready, version.failure_reason
@@ -146,7 +146,7 @@ def test_lora_dpo_takes_the_sft_model_without_its_new_adapter_as_reference(
     )
     version_id = queue_version(corpus)
 
-    status = service.run_training(corpus.maker, version_id)
+    status = runner.run_training(corpus.maker, version_id)
 
     version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready, version.failure_reason
@@ -170,7 +170,7 @@ def test_both_stages_run_in_two_processes(
     with corpus.maker.begin() as db:
         version_id = service.start_run(db, corpus.release_id, requested_by=None, num_processes=2).id
 
-    status = service.run_training(corpus.maker, version_id)
+    status = runner.run_training(corpus.maker, version_id)
 
     version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready, version.failure_reason
@@ -194,7 +194,7 @@ def test_too_few_preference_pairs_skip_dpo_with_a_note(
     override_settings(monkeypatch, training_dpo_min_pairs=1000, training_max_steps=5)
     version_id = queue_version(corpus)
 
-    status = service.run_training(corpus.maker, version_id)
+    status = runner.run_training(corpus.maker, version_id)
 
     version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready, version.failure_reason
@@ -246,7 +246,7 @@ def test_run_killed_during_dpo_resumes_dpo_without_training_sft_again(
     assert dpo_checkpoint_step % DPO_TRAINING["training_save_steps"] == 0
     wait_until_interrupted(corpus.maker, version_id)
 
-    status = service.run_training(corpus.maker, version_id)
+    status = runner.run_training(corpus.maker, version_id)
 
     version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready, version.failure_reason

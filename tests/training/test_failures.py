@@ -13,7 +13,7 @@ import torch
 from hedgerow.export.schemas import ExportFilters
 from hedgerow.export.service import run_export
 from hedgerow.models import ModelVersion, ModelVersionStatus
-from hedgerow.training import service, trainer
+from hedgerow.training import runner, service, trainer
 from tests.growth.factories import override_settings
 from tests.training.conftest import Corpus
 
@@ -21,7 +21,7 @@ from tests.training.conftest import Corpus
 def _train(corpus: Corpus, release_id: int | None = None) -> ModelVersion:
     with corpus.maker.begin() as db:
         version_id = service.start_run(db, release_id or corpus.release_id, requested_by=None).id
-    assert service.run_training(corpus.maker, version_id) == ModelVersionStatus.failed
+    assert runner.run_training(corpus.maker, version_id) == ModelVersionStatus.failed
     with corpus.maker() as db:
         return db.get_one(ModelVersion, version_id)
 
@@ -105,7 +105,7 @@ def test_a_finished_version_is_not_trained_again(corpus: Corpus, models_dir: Pat
         failed.failure_reason = "earlier"
         version_id = failed.id
 
-    assert service.run_training(corpus.maker, version_id) == ModelVersionStatus.failed
+    assert runner.run_training(corpus.maker, version_id) == ModelVersionStatus.failed
 
     with corpus.maker() as db:
         again = db.get_one(ModelVersion, version_id)

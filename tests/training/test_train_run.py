@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hedgerow.config import REPO_ROOT, get_settings
 from hedgerow.models import ModelVersionStatus
-from hedgerow.training import evaluation, service, trainer
+from hedgerow.training import evaluation, runner, trainer
 from tests.training.conftest import (
     TINY_TRAINING,
     Corpus,
@@ -31,7 +31,7 @@ def test_release_trains_the_tiny_model_into_a_ready_version_that_learnt(
 ) -> None:
     version_id = queue_version(corpus)
 
-    status = service.run_training(corpus.maker, version_id)
+    status = runner.run_training(corpus.maker, version_id)
 
     version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready
@@ -145,7 +145,7 @@ def test_run_killed_after_a_checkpoint_resumes_from_it(corpus: Corpus, models_di
     assert killed.artifact_path is None
     wait_until_interrupted(corpus.maker, version_id)
 
-    status = service.run_training(corpus.maker, version_id)
+    status = runner.run_training(corpus.maker, version_id)
 
     version, run = load_version(corpus, version_id)
     assert status == ModelVersionStatus.ready
@@ -158,4 +158,4 @@ def test_run_killed_after_a_checkpoint_resumes_from_it(corpus: Corpus, models_di
     )
     assert Path(version.artifact_path or "").is_dir()
     assert "resumed from checkpoint at step" in Path(run.log_path or "").read_text("utf-8")
-    assert service.interrupted_versions(corpus.maker) == []
+    assert runner.interrupted_versions(corpus.maker) == []

@@ -15,9 +15,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
@@ -30,6 +30,8 @@ from hedgerow.inference.registry import LoadedModel, ServingRegistry
 from hedgerow.inference.schemas import ChatCompletionRequest
 
 log = logging.getLogger(__name__)
+
+router = APIRouter()
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -59,151 +61,194 @@ def create_inference_app(
     settings: Settings | None = None, registry: ServingRegistry | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
-    registry = registry or ServingRegistry(
+    app = FastAPI(
+        title="Hedgerow model server", docs_url=None, redoc_url=None, lifespan=_load_at_start
+    )
+    app.state.settings = settings
+    app.state.registry = registry or ServingRegistry(
         get_sessionmaker(), settings.inference_registry_refresh_seconds
     )
+    app.state.queue = GenerationQueue(settings.inference_concurrency, settings.inference_queue_size)
+    app.exception_handler(AppError)(_app_error)
+    app.exception_handler(RequestValidationError)(_invalid_request)
+    app.middleware("http")(_require_api_key)
+    app.include_router(router)
+    return app
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Load the serving versions before the first request rather than during it.
-        try:
-            await asyncio.to_thread(registry.serving)
-        except Exception:
-            log.exception("could not load the serving models at start-up; will retry")
-        yield
 
-    app = FastAPI(title="Hedgerow model server", docs_url=None, redoc_url=None, lifespan=lifespan)
-    queue = GenerationQueue(settings.inference_concurrency, settings.inference_queue_size)
-    app.state.registry = registry
-    app.state.queue = queue
+@asynccontextmanager
+async def _load_at_start(app: FastAPI) -> AsyncIterator[None]:
+    # Load the serving versions before the first request rather than during it.
+    registry: ServingRegistry = app.state.registry
+    try:
+        await asyncio.to_thread(registry.serving)
+    except Exception:
+        log.exception("could not load the serving models at start-up; will retry")
+    yield
 
-    @app.exception_handler(AppError)
-    async def _app_error(request: Request, error: AppError) -> Response:
-        return _error(error.status, error.code, error.message, error.headers)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, error: RequestValidationError) -> Response:
-        first = error.errors()[0] if error.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-        return _error(400, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+# The server's parts live on app.state (set by create_inference_app); routes take them
+# through these dependencies.
 
-    @app.middleware("http")
-    async def _bearer(request: Request, call_next: Any) -> Response:
-        expected = settings.inference_api_key
-        if expected and request.url.path.startswith("/v1/"):
-            sent = request.headers.get("authorization", "").removeprefix("Bearer ")
-            if not secrets.compare_digest(sent.encode(), expected.encode()):
-                return _error(
-                    401, "invalid_api_key", "Send the server's API key as a bearer token."
-                )
-        response: Response = await call_next(request)
-        return response
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+async def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
-    @app.get("/v1/models")
-    async def list_models() -> dict[str, Any]:
-        serving = await asyncio.to_thread(registry.serving)
-        return {
-            "object": "list",
-            "data": [
-                {
-                    "id": name,
-                    "object": "model",
-                    "created": loaded.created,
-                    "owned_by": "hedgerow",
-                    "version_id": loaded.version_id,
-                }
-                for name, loaded in sorted(serving.items())
-            ],
-        }
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
-        check_rate_limit(_user_key(request, body), settings.inference_requests_per_minute)
-        loaded = await asyncio.to_thread(registry.get, body.model)
-        max_new_tokens = min(
-            body.max_tokens or settings.inference_max_new_tokens, settings.inference_max_new_tokens
-        )
-        params = GenerationParams(body.temperature, body.top_p, max_new_tokens, body.seed)
-        messages = [message.model_dump() for message in body.messages]
-        queue.admit()
-        if body.stream:
-            return StreamingResponse(
-                _stream(loaded, messages, params), media_type="text/event-stream"
-            )
-        try:
-            async with queue.slot():
-                stats = GenerationStats()
-                text = await asyncio.to_thread(
-                    lambda: "".join(stream_completion(loaded, messages, params, stats))
-                )
-        finally:
-            queue.release()
-        return JSONResponse(
+async def _registry(request: Request) -> ServingRegistry:
+    registry: ServingRegistry = request.app.state.registry
+    return registry
+
+
+async def _queue(request: Request) -> GenerationQueue:
+    queue: GenerationQueue = request.app.state.queue
+    return queue
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+RegistryDep = Annotated[ServingRegistry, Depends(_registry)]
+QueueDep = Annotated[GenerationQueue, Depends(_queue)]
+
+
+async def _app_error(request: Request, error: AppError) -> Response:
+    return _error(error.status, error.code, error.message, error.headers)
+
+
+async def _invalid_request(request: Request, error: RequestValidationError) -> Response:
+    first = error.errors()[0] if error.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    return _error(400, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+
+async def _require_api_key(request: Request, call_next: Any) -> Response:
+    expected = request.app.state.settings.inference_api_key
+    if expected and request.url.path.startswith("/v1/"):
+        sent = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not secrets.compare_digest(sent.encode(), expected.encode()):
+            return _error(401, "invalid_api_key", "Send the server's API key as a bearer token.")
+    response: Response = await call_next(request)
+    return response
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/v1/models")
+async def list_models(registry: RegistryDep) -> dict[str, Any]:
+    serving = await asyncio.to_thread(registry.serving)
+    return {
+        "object": "list",
+        "data": [
             {
-                "id": f"chatcmpl-{uuid.uuid4().hex}",
-                "object": "chat.completion",
-                "created": int(time.time()),
+                "id": name,
+                "object": "model",
+                "created": loaded.created,
+                "owned_by": "hedgerow",
+                "version_id": loaded.version_id,
+            }
+            for name, loaded in sorted(serving.items())
+        ],
+    }
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(
+    body: ChatCompletionRequest,
+    request: Request,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    queue: QueueDep,
+) -> Response:
+    check_rate_limit(_user_key(request, body), settings.inference_requests_per_minute)
+    loaded = await asyncio.to_thread(registry.get, body.model)
+    max_new_tokens = min(
+        body.max_tokens or settings.inference_max_new_tokens, settings.inference_max_new_tokens
+    )
+    params = GenerationParams(body.temperature, body.top_p, max_new_tokens, body.seed)
+    messages = [message.model_dump() for message in body.messages]
+    queue.admit()
+    if body.stream:
+        return StreamingResponse(
+            _stream(loaded, messages, params, queue), media_type="text/event-stream"
+        )
+    try:
+        async with queue.slot():
+            stats = GenerationStats()
+            text = await asyncio.to_thread(
+                lambda: "".join(stream_completion(loaded, messages, params, stats))
+            )
+    finally:
+        queue.release()
+    return JSONResponse(_completion(loaded, text, stats))
+
+
+def _completion(loaded: LoadedModel, text: str, stats: GenerationStats) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": loaded.name,
+        "system_fingerprint": loaded.fingerprint,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": stats.finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": stats.prompt_tokens,
+            "completion_tokens": stats.completion_tokens,
+            "total_tokens": stats.prompt_tokens + stats.completion_tokens,
+        },
+    }
+
+
+async def _stream(
+    loaded: LoadedModel,
+    messages: list[dict[str, str]],
+    params: GenerationParams,
+    queue: GenerationQueue,
+) -> AsyncIterator[bytes]:
+    """The completion as server-sent events; frees its place in `queue` when it ends."""
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    stats = GenerationStats()
+
+    def chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:
+        return _sse(
+            {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
                 "model": loaded.name,
                 "system_fingerprint": loaded.fingerprint,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": stats.finish_reason,
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": stats.prompt_tokens,
-                    "completion_tokens": stats.completion_tokens,
-                    "total_tokens": stats.prompt_tokens + stats.completion_tokens,
-                },
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
             }
         )
 
-    async def _stream(
-        loaded: LoadedModel, messages: list[dict[str, str]], params: GenerationParams
-    ) -> AsyncIterator[bytes]:
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        created = int(time.time())
-        stats = GenerationStats()
-
-        def chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:
-            return _sse(
-                {
-                    "id": completion_id,
-                    "object": "chat.completion.chunk",
-                    "created": created,
-                    "model": loaded.name,
-                    "system_fingerprint": loaded.fingerprint,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-                }
-            )
-
-        pieces: Iterator[str] | None = None
-        try:
-            async with queue.slot():
-                yield chunk({"role": "assistant", "content": ""}, None)
-                pieces = stream_completion(loaded, messages, params, stats)
-                while True:
-                    piece = await asyncio.to_thread(next, pieces, None)
-                    if piece is None:
-                        break
-                    if piece:
-                        yield chunk({"content": piece}, None)
-                yield chunk({}, stats.finish_reason)
-                yield _sse("[DONE]")
-        finally:
-            # The client went away (or we finished): stop generating and free the slot.
-            stats.stop.set()
-            if pieces is not None:
-                await asyncio.to_thread(_close, pieces)
-            queue.release()
-
-    return app
+    pieces: Iterator[str] | None = None
+    try:
+        async with queue.slot():
+            yield chunk({"role": "assistant", "content": ""}, None)
+            pieces = stream_completion(loaded, messages, params, stats)
+            while True:
+                piece = await asyncio.to_thread(next, pieces, None)
+                if piece is None:
+                    break
+                if piece:
+                    yield chunk({"content": piece}, None)
+            yield chunk({}, stats.finish_reason)
+            yield _sse("[DONE]")
+    finally:
+        # The client went away (or we finished): stop generating and free the slot.
+        stats.stop.set()
+        if pieces is not None:
+            await asyncio.to_thread(_close, pieces)
+        queue.release()
 
 
 def _close(pieces: Iterator[str]) -> None:

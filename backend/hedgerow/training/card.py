@@ -56,39 +56,20 @@ def _cell(value: Any) -> str:
 
 
 def render_model_card(facts: CardFacts) -> str:
-    base = (
-        "a tiny Llama-style model built for this run (random init, tokenizer trained on "
-        "the release)"
-        if facts.base_model == TINY_BASE_MODEL
-        else f"`{facts.base_model}`"
+    sections = (
+        _front_matter(facts),
+        _summary(facts),
+        _prompt_format(facts),
+        _configuration(facts),
+        _evaluation(facts),
+        _use_and_limitations(facts),
     )
-    config_rows = "\n".join(
-        f"| {_cell(key)} | {_cell(value)} |"
-        for key, value in sorted(facts.config.items())
-        if key != "extra"
-    )
-    metric_rows = "\n".join(
-        f"| {_cell(row.task)} | {_cell(row.metric)} | {_number(row.value)} "
-        f"| {_number(row.stderr)} |"
-        for row in facts.metrics
-    )
-    processes = (
-        f"{facts.num_processes} (data parallel, launched with accelerate)"
-        if facts.num_processes > 1
-        else "1"
-    )
+    return "\n\n".join(sections) + "\n"
+
+
+def _front_matter(facts: CardFacts) -> str:
+    # The Hugging Face Hub reads this YAML block (license, base model, tags).
     tags = "- sft\n- dpo" if facts.preference_tuned else "- sft"
-    preference_limitation = (
-        "Its preference tuning (DPO) learnt from the volunteers' rankings only; it has had "
-        "no safety training beyond the moderation of its data."
-        if facts.preference_tuned
-        else "It has had no preference tuning or safety training beyond the moderation of its data."
-    )
-    example = (
-        PROMPT_FORMAT
-        if facts.base_model == TINY_BASE_MODEL
-        else "tokenizer.apply_chat_template(messages, add_generation_prompt=True)"
-    )
     return f"""---
 license: {facts.license_name}
 base_model: {facts.base_model}
@@ -97,9 +78,22 @@ pipeline_tag: text-generation
 tags:
 - hedgerow
 {tags}
----
+---"""
 
-# {facts.name} v{facts.version_id}
+
+def _summary(facts: CardFacts) -> str:
+    base = (
+        "a tiny Llama-style model built for this run (random init, tokenizer trained on "
+        "the release)"
+        if facts.base_model == TINY_BASE_MODEL
+        else f"`{facts.base_model}`"
+    )
+    processes = (
+        f"{facts.num_processes} (data parallel, launched with accelerate)"
+        if facts.num_processes > 1
+        else "1"
+    )
+    return f"""# {facts.name} v{facts.version_id}
 
 Fine-tuned by Hedgerow's training worker on the dataset release **{facts.release_name}**
 (release id {facts.release_id}): conversations written, reviewed and ranked by volunteers.
@@ -113,9 +107,16 @@ Fine-tuned by Hedgerow's training worker on the dataset release **{facts.release
 - **Examples:** {facts.train_examples} for training, {facts.validation_examples} for validation
 - **Hardware:** {facts.hardware}
 - **Processes:** {processes}
-- **Training time:** {_duration(facts.duration_seconds)}
+- **Training time:** {_duration(facts.duration_seconds)}"""
 
-## Prompt format
+
+def _prompt_format(facts: CardFacts) -> str:
+    example = (
+        PROMPT_FORMAT
+        if facts.base_model == TINY_BASE_MODEL
+        else "tokenizer.apply_chat_template(messages, add_generation_prompt=True)"
+    )
+    return f"""## Prompt format
 
 Chat messages with the roles `user` and `assistant`, rendered by the chat template saved
 with the tokenizer (`tokenizer.apply_chat_template`); a prompt ends with the assistant's
@@ -123,15 +124,29 @@ turn opening, and the answer ends at the end-of-turn token:
 
 ```
 {example}
-```
+```"""
 
-## Training configuration
+
+def _configuration(facts: CardFacts) -> str:
+    config_rows = "\n".join(
+        f"| {_cell(key)} | {_cell(value)} |"
+        for key, value in sorted(facts.config.items())
+        if key != "extra"
+    )
+    return f"""## Training configuration
 
 | setting | value |
 |---|---|
-{config_rows}
+{config_rows}"""
 
-## Evaluation
+
+def _evaluation(facts: CardFacts) -> str:
+    metric_rows = "\n".join(
+        f"| {_cell(row.task)} | {_cell(row.metric)} | {_number(row.value)} "
+        f"| {_number(row.stderr)} |"
+        for row in facts.metrics
+    )
+    return f"""## Evaluation
 
 | task | metric | value | stderr |
 |---|---|---|---|
@@ -142,9 +157,17 @@ validation split) of each example's mean loss on its assistant tokens; the stand
 is over examples. Preference pairs (after DPO) are scored by the log-likelihood of each
 reply after its prompt: the reward margin is beta times the difference between the chosen
 and the rejected reply, and accuracy is the share of pairs whose margin is positive (a tie
-counts one half). `evaluation.json` holds the answers to the sampled reference prompts.
+counts one half). `evaluation.json` holds the answers to the sampled reference prompts."""
 
-## Intended use
+
+def _use_and_limitations(facts: CardFacts) -> str:
+    preference_limitation = (
+        "Its preference tuning (DPO) learnt from the volunteers' rankings only; it has had "
+        "no safety training beyond the moderation of its data."
+        if facts.preference_tuned
+        else "It has had no preference tuning or safety training beyond the moderation of its data."
+    )
+    return f"""## Intended use
 
 Research on instruction following and on the Hedgerow data itself, and the volunteers'
 chat, where its answers are rated and flow back into the next release.
@@ -156,5 +179,4 @@ chat, where its answers are rated and flow back into the next release.
   financial advice.
 - The release is small and written by volunteers: styles, languages and topics are
   uneven, and biases in the contributions carry over.
-- {preference_limitation}
-"""
+- {preference_limitation}"""

@@ -6,14 +6,14 @@ from __future__ import annotations
 from celery import shared_task
 
 from hedgerow.db import get_sessionmaker
-from hedgerow.training import service
+from hedgerow.training import runner, service
 
 
 @shared_task(name=service.TRAIN_JOB)
 def train_model_version_job(version_id: int) -> str | None:
     """Train, evaluate and register one model version (resuming from its checkpoint if an
     earlier attempt was killed)."""
-    return service.run_training(get_sessionmaker(), version_id)
+    return runner.run_training(get_sessionmaker(), version_id)
 
 
 @shared_task(name="training.start_on_new_release")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.orm import Session
 
 from hedgerow.models import (
@@ -13,7 +15,10 @@ from hedgerow.models import (
     ReleaseState,
     TrainingRun,
 )
+from hedgerow.training.trainer import Progress
 
+# First key of the two-key advisory locks on a version or a model name ("TRN" in ASCII).
+TRAIN_LOCK_NAMESPACE = 0x54524E
 ACTIVE = (
     ModelVersionStatus.queued,
     ModelVersionStatus.training,
@@ -100,3 +105,72 @@ def newest_nightly_release(db: Session) -> Release | None:
 def has_versions(db: Session, release_id: int) -> bool:
     query = select(ModelVersion.id).where(ModelVersion.release_id == release_id).limit(1)
     return db.scalars(query).first() is not None
+
+
+def versions_in_training(db: Session) -> list[int]:
+    """Versions `training` or `evaluating` (by a live worker or one that died)."""
+    query = select(ModelVersion.id).where(
+        ModelVersion.status.in_([ModelVersionStatus.training, ModelVersionStatus.evaluating])
+    )
+    return list(db.scalars(query))
+
+
+def record_progress(
+    db: Session,
+    version_id: int,
+    progress: Progress,
+    loss_history: list[list[float]],
+    updated_at: datetime,
+) -> None:
+    """Update the run's progress columns without loading the row."""
+    db.execute(
+        update(TrainingRun)
+        .where(TrainingRun.model_version_id == version_id)
+        .values(
+            step=progress.step,
+            total_steps=progress.total_steps,
+            loss=progress.loss,
+            learning_rate=progress.learning_rate,
+            tokens_per_second=progress.tokens_per_second,
+            eta_seconds=progress.eta_seconds,
+            loss_history=loss_history,
+            updated_at=updated_at,
+        )
+    )
+
+
+# --- advisory locks -------------------------------------------------------------------
+
+
+def lock_model_name(db: Session, name: str) -> None:
+    """Hold the name's lock until the transaction ends (promotions of one name queue)."""
+    db.execute(
+        text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:name))"),
+        {"namespace": TRAIN_LOCK_NAMESPACE, "name": name},
+    )
+
+
+def try_lock_version(connection: Connection, version_id: int) -> bool:
+    """Take the version's session-level lock if nobody holds it; kept until unlocked or
+    until the connection closes (the server releases it if the process dies)."""
+    taken: bool = connection.execute(
+        text("SELECT pg_try_advisory_lock(:namespace, :id)"),
+        {"namespace": TRAIN_LOCK_NAMESPACE, "id": version_id},
+    ).scalar_one()
+    return taken
+
+
+def unlock_version(connection: Connection, version_id: int) -> None:
+    connection.execute(
+        text("SELECT pg_advisory_unlock(:namespace, :id)"),
+        {"namespace": TRAIN_LOCK_NAMESPACE, "id": version_id},
+    )
+
+
+def version_lock_is_free(db: Session, version_id: int) -> bool:
+    """Whether nobody holds the version's lock (tested by taking it for this transaction)."""
+    taken: bool = db.execute(
+        text("SELECT pg_try_advisory_xact_lock(:namespace, :id)"),
+        {"namespace": TRAIN_LOCK_NAMESPACE, "id": version_id},
+    ).scalar_one()
+    return taken

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hedgerow.training import artifacts, dpo, evaluation, stage_store, trainer
+from hedgerow.training import artifacts, dpo, evaluation, launch, stage_store, trainer
 from hedgerow.training.card import MetricRow
 from hedgerow.training.trainer import (
     MAX_VALIDATION_EXAMPLES,
@@ -65,17 +65,7 @@ def run_stages(
     extra_callbacks: list[Any] | None,
 ) -> StagesOutcome:
     # Known before SFT: the SFT model is saved for a DPO stage only if one will run.
-    pairs = dpo.load_preference_pairs(release_dir, config.seed) if config.dpo else None
-    skipped: DpoResult | None = None
-    if pairs is not None and len(pairs.train) < config.dpo_min_pairs:
-        note = (
-            f"DPO skipped: the release has {len(pairs.train)} training preference pairs and "
-            f"the stage needs at least {config.dpo_min_pairs} "
-            "(HEDGEROW_TRAINING_DPO_MIN_PAIRS); the model is the SFT model."
-        )
-        logger.info("%s", note)
-        skipped = DpoResult(ran=False, note=note, metrics={"dpo_skipped": note})
-        pairs = None
+    pairs, skipped = _preference_pairs(config, release_dir)
     sft, sft_reused = _sft_stage(
         config, base, train_examples, paths, report, extra_callbacks, dpo_follows=pairs is not None
     )
@@ -94,42 +84,7 @@ def run_stages(
     # DPO loads its policy and its reference from the saved SFT model.
     sft.model = None
     trainer.release_memory()
-
-    def report_after_sft(progress: Progress) -> None:
-        report(
-            replace(
-                progress,
-                step=sft_facts.global_step + progress.step,
-                total_steps=sft_facts.global_step + progress.total_steps,
-            )
-        )
-
-    resume_from = trainer.last_complete_checkpoint(paths.dpo_checkpoints)
-    logger.info("DPO on %s preference pairs (beta %s)", len(pairs.train), config.dpo_beta)
-    if config.num_processes > 1:
-        from hedgerow.training import launch
-
-        tuned = launch.run_stage_in_processes(
-            "dpo",
-            config,
-            str(paths.sft_model),
-            pairs.train,
-            paths.dpo_checkpoints,
-            resume_from,
-            paths.dpo_model,
-            paths.work,
-            report_after_sft,
-        )
-    else:
-        tuned = dpo.train_dpo(
-            config,
-            str(paths.sft_model),
-            pairs.train,
-            paths.dpo_checkpoints,
-            report_after_sft,
-            extra_callbacks,
-            resume_from=resume_from,
-        )
+    tuned = _dpo_stage(config, pairs.train, paths, sft_facts.global_step, report, extra_callbacks)
     if sft_reused:
         resumed = sft_facts.global_step + (tuned.resumed_from_step or 0)
     after = _preferences(tuned, train_pairs, validation_pairs, config)
@@ -142,6 +97,24 @@ def run_stages(
         resumed_from_step=resumed,
         sft_validation_loss=sft_loss,
     )
+
+
+def _preference_pairs(
+    config: TrainingConfig, release_dir: Path
+) -> tuple[dpo.PreferencePairs | None, DpoResult | None]:
+    """The pairs a DPO stage trains on, or None with why it is skipped (None if DPO is off)."""
+    if not config.dpo:
+        return None, None
+    pairs = dpo.load_preference_pairs(release_dir, config.seed)
+    if len(pairs.train) >= config.dpo_min_pairs:
+        return pairs, None
+    note = (
+        f"DPO skipped: the release has {len(pairs.train)} training preference pairs and "
+        f"the stage needs at least {config.dpo_min_pairs} "
+        "(HEDGEROW_TRAINING_DPO_MIN_PAIRS); the model is the SFT model."
+    )
+    logger.info("%s", note)
+    return None, DpoResult(ran=False, note=note, metrics={"dpo_skipped": note})
 
 
 def _sft_stage(
@@ -161,8 +134,6 @@ def _sft_stage(
         return stage_store.load_stage(paths.sft_model, config), True
     resume_from = trainer.last_complete_checkpoint(paths.checkpoints)
     if config.num_processes > 1:
-        from hedgerow.training import launch
-
         outcome = launch.run_stage_in_processes(
             "sft",
             config,
@@ -190,6 +161,50 @@ def _sft_stage(
         # The saved model replaces the stage's checkpoints.
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
     return outcome, False
+
+
+def _dpo_stage(
+    config: TrainingConfig,
+    train_pairs: list[dict[str, Any]],
+    paths: artifacts.RunPaths,
+    sft_steps: int,
+    report: ProgressCallback,
+    extra_callbacks: list[Any] | None,
+) -> TrainOutcome:
+    """DPO from the saved SFT model, its steps reported after SFT's `sft_steps`."""
+
+    def report_after_sft(progress: Progress) -> None:
+        report(
+            replace(
+                progress,
+                step=sft_steps + progress.step,
+                total_steps=sft_steps + progress.total_steps,
+            )
+        )
+
+    resume_from = trainer.last_complete_checkpoint(paths.dpo_checkpoints)
+    logger.info("DPO on %s preference pairs (beta %s)", len(train_pairs), config.dpo_beta)
+    if config.num_processes > 1:
+        return launch.run_stage_in_processes(
+            "dpo",
+            config,
+            str(paths.sft_model),
+            train_pairs,
+            paths.dpo_checkpoints,
+            resume_from,
+            paths.dpo_model,
+            paths.work,
+            report_after_sft,
+        )
+    return dpo.train_dpo(
+        config,
+        str(paths.sft_model),
+        train_pairs,
+        paths.dpo_checkpoints,
+        report_after_sft,
+        extra_callbacks,
+        resume_from=resume_from,
+    )
 
 
 @dataclass

@@ -1,0 +1,92 @@
+"""Commands that run Hedgerow's servers: ``up`` (everything), ``migrate`` and
+``serve-model`` (the OpenAI-compatible model server)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from hedgerow import migrate as migrations
+from hedgerow.cli.accounts import ensure_first_admin
+from hedgerow.cli.common import console, err_console, servers
+from hedgerow.cli.supervisor import Supervisor, wait_until_serving
+from hedgerow.inference.app import create_inference_app
+from hedgerow.logs import configure_logging
+
+
+def up(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    admin_username: Annotated[str, typer.Option(help="Name of the first admin.")] = "admin",
+    worker: Annotated[bool, typer.Option(help="Run a Celery worker.")] = True,
+    beat: Annotated[bool, typer.Option(help="Run Celery beat (the schedule).")] = True,
+) -> None:
+    """Run everything: database, Redis, migrations, web server, worker and beat."""
+    supervisor = Supervisor()
+    # From here on Ctrl-C and SIGTERM mean "stop cleanly", even during start-up.
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    exit_code = 0
+    with servers(redis=True) as settings:
+        configure_logging(settings)
+        host = host or settings.host
+        port = port or settings.port
+        migrations.upgrade(settings.database_url)
+        ensure_first_admin(admin_username)
+        python = sys.executable
+        data_dir = settings.data_dir.resolve()
+        uvicorn_command = [python, "-m", "uvicorn", "hedgerow.app:create_app", "--factory"]
+        celery = [python, "-m", "celery", "-A", "hedgerow.worker:celery_app"]
+        schedule = str(data_dir / "celerybeat-schedule")
+        try:
+            # The children read the URLs from the environment exported by servers().
+            supervisor.start(
+                "web", [*uvicorn_command, "--host", host, "--port", str(port), "--no-access-log"]
+            )
+            if worker:
+                supervisor.start("worker", [*celery, "worker", "-Q", "default", "-l", "INFO"])
+            if beat:
+                data_dir.mkdir(parents=True, exist_ok=True)
+                supervisor.start("beat", [*celery, "beat", "-l", "INFO", "--schedule", schedule])
+            shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+            url = f"http://{shown_host}:{port}"
+            if wait_until_serving(url, supervisor):
+                console.print(f"[green]Hedgerow is running at[/green] [bold]{url}[/bold]")
+                console.print("Press Ctrl-C to stop.")
+            exited = supervisor.wait()
+            if exited is not None:
+                err_console.print(
+                    f"[red]{exited.name} exited unexpectedly "
+                    f"(code {exited.process.returncode}); stopping the others[/red]"
+                )
+                exit_code = 1
+        finally:
+            supervisor.stop_all()
+    console.print("Stopped.")
+    raise typer.Exit(code=exit_code)
+
+
+def migrate() -> None:
+    """Apply every pending database migration."""
+    with servers(redis=False) as settings:
+        migrations.upgrade(settings.database_url)
+    console.print("Database is up to date.")
+
+
+def serve_model(
+    host: Annotated[str | None, typer.Option(help="Default: HEDGEROW_INFERENCE_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: HEDGEROW_INFERENCE_PORT.")] = None,
+) -> None:
+    """Serve the serving model versions over an OpenAI-compatible API (/v1/chat/completions)."""
+    with servers(redis=True) as settings:
+        configure_logging(settings)
+        uvicorn.run(
+            create_inference_app(settings),
+            host=host or settings.inference_host,
+            port=port or settings.inference_port,
+            log_level=settings.log_level.lower(),
+        )

@@ -1,0 +1,94 @@
+"""The child processes of ``hedgerow up``: started in their own sessions, stopped in
+order, and watched so that one exiting on its own stops the rest."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from types import FrameType
+
+from hedgerow.cli.common import err_console
+
+# How long a child gets to finish its current request or job after SIGTERM before it is
+# killed. Celery's warm shutdown waits for the running job, so this is generous.
+CHILD_STOP_TIMEOUT_SECONDS = 20.0
+WEB_READY_TIMEOUT_SECONDS = 60.0
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    # If `hedgerow up` itself is killed (SIGKILL, OOM), its children follow instead of
+    # lingering and holding the port.
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+class Supervisor:
+    """Starts the children in their own sessions, so a Ctrl-C reaches only us and we stop
+    them in order; reports the first one that exits on its own."""
+
+    def __init__(self) -> None:
+        self.children: list[Child] = []
+        self.stop_requested = threading.Event()
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested.set()
+
+    def start(self, name: str, argv: list[str]) -> None:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+            argv, start_new_session=True, preexec_fn=_die_with_parent
+        )
+        self.children.append(Child(name, process))
+
+    def exited_child(self) -> Child | None:
+        return next((c for c in self.children if c.process.poll() is not None), None)
+
+    def wait(self) -> Child | None:
+        """Block until a stop is requested (None) or a child exits (that child)."""
+        while not self.stop_requested.wait(0.5):
+            exited = self.exited_child()
+            if exited is not None:
+                return exited
+        return None
+
+    def stop_all(self, timeout: float = CHILD_STOP_TIMEOUT_SECONDS) -> None:
+        for child in self.children:
+            if child.process.poll() is None:
+                child.process.terminate()
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            try:
+                child.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                err_console.print(f"{child.name} did not stop in {timeout:.0f}s; killing it")
+                child.process.kill()
+                child.process.wait()
+
+
+def wait_until_serving(url: str, supervisor: Supervisor) -> bool:
+    deadline = time.monotonic() + WEB_READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if supervisor.stop_requested.is_set() or supervisor.exited_child() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        supervisor.stop_requested.wait(0.2)
+    return False

@@ -1,0 +1,145 @@
+"""Training commands: ``train`` (the GPU worker) and ``train-run`` (one run in the
+foreground)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from sqlalchemy.orm import Session, sessionmaker
+
+from hedgerow.cli.common import console, counted_progress, fail, servers
+from hedgerow.db import get_sessionmaker
+from hedgerow.errors import AppError
+from hedgerow.logs import configure_logging
+from hedgerow.models import ModelVersion
+from hedgerow.training import queries, runner, service
+from hedgerow.training.trainer import Progress as TrainingProgress
+
+
+def train(
+    concurrency: Annotated[int, typer.Option(help="Runs at a time (one per GPU set).")] = 1,
+) -> None:
+    """Run the training worker (the `train` queue) in the foreground."""
+    with servers(redis=True) as settings:
+        configure_logging(settings)
+        # Runs whose worker died mid-way go back on the queue; they resume from their
+        # last checkpoint.
+        for version_id in runner.interrupted_versions(get_sessionmaker()):
+            console.print(f"Resuming model version {version_id}")
+            service.enqueue_training(version_id)
+        # Imported once servers() has set the URLs: the Celery app reads them on import.
+        from hedgerow.worker import TRAIN_QUEUE, celery_app
+
+        # The solo pool trains in this process: no fork after CUDA is initialised.
+        celery_app.worker_main(
+            [
+                "worker",
+                "-Q",
+                TRAIN_QUEUE,
+                "--pool",
+                "solo" if concurrency == 1 else "prefork",
+                "--concurrency",
+                str(concurrency),
+                "-l",
+                "INFO",
+                "-n",
+                "trainer@%h",
+            ]
+        )
+
+
+def train_run(
+    release: Annotated[
+        int | None, typer.Option(help="Release id to train on; the newest published if absent.")
+    ] = None,
+    resume: Annotated[
+        int | None, typer.Option(help="Resume this interrupted model version instead.")
+    ] = None,
+    dpo: Annotated[
+        bool | None,
+        typer.Option(
+            "--dpo/--no-dpo",
+            help="DPO on the release's preference pairs after SFT. Default: HEDGEROW_TRAINING_DPO.",
+        ),
+    ] = None,
+    num_processes: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Processes (one per GPU), launched with accelerate; 0: one per visible GPU. "
+            "Default: HEDGEROW_TRAINING_NUM_PROCESSES.",
+        ),
+    ] = None,
+) -> None:
+    """Train one model version in the foreground, with a progress bar."""
+    with servers(redis=False):
+        maker = get_sessionmaker()
+        try:
+            version_id = _version_to_train(maker, release, resume, dpo, num_processes)
+        except AppError as error:
+            raise fail(error) from error
+        console.print(f"Training model version [bold]{version_id}[/bold]")
+        status = _train_with_progress_bar(maker, version_id)
+        with maker() as db:
+            version = service.get_version(db, version_id)
+        _report_outcome(version, status)
+
+
+def _version_to_train(
+    maker: sessionmaker[Session],
+    release: int | None,
+    resume: int | None,
+    dpo: bool | None,
+    num_processes: int | None,
+) -> int:
+    """The version to resume, or a new one queued on `release` (the newest published
+    release if None)."""
+    with maker.begin() as db:
+        if resume is not None:
+            return service.get_version(db, resume).id
+        release_id = release if release is not None else _newest_release_id(db)
+        version = service.start_run(
+            db, release_id, requested_by=None, dpo=dpo, num_processes=num_processes
+        )
+        return version.id
+
+
+def _newest_release_id(db: Session) -> int:
+    newest = queries.published_releases(db, limit=1)
+    if not newest:
+        raise AppError("no_release", "No published release; run `hedgerow export`.", 404)
+    return newest[0].id
+
+
+def _train_with_progress_bar(maker: sessionmaker[Session], version_id: int) -> str | None:
+    columns = "steps · loss {task.fields[loss]} · {task.fields[speed]} tok/s"
+    with counted_progress(columns) as progress:
+        bar = progress.add_task("training", total=None, loss="-", speed="-")
+
+        def on_progress(update: TrainingProgress) -> None:
+            progress.update(
+                bar,
+                description=update.stage.upper(),
+                completed=update.step,
+                total=update.total_steps,
+                loss=f"{update.loss:.4f}" if update.loss is not None else "-",
+                speed=f"{update.tokens_per_second:.0f}" if update.tokens_per_second else "-",
+            )
+
+        return runner.run_training(maker, version_id, progress=on_progress)
+
+
+def _report_outcome(version: ModelVersion, status: str | None) -> None:
+    if status is None:
+        raise fail(AppError("run_in_progress", "Another worker is training this version.", 409))
+    if version.status == "failed":
+        raise fail(AppError("training_failed", version.failure_reason or "failed", 500))
+    metrics = version.metrics or {}
+    console.print(
+        f"[green]Model version {version.id} is {escape(version.status)}[/green] in "
+        f"{escape(version.artifact_path or '')} (validation loss "
+        f"{metrics.get('base_validation_loss', float('nan')):.4f} -> "
+        f"{metrics.get('validation_loss', float('nan')):.4f})"
+    )
