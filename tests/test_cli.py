@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, inspect, select
@@ -141,3 +144,23 @@ def test_set_role_rejects_an_unknown_role_and_changes_nothing(cli_engine: Engine
     alice = _user(cli_engine, "alice")
     assert alice is not None
     assert alice.role == Role.volunteer.value
+
+
+def test_an_invalid_setting_stops_every_command_before_it_starts(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "HEDGEROW_MAX_REVIEWS_PER_MESSAGE": "1",
+        "HEDGEROW_REVIEW_CONFIDENCE": "1.5",
+        "HEDGEROW_DATA_DIR": str(tmp_path / "data"),
+    }
+    finished = subprocess.run(
+        [sys.executable, "-m", "hedgerow.cli", "up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 2
+    assert "HEDGEROW_MAX_REVIEWS_PER_MESSAGE" in finished.stderr
+    assert "HEDGEROW_REVIEW_CONFIDENCE" in finished.stderr
+    assert not (tmp_path / "data").exists()  # nothing was started

@@ -3,6 +3,9 @@ checker notices a broken rule."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
@@ -50,6 +53,35 @@ def test_simulate_command_prints_states_and_exits_zero(
     assert result.exit_code == 0, result.output
     assert "ready_for_export" in result.output
     assert "All invariants hold." in result.output
+
+
+def test_simulate_compares_policies_and_writes_the_yield_report(
+    committing_sessionmaker: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A small run of each policy: all invariants hold, the report measures yield per 100
+    tasks and accuracy against the truth, and fixed trees get exactly 3 reviews."""
+    override_settings(monkeypatch, tree_goal_size=5, growing_trees_per_language=2)
+    reports = {}
+    for policy in ("fixed", "adaptive"):
+        path = tmp_path / f"{policy}.json"
+        arguments = ["--volunteers", "16", "--prompts", "3", "--seed", "4", "--policy", policy]
+        result = CliRunner().invoke(cli_app, ["simulate", *arguments, "--json", str(path)])
+        assert result.exit_code == 0, result.output
+        assert f"Yield and quality ({policy} policy)" in result.output
+        reports[policy] = json.loads(path.read_text())
+    for policy, report in reports.items():
+        assert report["policy"] == policy and report["violations"] == []
+        found = report["yield"]
+        assert found["ready_trees"] > 0
+        assert found["tasks"] == sum(found["tasks_by_family"].values()) > 0
+        assert found["per_100_tasks"]["sft_conversations"] == pytest.approx(
+            100 * found["sft_conversations"] / found["tasks"], abs=0.01
+        )
+        assert 0 <= found["review_accuracy"] <= 1
+    assert reports["fixed"]["yield"]["reviews_per_decided_message"] == 3
+    assert reports["adaptive"]["yield"]["reviews_per_decided_message"] < 3
 
 
 def test_invariant_checker_reports_a_self_review(db: Session) -> None:

@@ -9,8 +9,12 @@ it runs. Each domain's commands live in their own module; this one assembles the
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
+from rich.markup import escape
 
 from hedgerow.cli import accounts, export, server, sim, training
+from hedgerow.cli.common import err_console
+from hedgerow.config import describe_settings_error, get_settings
 
 cli = typer.Typer(
     name="hedgerow",
@@ -33,4 +37,10 @@ cli.command("serve-model")(server.serve_model)
 
 
 def main() -> None:
+    # A bad setting stops every command before it starts anything, with what is wrong.
+    try:
+        get_settings()
+    except ValidationError as error:
+        err_console.print(f"[red]Invalid settings[/red]\n{escape(describe_settings_error(error))}")
+        raise SystemExit(2) from None
     cli()
