@@ -28,6 +28,7 @@ from hedgerow.config import Settings, get_settings
 from hedgerow.errors import AppError, NotAuthenticated, NotFound
 from hedgerow.export import card, publish, queries
 from hedgerow.export.assemble import ReleaseAssembler
+from hedgerow.export.chats import write_chats
 from hedgerow.export.parts import (
     PART_TRANSACTION_SETTINGS,
     PartJob,
@@ -184,8 +185,6 @@ def _export_holding_lock(
         stats, contributors, hashed = _write_trees(
             maker, release.id, filters, partial, writer_settings, progress, settings
         )
-        from hedgerow.chat.export import write_chats
-
         stats.rows[CHATS_FILE] = write_chats(
             maker, partial, Pseudonyms(writer_settings.pseudonym_secret)
         )
