@@ -13,13 +13,15 @@ processes run them on bare psycopg connections, without SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text
+from sqlalchemy.orm import Session
 
 from hedgerow.export.schemas import ExportFilters
+from hedgerow.models import Chat, ChatMessage, User
 
 # The first tree id of the first batch: below any id a sequence hands out.
 LOWEST_TREE_ID = -(2**63)
@@ -204,3 +206,34 @@ def count_contributors(conn: Connection, filters: ExportFilters) -> int:
                         WHERE k.user_id = u.id AND {where})
     """  # noqa: S608 - only fixed fragments are interpolated; values are bound
     return int(conn.execute(text(sql), params).scalar_one())
+
+
+# --- chats ----------------------------------------------------------------------------
+
+
+def shared_chats(db: Session, *, after_id: int, limit: int) -> Sequence[tuple[Chat, int]]:
+    """The next `limit` chats after `after_id`, in id order, whose owners allow data use,
+    with their owners' ids; deleted chats and chats of deleted accounts are left out."""
+    return (
+        db.execute(
+            select(Chat, User.id)
+            .join(User, User.id == Chat.owner_id)
+            .where(
+                Chat.id > after_id,
+                Chat.allow_data_use.is_(True),
+                Chat.deleted_at.is_(None),
+                User.deleted_at.is_(None),
+            )
+            .order_by(Chat.id)
+            .limit(limit)
+        )
+        .tuples()
+        .all()
+    )
+
+
+def messages_of_chats(db: Session, chat_ids: Sequence[int]) -> Iterable[ChatMessage]:
+    """Every message of these chats, in id order (parents before their replies)."""
+    return db.scalars(
+        select(ChatMessage).where(ChatMessage.chat_id.in_(chat_ids)).order_by(ChatMessage.id)
+    )
