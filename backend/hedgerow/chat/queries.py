@@ -25,12 +25,8 @@ def messages_of(db: Session, chat_id: int) -> Sequence[ChatMessage]:
 
 def voted_battles(db: Session) -> Sequence[tuple[str, str | None, str, str | None, str | None]]:
     """(model_a, version_a, model_b, version_b, vote) of every battle voted on, oldest first."""
-    return (
-        db.execute(
-            select(Battle.model_a, Battle.version_a, Battle.model_b, Battle.version_b, Battle.vote)
-            .where(Battle.vote.is_not(None))
-            .order_by(Battle.id)
-        )
-        .tuples()
-        .all()
-    )
+    return db.execute(
+        select(Battle.model_a, Battle.version_a, Battle.model_b, Battle.version_b, Battle.vote)
+        .where(Battle.vote.is_not(None))
+        .order_by(Battle.id)
+    ).all()
