@@ -435,8 +435,8 @@ def export(
     )
 
     from hedgerow.db import get_sessionmaker
+    from hedgerow.export.run import run_export
     from hedgerow.export.schemas import ExportFilters
-    from hedgerow.export.service import run_export
     from hedgerow.models import ReleaseKind
 
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from hedgerow.db import get_sessionmaker
-from hedgerow.export.service import run_export
+from hedgerow.export.run import run_export
 from hedgerow.models import ReleaseKind
 
 
