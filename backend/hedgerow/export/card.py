@@ -16,7 +16,7 @@ from hedgerow.export.writers import (
     TREES_FILE,
     ReleaseStats,
 )
-from hedgerow.growth.labels import GUIDELINE_VERSION
+from hedgerow.growth.service import GUIDELINE_VERSION
 
 # The files listed with their row counts, in this order.
 _HF_CONFIGS = (
@@ -57,15 +57,38 @@ def render_card(
     schema_version: str,
     validation_share: float,
 ) -> str:
-    label_means = {
-        name: f"{stats.label_sums[name] / count:.3f} (n={count})"
-        for name, count in stats.label_counts.items()
-        if count
-    }
-    label_rows = "\n".join(f"| {name} | {value} |" for name, value in sorted(label_means.items()))
-    file_rows = "\n".join(f"| `{name}` | {stats.rows.get(name, 0)} |" for _, name in _HF_CONFIGS)
-    return f"""{_yaml_header(license_name, sorted(stats.trees_by_language))}
-# Hedgerow conversation trees: release {release_name}
+    sections = (
+        _yaml_header(license_name, sorted(stats.trees_by_language)),
+        _summary(
+            release_name=release_name,
+            created_at=created_at,
+            filters=filters,
+            stats=stats,
+            contributors=contributors,
+            license_name=license_name,
+            schema_version=schema_version,
+        ),
+        _LOADING,
+        _files(stats, validation_share),
+        _counts(stats),
+        _labels(stats),
+        _ABOUT_THE_DATA,
+    )
+    # Each section ends with a line break; a blank line separates them.
+    return "\n".join(sections)
+
+
+def _summary(
+    *,
+    release_name: str,
+    created_at: datetime,
+    filters: ExportFilters,
+    stats: ReleaseStats,
+    contributors: int,
+    license_name: str,
+    schema_version: str,
+) -> str:
+    return f"""# Hedgerow conversation trees: release {release_name}
 
 Human-written conversation trees collected by volunteers on Hedgerow, released
 {created_at:%Y-%m-%d %H:%M} UTC under the **{license_name}** license.
@@ -77,8 +100,10 @@ Schema version {schema_version}, compatible with the Open-Assistant oasst1/oasst
   deleted messages {"included" if filters.include_deleted else "excluded"}; messages rejected
   as spam {"included" if filters.include_spam else "excluded"}; synthetic messages
   {"included" if filters.include_synthetic else "excluded"}.
+"""
 
-## Loading
+
+_LOADING = """## Loading
 
 ```python
 from datasets import load_dataset
@@ -88,8 +113,12 @@ train = messages.filter(lambda row: row["split"] == "train")
 sft = load_dataset("json", data_files="sft.jsonl", split="train")  # TRL SFTTrainer
 preferences = load_dataset("json", data_files="preferences.jsonl", split="train")  # DPO, RM
 ```
+"""
 
-## Files
+
+def _files(stats: ReleaseStats, validation_share: float) -> str:
+    file_rows = "\n".join(f"| `{name}` | {stats.rows.get(name, 0)} |" for _, name in _HF_CONFIGS)
+    return f"""## Files
 
 | file | rows |
 |---|---|
@@ -111,23 +140,38 @@ preferences = load_dataset("json", data_files="preferences.jsonl", split="train"
 - `{RANKINGS_FILE}`, `{LABELS_FILE}`: every ranking and every review, per (pseudonymous)
   volunteer.
 - `manifest.json`: schema version, filters, row counts and the sha256 of every file.
+"""
 
-## Counts
 
-{_table("tree state", dict(stats.trees_by_state))}
-{_table("language (trees)", dict(stats.trees_by_language))}
-{_table("category (trees)", dict(stats.trees_by_category))}
-{_table("role (messages)", dict(stats.messages_by_role))}
-{_table("split (messages)", dict(stats.messages_by_split))}
-## Labels
+def _counts(stats: ReleaseStats) -> str:
+    tables = (
+        _table("tree state", dict(stats.trees_by_state)),
+        _table("language (trees)", dict(stats.trees_by_language)),
+        _table("category (trees)", dict(stats.trees_by_category)),
+        _table("role (messages)", dict(stats.messages_by_role)),
+        _table("split (messages)", dict(stats.messages_by_split)),
+    )
+    return "## Counts\n\n" + "\n".join(tables)
+
+
+def _labels(stats: ReleaseStats) -> str:
+    label_means = {
+        name: f"{stats.label_sums[name] / count:.3f} (n={count})"
+        for name, count in stats.label_counts.items()
+        if count
+    }
+    label_rows = "\n".join(f"| {name} | {value} |" for name, value in sorted(label_means.items()))
+    return f"""## Labels
 
 Mean value (0 to 1) over every review that gave the label:
 
 | label | mean |
 |---|---|
 {label_rows or "| (none) | |"}
+"""
 
-## Collection process
+
+_ABOUT_THE_DATA = f"""## Collection process
 
 Volunteers write prompts, reply as the assistant or as the user, review each message
 (reviews decide acceptance: spam and wrong-language labels) and rank sibling replies;
