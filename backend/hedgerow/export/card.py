@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,28 +47,24 @@ def _yaml_header(license_name: str, languages: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_card(
-    *,
-    release_name: str,
-    created_at: datetime,
-    filters: ExportFilters,
-    stats: ReleaseStats,
-    contributors: int,
-    license_name: str,
-    schema_version: str,
-    validation_share: float,
-) -> str:
+@dataclass(frozen=True)
+class ReleaseFacts:
+    """What the card and the manifest say about a release."""
+
+    release_name: str
+    created_at: datetime
+    schema_version: str
+    license_name: str
+    filters: ExportFilters
+    stats: ReleaseStats
+    contributors: int
+
+
+def render_card(facts: ReleaseFacts, *, validation_share: float) -> str:
+    stats = facts.stats
     sections = (
-        _yaml_header(license_name, sorted(stats.trees_by_language)),
-        _summary(
-            release_name=release_name,
-            created_at=created_at,
-            filters=filters,
-            stats=stats,
-            contributors=contributors,
-            license_name=license_name,
-            schema_version=schema_version,
-        ),
+        _yaml_header(facts.license_name, sorted(stats.trees_by_language)),
+        _summary(facts),
         _LOADING,
         _files(stats, validation_share),
         _counts(stats),
@@ -78,23 +75,15 @@ def render_card(
     return "\n".join(sections)
 
 
-def _summary(
-    *,
-    release_name: str,
-    created_at: datetime,
-    filters: ExportFilters,
-    stats: ReleaseStats,
-    contributors: int,
-    license_name: str,
-    schema_version: str,
-) -> str:
-    return f"""# Hedgerow conversation trees: release {release_name}
+def _summary(facts: ReleaseFacts) -> str:
+    filters, stats = facts.filters, facts.stats
+    return f"""# Hedgerow conversation trees: release {facts.release_name}
 
 Human-written conversation trees collected by volunteers on Hedgerow, released
-{created_at:%Y-%m-%d %H:%M} UTC under the **{license_name}** license.
-Schema version {schema_version}, compatible with the Open-Assistant oasst1/oasst2 formats.
+{facts.created_at:%Y-%m-%d %H:%M} UTC under the **{facts.license_name}** license.
+Schema version {facts.schema_version}, compatible with the Open-Assistant oasst1/oasst2 formats.
 
-- {stats.trees} trees, {stats.messages} messages, {contributors} contributors.
+- {stats.trees} trees, {stats.messages} messages, {facts.contributors} contributors.
 - Filters: tree states {", ".join(filters.states)};
   languages {", ".join(filters.languages or ["all"])};
   deleted messages {"included" if filters.include_deleted else "excluded"}; messages rejected
@@ -197,26 +186,16 @@ releases.
 """
 
 
-def manifest(
-    *,
-    release_name: str,
-    created_at: datetime,
-    schema_version: str,
-    filters: ExportFilters,
-    stats: ReleaseStats,
-    contributors: int,
-    files: list[dict[str, Any]],
-    license_name: str,
-) -> dict[str, Any]:
+def manifest(facts: ReleaseFacts, files: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "name": release_name,
-        "created_at": created_at.isoformat(),
-        "schema_version": schema_version,
-        "license": license_name,
-        "filters": filters.model_dump(mode="json"),
-        "row_counts": dict(sorted(stats.rows.items())),
-        "trees": stats.trees,
-        "messages": stats.messages,
-        "contributors": contributors,
+        "name": facts.release_name,
+        "created_at": facts.created_at.isoformat(),
+        "schema_version": facts.schema_version,
+        "license": facts.license_name,
+        "filters": facts.filters.model_dump(mode="json"),
+        "row_counts": dict(sorted(facts.stats.rows.items())),
+        "trees": facts.stats.trees,
+        "messages": facts.stats.messages,
+        "contributors": facts.contributors,
         "files": files,
     }

@@ -12,18 +12,17 @@ from hedgerow.models import ReleaseKind
 @shared_task(name="export.nightly_release")
 def nightly_release_job() -> dict[str, object]:
     """Publish tonight's release with the default filters, then apply retention."""
-    outcome = run_export(get_sessionmaker(), kind=ReleaseKind.nightly)
-    return {
-        "release_id": outcome.release_id,
-        "name": outcome.name,
-        "messages": outcome.stats.messages,
-    }
+    return _publish_release(ReleaseKind.nightly)
 
 
 @shared_task(name="export.manual_release")
 def manual_release_job() -> dict[str, object]:
     """An on-demand release started from the admin page."""
-    outcome = run_export(get_sessionmaker(), kind=ReleaseKind.manual)
+    return _publish_release(ReleaseKind.manual)
+
+
+def _publish_release(kind: ReleaseKind) -> dict[str, object]:
+    outcome = run_export(get_sessionmaker(), kind=kind)
     return {
         "release_id": outcome.release_id,
         "name": outcome.name,

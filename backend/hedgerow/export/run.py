@@ -382,31 +382,19 @@ def _finish_files(
 ) -> list[dict[str, Any]]:
     """Write the card and the manifest; return the file list (name, size, sha256).
     `hashed`: the files whose size and sha256 were taken as they were written."""
-    created_at = release.created_at
-    (partial / CARD_FILE).write_text(
-        card.render_card(
-            release_name=release.name,
-            created_at=created_at,
-            filters=filters,
-            stats=stats,
-            contributors=contributors,
-            license_name=settings.dataset_license,
-            schema_version=SCHEMA_VERSION,
-            validation_share=settings.export_validation_share,
-        ),
-        encoding="utf-8",
-    )
-    files = [_file_entry(path, hashed.get(path.name)) for path in sorted(partial.iterdir())]
-    document = card.manifest(
+    facts = card.ReleaseFacts(
         release_name=release.name,
-        created_at=created_at,
+        created_at=release.created_at,
         schema_version=SCHEMA_VERSION,
+        license_name=settings.dataset_license,
         filters=filters,
         stats=stats,
         contributors=contributors,
-        files=files,
-        license_name=settings.dataset_license,
     )
+    card_text = card.render_card(facts, validation_share=settings.export_validation_share)
+    (partial / CARD_FILE).write_text(card_text, encoding="utf-8")
+    files = [_file_entry(path, hashed.get(path.name)) for path in sorted(partial.iterdir())]
+    document = card.manifest(facts, files)
     (partial / MANIFEST_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return [*files, _file_entry(partial / MANIFEST_FILE)]
 
