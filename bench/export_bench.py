@@ -34,8 +34,8 @@ from sqlalchemy.orm import sessionmaker
 from hedgerow.config import get_settings
 from hedgerow.db import make_engine
 from hedgerow.export.parts import WORKER_APPLICATION_NAME
+from hedgerow.export.run import export_worker_count, run_export
 from hedgerow.export.schemas import ExportFilters
-from hedgerow.export.service import export_worker_count, run_export
 from hedgerow.models import TreeState
 
 # The seeded corpus has messages only; a real one has about three reviews per message and a

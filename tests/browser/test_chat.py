@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.accounts.security import SESSION_COOKIE
-from hedgerow.export.service import run_export
+from hedgerow.export.run import run_export
 from hedgerow.models import Chat, ChatMessage
 from tests.browser import crowd
 from tests.browser.conftest import ARTIFACTS, screenshot

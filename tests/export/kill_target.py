@@ -9,7 +9,7 @@ import threading
 
 from hedgerow.config import get_settings
 from hedgerow.db import get_sessionmaker
-from hedgerow.export import service
+from hedgerow.export import run
 
 
 def _hang_once_writing(done: int, total: int) -> None:
@@ -19,9 +19,9 @@ def _hang_once_writing(done: int, total: int) -> None:
 
 if __name__ == "__main__":
     # Report progress after every tree, so the hang comes while files are half written.
-    service.PROGRESS_EVERY_MESSAGES = 1
+    run.PROGRESS_EVERY_MESSAGES = 1
     if "--workers" in sys.argv:
-        service.BATCH_MESSAGES = 1
-        service.PART_BATCHES = 1
+        run.BATCH_MESSAGES = 1
+        run.PART_BATCHES = 1
         get_settings().export_workers = 2
-    service.run_export(get_sessionmaker(), progress=_hang_once_writing)
+    run.run_export(get_sessionmaker(), progress=_hang_once_writing)

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hedgerow.export.service import run_export
+from hedgerow.export.run import run_export
 from hedgerow.models import AuditEvent, Release, ReleaseKind, ReleaseState, Role
 from tests.accounts.helpers import error_code, log_in, post_form
 from tests.export.conftest import Corpus

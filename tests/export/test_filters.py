@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Select, delete, func, select
 
 from hedgerow.export import queries
+from hedgerow.export.run import run_export
 from hedgerow.export.schemas import ExportFilters
-from hedgerow.export.service import run_export
 from hedgerow.models import Label, Message, Ranking, ReviewState, Tree, TreeState, User
 from tests.export.conftest import Corpus
 from tests.factories import make_user

@@ -18,7 +18,7 @@ import pytest
 from psycopg.types.string import TextLoader
 from sqlalchemy import Engine, text
 
-from hedgerow.export import queries, service, shapes
+from hedgerow.export import queries, run, shapes
 from hedgerow.export.assemble import HashedFile, Writeback, gzip_end, gzip_header
 from hedgerow.export.parts import (
     PART_TRANSACTION_SETTINGS,
@@ -55,15 +55,15 @@ def _export(
     workers: int,
     batch_messages: int,
     part_batches: int,
-) -> service.ExportOutcome:
+) -> run.ExportOutcome:
     override_settings(monkeypatch, releases_dir=root, export_workers=workers)
-    monkeypatch.setattr(service, "BATCH_MESSAGES", batch_messages)
-    monkeypatch.setattr(service, "PART_BATCHES", part_batches)
+    monkeypatch.setattr(run, "BATCH_MESSAGES", batch_messages)
+    monkeypatch.setattr(run, "PART_BATCHES", part_batches)
     # The same pseudonyms in every release, so that their files can be compared (and
     # release names still unique).
-    monkeypatch.setattr(service.secrets, "token_bytes", lambda size: b"k" * size)
-    monkeypatch.setattr(service.secrets, "token_hex", lambda size: f"{next(_NAMES):0{2 * size}x}")
-    return service.run_export(corpus.maker)
+    monkeypatch.setattr(run.secrets, "token_bytes", lambda size: b"k" * size)
+    monkeypatch.setattr(run.secrets, "token_hex", lambda size: f"{next(_NAMES):0{2 * size}x}")
+    return run.run_export(corpus.maker)
 
 
 def _contents(directory: Path) -> dict[str, object]:
@@ -133,16 +133,16 @@ def test_manifest_of_a_release_joined_from_parts_holds_each_files_size_and_sha25
 @pytest.mark.parametrize("batches", [0, 1, 7, 39, 40, 41, 500, 1234])
 @pytest.mark.parametrize("workers", [1, 2, 3, 8])
 def test_parts_cover_every_batch_and_shrink_towards_the_end(batches: int, workers: int) -> None:
-    sizes = service.part_sizes(batches, workers)
+    sizes = run.part_sizes(batches, workers)
     assert sum(sizes) == batches
-    assert all(1 <= size <= service.PART_BATCHES for size in sizes)
+    assert all(1 <= size <= run.PART_BATCHES for size in sizes)
     if workers == 1:
         # One process: no one waits for anyone, so parts stay whole.
-        assert sizes[:-1] == [service.PART_BATCHES] * (len(sizes) - 1)
+        assert sizes[:-1] == [run.PART_BATCHES] * (len(sizes) - 1)
         return
     assert sizes == sorted(sizes, reverse=True)
-    if batches >= 4 * workers * service.PART_BATCHES:
-        assert sizes[0] == service.PART_BATCHES
+    if batches >= 4 * workers * run.PART_BATCHES:
+        assert sizes[0] == run.PART_BATCHES
     if batches:
         # The last parts are single batches: a worker waits at most one batch for another.
         assert sizes[-1] == 1
@@ -153,7 +153,7 @@ def _record_pool_starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     events: list[str] = []
     cut = queries.batch_ranges
 
-    class RecordedPool(service.WorkerPool):
+    class RecordedPool(run.WorkerPool):
         def __init__(self, *args: object) -> None:
             events.append("pool")
             super().__init__(*args)  # type: ignore[arg-type]
@@ -162,8 +162,8 @@ def _record_pool_starts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         events.append("batches")
         return cut(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(service, "WorkerPool", RecordedPool)
-    monkeypatch.setattr(service.queries, "batch_ranges", recorded_cut)
+    monkeypatch.setattr(run, "WorkerPool", RecordedPool)
+    monkeypatch.setattr(run.queries, "batch_ranges", recorded_cut)
     return events
 
 
@@ -176,7 +176,7 @@ def test_workers_start_while_the_batches_of_a_large_corpus_are_cut(
     events = _record_pool_starts(monkeypatch)
     # What the planner would estimate for a corpus of many parts (this one has a few
     # dozen messages; its estimate is whatever the last ANALYZE saw).
-    monkeypatch.setattr(service, "_estimated_messages", lambda snapshot: 10.0**6)
+    monkeypatch.setattr(run.queries, "estimated_messages", lambda snapshot: 10.0**6)
     early = _export(
         corpus, monkeypatch, releases_dir / "b", workers=2, batch_messages=3, part_batches=2
     )
@@ -190,7 +190,7 @@ def test_workers_start_after_the_batches_when_the_corpus_looks_small(
 ) -> None:
     events = _record_pool_starts(monkeypatch)
     # The estimate of a table never analyzed; a part here is 3 x 2 = 6 messages.
-    monkeypatch.setattr(service, "_estimated_messages", lambda snapshot: -1.0)
+    monkeypatch.setattr(run.queries, "estimated_messages", lambda snapshot: -1.0)
     _export(corpus, monkeypatch, releases_dir / "a", workers=2, batch_messages=3, part_batches=2)
     # Many parts after all: the workers start once the batches say so.
     assert events == ["batches", "pool"]

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from hedgerow.config import get_settings
-from hedgerow.export.service import run_export
+from hedgerow.export.run import run_export
 from hedgerow.export.shapes import MessageIds
 from hedgerow.models import Label, Message, Ranking, User
 from tests.export.conftest import FIRST_USER_ID, Corpus

@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 
 from hedgerow.config import REPO_ROOT
 from hedgerow.errors import AppError
-from hedgerow.export import service
+from hedgerow.export import run, service
 from hedgerow.export.publish import PARTIAL_PREFIX
 from hedgerow.export.scheduled import BEAT_SCHEDULE, nightly_schedule
 from hedgerow.export.writers import PartWriters
@@ -92,7 +92,7 @@ def test_killed_export_leaves_no_release_and_the_next_run_succeeds(
     with corpus.maker() as db:
         assert service.published_releases(db) == []
 
-    outcome = service.run_export(corpus.maker)
+    outcome = run.run_export(corpus.maker)
 
     assert _visible(releases_dir) == [outcome.name]
     assert os.listdir(releases_dir) == [outcome.name], "the partial directory is gone"
@@ -118,7 +118,7 @@ def test_failing_export_leaves_nothing_and_records_the_error(
 
     monkeypatch.setattr(PartWriters, "write_tree", fail_on_second_tree)
     with pytest.raises(OSError, match="disk full"):
-        service.run_export(corpus.maker)
+        run.run_export(corpus.maker)
 
     # The thread that read ahead stopped before the snapshot's connection was given back.
     assert [t for t in threading.enumerate() if t.name == "export-part-reader"] == []
@@ -133,11 +133,11 @@ def test_retention_keeps_the_last_nightly_releases_plus_pinned_and_manual(
     corpus: Corpus, releases_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     override_settings(monkeypatch, export_keep_nightly=2)
-    oldest = service.run_export(corpus.maker, kind=ReleaseKind.nightly, pinned=True)
-    second = service.run_export(corpus.maker, kind=ReleaseKind.nightly)
-    manual = service.run_export(corpus.maker, kind=ReleaseKind.manual)
-    third = service.run_export(corpus.maker, kind=ReleaseKind.nightly)
-    fourth = service.run_export(corpus.maker, kind=ReleaseKind.nightly)
+    oldest = run.run_export(corpus.maker, kind=ReleaseKind.nightly, pinned=True)
+    second = run.run_export(corpus.maker, kind=ReleaseKind.nightly)
+    manual = run.run_export(corpus.maker, kind=ReleaseKind.manual)
+    third = run.run_export(corpus.maker, kind=ReleaseKind.nightly)
+    fourth = run.run_export(corpus.maker, kind=ReleaseKind.nightly)
 
     states = {release.name: release.state for release in _releases(corpus)}
     assert states == {
@@ -153,17 +153,15 @@ def test_retention_keeps_the_last_nightly_releases_plus_pinned_and_manual(
 def test_second_export_gives_up_while_one_is_running(
     corpus: Corpus, releases_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "EXPORT_LOCK_WAIT", "100ms")
+    monkeypatch.setattr(run, "EXPORT_LOCK_WAIT", "100ms")
     engine = corpus.maker.kw["bind"]
     with engine.connect() as holder:
-        holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": service.EXPORT_LOCK_KEY})
+        holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": run.EXPORT_LOCK_KEY})
         try:
             with pytest.raises(AppError) as raised:
-                service.run_export(corpus.maker)
+                run.run_export(corpus.maker)
         finally:
-            holder.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": service.EXPORT_LOCK_KEY}
-            )
+            holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": run.EXPORT_LOCK_KEY})
             holder.commit()
     assert raised.value.code == "export_running"
     assert _releases(corpus) == []

@@ -15,7 +15,7 @@ import datasets
 import pytest
 from sqlalchemy import select
 
-from hedgerow.export.service import run_export
+from hedgerow.export.run import run_export
 from hedgerow.export.writers import DATA_FILES
 from hedgerow.growth.labels import GUIDELINE_VERSION
 from hedgerow.models import Message, Release, ReleaseState, ReviewState, Tree, TreeState

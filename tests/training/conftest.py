@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.config import get_settings
-from hedgerow.export.service import run_export
+from hedgerow.export.run import run_export
 from hedgerow.export.shapes import MessageIds, split_of
 from hedgerow.models import ModelVersion, TrainingRun
 from hedgerow.sim.simulate import simulate

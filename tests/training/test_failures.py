@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import torch
 
+from hedgerow.export.run import run_export
 from hedgerow.export.schemas import ExportFilters
-from hedgerow.export.service import run_export
 from hedgerow.models import ModelVersion, ModelVersionStatus
 from hedgerow.training import runner, service, trainer
 from tests.growth.factories import override_settings

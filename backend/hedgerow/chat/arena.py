@@ -7,10 +7,9 @@ import asyncio
 import random
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hedgerow.chat import client, ratings, service
+from hedgerow.chat import client, queries, ratings, service
 from hedgerow.errors import AppError, NotFound
 from hedgerow.models import Battle, BattleVote, User
 
@@ -91,13 +90,8 @@ def _side(model: str, version: str | None) -> str:
 
 
 def standings(db: Session) -> list[ratings.Rating]:
-    rows = db.execute(
-        select(Battle.model_a, Battle.version_a, Battle.model_b, Battle.version_b, Battle.vote)
-        .where(Battle.vote.is_not(None))
-        .order_by(Battle.id)
-    ).all()
     votes = [
         (_side(model_a, version_a), _side(model_b, version_b), str(outcome))
-        for model_a, version_a, model_b, version_b, outcome in rows
+        for model_a, version_a, model_b, version_b, outcome in queries.voted_battles(db)
     ]
     return ratings.leaderboard(votes)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hedgerow.models import Chat, ChatMessage
+from hedgerow.models import Battle, Chat, ChatMessage
 
 
 def chats_of(db: Session, owner_id: int, *, include_hidden: bool) -> Sequence[Chat]:
@@ -20,4 +20,13 @@ def chats_of(db: Session, owner_id: int, *, include_hidden: bool) -> Sequence[Ch
 def messages_of(db: Session, chat_id: int) -> Sequence[ChatMessage]:
     return db.scalars(
         select(ChatMessage).where(ChatMessage.chat_id == chat_id).order_by(ChatMessage.id)
+    ).all()
+
+
+def voted_battles(db: Session) -> Sequence[tuple[str, str | None, str, str | None, str | None]]:
+    """(model_a, version_a, model_b, version_b, vote) of every battle voted on, oldest first."""
+    return db.execute(
+        select(Battle.model_a, Battle.version_a, Battle.model_b, Battle.version_b, Battle.vote)
+        .where(Battle.vote.is_not(None))
+        .order_by(Battle.id)
     ).all()

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hedgerow.chat import queries
@@ -255,15 +254,3 @@ def thread(db: Session, chat: Chat, selected: Sequence[int] = ()) -> list[Thread
         entries.append(ThreadEntry(pick, ids, ids.index(pick.id) + 1))
         parent = pick.id
     return entries
-
-
-def latest_pending(db: Session, chat: Chat) -> ChatMessage | None:
-    return db.scalars(
-        select(ChatMessage)
-        .where(
-            ChatMessage.chat_id == chat.id,
-            ChatMessage.status == ChatMessageStatus.pending.value,
-        )
-        .order_by(ChatMessage.id.desc())
-        .limit(1)
-    ).first()

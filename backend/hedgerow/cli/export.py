@@ -12,8 +12,8 @@ from rich.markup import escape
 from hedgerow.cli.common import console, counted_progress, fail, servers
 from hedgerow.db import get_sessionmaker
 from hedgerow.errors import AppError
+from hedgerow.export.run import run_export
 from hedgerow.export.schemas import ExportFilters
-from hedgerow.export.service import run_export
 from hedgerow.models import ReleaseKind
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,39 +47,52 @@ def _yaml_header(license_name: str, languages: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_card(
-    *,
-    release_name: str,
-    created_at: datetime,
-    filters: ExportFilters,
-    stats: ReleaseStats,
-    contributors: int,
-    license_name: str,
-    schema_version: str,
-    validation_share: float,
-) -> str:
-    label_means = {
-        name: f"{stats.label_sums[name] / count:.3f} (n={count})"
-        for name, count in stats.label_counts.items()
-        if count
-    }
-    label_rows = "\n".join(f"| {name} | {value} |" for name, value in sorted(label_means.items()))
-    file_rows = "\n".join(f"| `{name}` | {stats.rows.get(name, 0)} |" for _, name in _HF_CONFIGS)
-    return f"""{_yaml_header(license_name, sorted(stats.trees_by_language))}
-# Hedgerow conversation trees: release {release_name}
+@dataclass(frozen=True)
+class ReleaseFacts:
+    """What the card and the manifest say about a release."""
+
+    release_name: str
+    created_at: datetime
+    schema_version: str
+    license_name: str
+    filters: ExportFilters
+    stats: ReleaseStats
+    contributors: int
+
+
+def render_card(facts: ReleaseFacts, *, validation_share: float) -> str:
+    stats = facts.stats
+    sections = (
+        _yaml_header(facts.license_name, sorted(stats.trees_by_language)),
+        _summary(facts),
+        _LOADING,
+        _files(stats, validation_share),
+        _counts(stats),
+        _labels(stats),
+        _ABOUT_THE_DATA,
+    )
+    # Each section ends with a line break; a blank line separates them.
+    return "\n".join(sections)
+
+
+def _summary(facts: ReleaseFacts) -> str:
+    filters, stats = facts.filters, facts.stats
+    return f"""# Hedgerow conversation trees: release {facts.release_name}
 
 Human-written conversation trees collected by volunteers on Hedgerow, released
-{created_at:%Y-%m-%d %H:%M} UTC under the **{license_name}** license.
-Schema version {schema_version}, compatible with the Open-Assistant oasst1/oasst2 formats.
+{facts.created_at:%Y-%m-%d %H:%M} UTC under the **{facts.license_name}** license.
+Schema version {facts.schema_version}, compatible with the Open-Assistant oasst1/oasst2 formats.
 
-- {stats.trees} trees, {stats.messages} messages, {contributors} contributors.
+- {stats.trees} trees, {stats.messages} messages, {facts.contributors} contributors.
 - Filters: tree states {", ".join(filters.states)};
   languages {", ".join(filters.languages or ["all"])};
   deleted messages {"included" if filters.include_deleted else "excluded"}; messages rejected
   as spam {"included" if filters.include_spam else "excluded"}; synthetic messages
   {"included" if filters.include_synthetic else "excluded"}.
+"""
 
-## Loading
+
+_LOADING = """## Loading
 
 ```python
 from datasets import load_dataset
@@ -88,8 +102,12 @@ train = messages.filter(lambda row: row["split"] == "train")
 sft = load_dataset("json", data_files="sft.jsonl", split="train")  # TRL SFTTrainer
 preferences = load_dataset("json", data_files="preferences.jsonl", split="train")  # DPO, RM
 ```
+"""
 
-## Files
+
+def _files(stats: ReleaseStats, validation_share: float) -> str:
+    file_rows = "\n".join(f"| `{name}` | {stats.rows.get(name, 0)} |" for _, name in _HF_CONFIGS)
+    return f"""## Files
 
 | file | rows |
 |---|---|
@@ -111,23 +129,38 @@ preferences = load_dataset("json", data_files="preferences.jsonl", split="train"
 - `{RANKINGS_FILE}`, `{LABELS_FILE}`: every ranking and every review, per (pseudonymous)
   volunteer.
 - `manifest.json`: schema version, filters, row counts and the sha256 of every file.
+"""
 
-## Counts
 
-{_table("tree state", dict(stats.trees_by_state))}
-{_table("language (trees)", dict(stats.trees_by_language))}
-{_table("category (trees)", dict(stats.trees_by_category))}
-{_table("role (messages)", dict(stats.messages_by_role))}
-{_table("split (messages)", dict(stats.messages_by_split))}
-## Labels
+def _counts(stats: ReleaseStats) -> str:
+    tables = (
+        _table("tree state", dict(stats.trees_by_state)),
+        _table("language (trees)", dict(stats.trees_by_language)),
+        _table("category (trees)", dict(stats.trees_by_category)),
+        _table("role (messages)", dict(stats.messages_by_role)),
+        _table("split (messages)", dict(stats.messages_by_split)),
+    )
+    return "## Counts\n\n" + "\n".join(tables)
+
+
+def _labels(stats: ReleaseStats) -> str:
+    label_means = {
+        name: f"{stats.label_sums[name] / count:.3f} (n={count})"
+        for name, count in stats.label_counts.items()
+        if count
+    }
+    label_rows = "\n".join(f"| {name} | {value} |" for name, value in sorted(label_means.items()))
+    return f"""## Labels
 
 Mean value (0 to 1) over every review that gave the label:
 
 | label | mean |
 |---|---|
 {label_rows or "| (none) | |"}
+"""
 
-## Collection process
+
+_ABOUT_THE_DATA = f"""## Collection process
 
 Volunteers write prompts, reply as the assistant or as the user, review each message
 (reviews decide acceptance: spam and wrong-language labels) and rank sibling replies;
@@ -153,26 +186,16 @@ releases.
 """
 
 
-def manifest(
-    *,
-    release_name: str,
-    created_at: datetime,
-    schema_version: str,
-    filters: ExportFilters,
-    stats: ReleaseStats,
-    contributors: int,
-    files: list[dict[str, Any]],
-    license_name: str,
-) -> dict[str, Any]:
+def manifest(facts: ReleaseFacts, files: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "name": release_name,
-        "created_at": created_at.isoformat(),
-        "schema_version": schema_version,
-        "license": license_name,
-        "filters": filters.model_dump(mode="json"),
-        "row_counts": dict(sorted(stats.rows.items())),
-        "trees": stats.trees,
-        "messages": stats.messages,
-        "contributors": contributors,
+        "name": facts.release_name,
+        "created_at": facts.created_at.isoformat(),
+        "schema_version": facts.schema_version,
+        "license": facts.license_name,
+        "filters": facts.filters.model_dump(mode="json"),
+        "row_counts": dict(sorted(facts.stats.rows.items())),
+        "trees": facts.stats.trees,
+        "messages": facts.stats.messages,
+        "contributors": facts.contributors,
         "files": files,
     }

@@ -35,7 +35,7 @@ SFT_BEST_FILE = "sft_best.jsonl"
 PREFERENCES_FILE = "preferences.jsonl"
 RANKINGS_FILE = "rankings.jsonl"
 LABELS_FILE = "labels.jsonl"
-# Written by hedgerow.chat.export: chats whose owners share them.
+# Written by hedgerow.export.chats: chats whose owners share them.
 CHATS_FILE = "chats.jsonl"
 CARD_FILE = "README.md"
 MANIFEST_FILE = "manifest.json"

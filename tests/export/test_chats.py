@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from hedgerow.chat.export import CHATS_FILE
-from hedgerow.export.service import run_export
+from hedgerow.export.run import run_export
+from hedgerow.export.writers import CHATS_FILE
 from hedgerow.models import Chat, ChatMessage, User
 from tests.factories import make_user
 from tests.growth.factories import override_settings

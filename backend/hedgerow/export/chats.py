@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from hedgerow.export import queries
 from hedgerow.export.shapes import Pseudonyms
 from hedgerow.export.writers import CHATS_FILE
-from hedgerow.models import Chat, ChatMessage, ChatMessageStatus, ChatRole, User
+from hedgerow.models import Chat, ChatMessage, ChatMessageStatus, ChatRole
 
 # Chats per query: their messages come in one query per batch, bounding memory.
 BATCH_SIZE = 500
@@ -74,28 +74,10 @@ def write_chats(maker: sessionmaker[Session], directory: Path, pseudonyms: Pseud
     written = 0
     last_id = 0
     with (directory / CHATS_FILE).open("wb") as out, maker() as db:
-        while True:
-            batch = db.execute(
-                select(Chat, User.id)
-                .join(User, User.id == Chat.owner_id)
-                .where(
-                    Chat.id > last_id,
-                    Chat.allow_data_use.is_(True),
-                    Chat.deleted_at.is_(None),
-                    User.deleted_at.is_(None),
-                )
-                .order_by(Chat.id)
-                .limit(BATCH_SIZE)
-            ).all()
-            if not batch:
-                break
+        while batch := queries.shared_chats(db, after_id=last_id, limit=BATCH_SIZE):
             last_id = batch[-1][0].id
             by_chat: dict[int, list[ChatMessage]] = {}
-            for message in db.scalars(
-                select(ChatMessage)
-                .where(ChatMessage.chat_id.in_([chat.id for chat, _ in batch]))
-                .order_by(ChatMessage.id)
-            ):
+            for message in queries.messages_of_chats(db, [chat.id for chat, _ in batch]):
                 by_chat.setdefault(message.chat_id, []).append(message)
             for chat, owner_id in batch:
                 messages = by_chat.get(chat.id, [])
