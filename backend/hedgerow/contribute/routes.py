@@ -25,7 +25,6 @@ from hedgerow.contribute import forms, queries
 from hedgerow.contribute.api import MAX_BODY_BYTES
 from hedgerow.contribute.guidelines import all_guidelines, get_guideline, guideline_for_kind
 from hedgerow.contribute.language import language_mismatch
-from hedgerow.contribute.markdown import render_markdown
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
 from hedgerow.growth import service
@@ -38,6 +37,7 @@ from hedgerow.growth.schemas import (
     TaskView,
 )
 from hedgerow.growth.submission import own_task
+from hedgerow.markdown import render_markdown
 from hedgerow.models import TaskState, User
 from hedgerow.stats import service as stats_service
 from hedgerow.templating import is_htmx, render
