@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from hedgerow.models import ApiKey, User, UserSession
+from hedgerow.models import ApiKey, Task, TaskState, User, UserSession
 
 
 def user_by_username(db: Session, username: str) -> User | None:
@@ -37,5 +37,25 @@ def delete_expired_sessions(db: Session, user_id: int) -> None:
     db.execute(
         delete(UserSession).where(
             UserSession.user_id == user_id, UserSession.expires_at <= func.now()
+        )
+    )
+
+
+def delete_sessions_of(db: Session, user_id: int) -> None:
+    db.execute(delete(UserSession).where(UserSession.user_id == user_id))
+
+
+def delete_api_keys_of(db: Session, user_id: int) -> None:
+    db.execute(delete(ApiKey).where(ApiKey.user_id == user_id))
+
+
+def lock_leased_tasks_of_user(db: Session, user_id: int) -> list[Task]:
+    """The user's leased tasks, locked in id order (the engine's lock order starts at tasks)."""
+    return list(
+        db.scalars(
+            select(Task)
+            .where(Task.user_id == user_id, Task.state == TaskState.leased)
+            .order_by(Task.id)
+            .with_for_update()
         )
     )

@@ -291,10 +291,8 @@ def delete_account(
     request: Request, user: CurrentUser, db: SessionDep, password: FormText = ""
 ) -> Response:
     """Delete my account: contributions stay, anonymised; I am logged out everywhere."""
-    from hedgerow.moderation.users import delete_own_account
-
     try:
-        delete_own_account(db, user, password=password)
+        service.delete_own_account(db, user, password=password)
     except AppError as error:
         return _settings_page(
             request,

@@ -3,28 +3,22 @@ page; admins delete and anonymise an account on request. Every action is audited
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hedgerow.accounts.service import anonymise_account, end_open_leases
 from hedgerow.errors import AppError
 from hedgerow.growth import service as growth
-from hedgerow.growth.leases import release_task_slot
 from hedgerow.growth.text import normalize_text
 from hedgerow.models import (
-    ApiKey,
     AuditEvent,
     Message,
     Report,
     Role,
-    Task,
-    TaskState,
     User,
     UserNote,
-    UserSession,
 )
 from hedgerow.moderation import queries
 from hedgerow.moderation.common import clean_reason, get_user, record_action, utcnow
@@ -38,22 +32,6 @@ def _refuse_higher_role(actor: User, user: User) -> None:
         raise AppError("cannot_moderate_self", "You cannot do this to your own account.", 409)
     if user.has_role(Role.moderator) and not actor.has_role(Role.admin):
         raise AppError("forbidden", "Only an admin can disable a moderator or another admin.", 403)
-
-
-def end_open_leases(db: Session, user_id: int, *, now: datetime) -> int:
-    """Give back every slot the user's leased tasks hold; the tasks expire."""
-    tasks = db.scalars(
-        select(Task)
-        .where(Task.user_id == user_id, Task.state == TaskState.leased)
-        .order_by(Task.id)
-        .with_for_update()
-    ).all()
-    for task in tasks:
-        release_task_slot(db, task, now=now)
-        task.state = TaskState.expired
-        task.finished_at = now
-    db.flush()
-    return len(tasks)
 
 
 def disable_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
@@ -162,51 +140,4 @@ def anonymise_user(db: Session, actor: User, user_id: int, *, reason: str | None
     user = get_user(db, user_id)
     if user.id == actor.id:
         raise AppError("cannot_moderate_self", "You cannot delete your own account here.", 409)
-    return _anonymise(db, user, actor=actor, action="user.anonymise", reason=reason)
-
-
-def delete_own_account(db: Session, user: User, *, password: str) -> User:
-    """A volunteer deletes their own account from the settings page, confirming with their
-    password; the same anonymisation as an admin's."""
-    from hedgerow.accounts.passwords import verify_password
-
-    if not verify_password(user.password_hash, password):
-        raise AppError(
-            "invalid_credentials", "That password is not right; nothing was deleted.", 400
-        )
-    return _anonymise(db, user, actor=user, action="user.delete_self", reason="own request")
-
-
-def _anonymise(db: Session, user: User, *, actor: User, action: str, reason: str | None) -> User:
-    """The name, e-mail, password, sessions and keys go; the contributions stay under a
-    pseudonym (exports read the user row, so they carry the pseudonym too). The audit event
-    keeps no trace of the old name."""
-    if user.deleted_at is not None:
-        raise AppError("already_deleted", "This account is already deleted.", 409)
-    now = utcnow()
-    withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
-    leases = end_open_leases(db, user.id, now=now)
-    pseudonym = f"anon-{secrets.token_hex(6)}"
-    previous_role = user.role
-    user.username = pseudonym
-    user.display_name = pseudonym
-    user.email = None
-    user.password_hash = None
-    user.enabled = False
-    user.show_on_leaderboard = False
-    user.role = Role.volunteer.value
-    user.deleted_at = now
-    db.execute(delete(UserSession).where(UserSession.user_id == user.id))
-    db.execute(delete(ApiKey).where(ApiKey.user_id == user.id))
-    record_action(
-        db,
-        actor,
-        action,
-        "user",
-        user.id,
-        before={"role": previous_role},
-        after={"pseudonym": pseudonym, "prompts_withdrawn": withdrawn, "leases_ended": leases},
-        reason=reason,
-    )
-    db.flush()
-    return user
+    return anonymise_account(db, user, actor=actor, action="user.anonymise", reason=reason)
