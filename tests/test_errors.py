@@ -3,16 +3,12 @@ the CLI raise them); error_handlers.py is where they meet FastAPI."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.fresh_python import fresh_python_output
 
 
 def test_the_error_values_import_no_web_framework() -> None:
-    probe = (
+    loaded = fresh_python_output(
         "import sys, hedgerow.errors; "
         "print(sorted(m for m in ('fastapi', 'starlette') if m in sys.modules))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert loaded == "[]"

@@ -3,16 +3,12 @@ same whichever modules a process happened to import first."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.fresh_python import fresh_python_output
 
 
 def test_the_markdown_filter_is_there_with_nothing_but_templating_imported() -> None:
-    probe = (
+    rendered = fresh_python_output(
         "from hedgerow.templating import templates; "
         "print(templates.env.from_string('{{ text | markdown }}').render(text='**bold**'))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "<p><strong>bold</strong></p>"
+    assert rendered == "<p><strong>bold</strong></p>"

@@ -91,21 +91,37 @@ def test_a_limit_of_zero_admits_everything() -> None:
     asyncio.run(scenario())
 
 
+async def hold_every_slot(
+    limit: int, *, queued: int = 0
+) -> tuple[GatedApp, TaskAdmissionMiddleware, list[asyncio.Task]]:
+    """Task requests in every slot, and `queued` more waiting behind them."""
+    inner = GatedApp()
+    middleware = TaskAdmissionMiddleware(inner, limit=limit)
+    requests = start_task_requests(middleware, limit + queued)
+    await wait_until(lambda: inner.inside == limit)
+    return inner, middleware, requests
+
+
+async def answers_at_once(middleware: TaskAdmissionMiddleware, scope: Scope) -> None:
+    await asyncio.wait_for(middleware(scope, noop_receive, noop_send), timeout=5)
+
+
+async def release_all(inner: GatedApp, requests: list[asyncio.Task]) -> None:
+    inner.release.set()
+    await asyncio.wait_for(asyncio.gather(*requests), timeout=5)
+
+
 def test_with_every_slot_held_the_preview_and_language_check_answer_at_once() -> None:
     """They fire while a volunteer types: they must not queue behind hand-outs."""
 
     async def scenario() -> None:
-        inner = GatedApp()
-        middleware = TaskAdmissionMiddleware(inner, limit=2)
-        requests = start_task_requests(middleware, 3)
-        await wait_until(lambda: inner.inside == 2)
+        inner, middleware, requests = await hold_every_slot(2, queued=1)
         for path in ("/tasks/preview", "/tasks/language-check"):
-            await asyncio.wait_for(middleware(http_scope(path), noop_receive, noop_send), 5)
+            await answers_at_once(middleware, http_scope(path))
             assert path in inner.entered
         # Meanwhile the third task request still waits for a slot.
         assert inner.entered.count("/api/v1/tasks") == 2
-        inner.release.set()
-        await asyncio.wait_for(asyncio.gather(*requests), timeout=5)
+        await release_all(inner, requests)
 
     asyncio.run(scenario())
 
@@ -121,14 +137,10 @@ def test_with_every_slot_held_the_preview_and_language_check_answer_at_once() ->
 )
 def test_drafts_task_pages_and_counts_do_not_take_a_slot(method: str, path: str) -> None:
     async def scenario() -> None:
-        inner = GatedApp()
-        middleware = TaskAdmissionMiddleware(inner, limit=1)
-        requests = start_task_requests(middleware, 1)
-        await wait_until(lambda: inner.inside == 1)
-        await asyncio.wait_for(middleware(http_scope(path, method), noop_receive, noop_send), 5)
+        inner, middleware, requests = await hold_every_slot(1)
+        await answers_at_once(middleware, http_scope(path, method))
         assert path in inner.entered
-        inner.release.set()
-        await asyncio.wait_for(asyncio.gather(*requests), timeout=5)
+        await release_all(inner, requests)
 
     asyncio.run(scenario())
 
@@ -145,17 +157,13 @@ def test_drafts_task_pages_and_counts_do_not_take_a_slot(method: str, path: str)
 )
 def test_task_requests_submissions_and_skips_wait_for_a_free_slot(path: str) -> None:
     async def scenario() -> None:
-        inner = GatedApp()
-        middleware = TaskAdmissionMiddleware(inner, limit=1)
-        requests = start_task_requests(middleware, 1)
-        await wait_until(lambda: inner.inside == 1)
+        inner, middleware, requests = await hold_every_slot(1)
         waiting = asyncio.create_task(middleware(http_scope(path), noop_receive, noop_send))
         # Yield to the loop a few times: had it been admitted, it would have entered.
         for _ in range(10):
             await asyncio.sleep(0)
         assert path not in inner.entered
-        inner.release.set()
-        await asyncio.wait_for(asyncio.gather(*requests, waiting), timeout=5)
+        await release_all(inner, [*requests, waiting])
         assert path in inner.entered
 
     asyncio.run(scenario())
