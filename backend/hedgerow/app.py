@@ -17,7 +17,7 @@ from hedgerow.accounts.security import (
     verify_csrf,
 )
 from hedgerow.config import Settings, get_settings
-from hedgerow.errors import install_error_handlers
+from hedgerow.error_handlers import EXCEPTION_HANDLERS
 from hedgerow.logs import RequestContextMiddleware, configure_logging
 from hedgerow.ops.admission import TaskAdmissionMiddleware
 from hedgerow.templating import STATIC_DIR, VENDOR_DIR
@@ -80,9 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
         # Every state-changing request made with cookies must carry the CSRF token.
         dependencies=[Depends(verify_csrf)],
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings
-    install_error_handlers(app)
 
     app.add_middleware(CsrfCookieMiddleware, secure=settings.cookies_secure)
     app.add_middleware(TaskAdmissionMiddleware, limit=settings.task_requests_in_flight)

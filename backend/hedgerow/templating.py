@@ -1,4 +1,8 @@
-"""Jinja2 templates with named blocks rendered whole or as htmx fragments."""
+"""Jinja2 templates with named blocks rendered whole or as htmx fragments.
+
+Every filter and global the templates use is registered here, so a page renders the same
+whichever modules happen to be imported.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from hedgerow.config import REPO_ROOT, get_settings
+from hedgerow.markdown import render_markdown
 
 TEMPLATE_DIR = REPO_ROOT / "frontend" / "templates"
 STATIC_DIR = REPO_ROOT / "frontend" / "static"
@@ -16,6 +21,7 @@ VENDOR_DIR = REPO_ROOT / "frontend" / "node_modules"
 
 templates = Jinja2Blocks(directory=str(TEMPLATE_DIR))
 templates.env.globals["settings"] = get_settings
+templates.env.filters["markdown"] = render_markdown
 
 
 def is_htmx(request: Request) -> bool:

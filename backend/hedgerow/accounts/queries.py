@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from hedgerow.models import ApiKey, User, UserSession
@@ -33,9 +35,41 @@ def api_key_of(db: Session, user_id: int, key_id: int) -> ApiKey | None:
     return db.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id))
 
 
+def session_by_token_hash(db: Session, token_hash: str) -> UserSession | None:
+    return db.scalar(select(UserSession).where(UserSession.token_hash == token_hash))
+
+
+def user_of_live_session(db: Session, token_hash: str, now: datetime) -> User | None:
+    return db.scalar(
+        select(User)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.token_hash == token_hash, UserSession.expires_at > now)
+    )
+
+
+def api_key_with_owner(db: Session, prefix: str) -> tuple[ApiKey, User] | None:
+    # The key and its owner in one round trip: this runs on every API request.
+    row = db.execute(
+        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == prefix)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def touch_api_key(db: Session, key_id: int, now: datetime) -> None:
+    db.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+
+
 def delete_expired_sessions(db: Session, user_id: int) -> None:
     db.execute(
         delete(UserSession).where(
             UserSession.user_id == user_id, UserSession.expires_at <= func.now()
         )
     )
+
+
+def delete_sessions_of(db: Session, user_id: int) -> None:
+    db.execute(delete(UserSession).where(UserSession.user_id == user_id))
+
+
+def delete_api_keys_of(db: Session, user_id: int) -> None:
+    db.execute(delete(ApiKey).where(ApiKey.user_id == user_id))

@@ -27,24 +27,12 @@ from hedgerow.accounts.security import (
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
+from hedgerow.languages import language_choices
 from hedgerow.models import User
 from hedgerow.templating import is_htmx, render
 
 router = APIRouter(include_in_schema=False)
 
-# Shown next to the language picker; codes without a name here are shown as the code.
-LANGUAGE_NAMES = {
-    "en": "English",
-    "de": "Deutsch",
-    "es": "Español",
-    "fr": "Français",
-    "it": "Italiano",
-    "pt": "Português",
-    "ru": "Русский",
-    "zh": "中文",
-    "ja": "日本語",
-    "uk": "Українська",
-}
 # Unknown user and wrong password read exactly the same, so the form does not reveal
 # which usernames exist.
 
@@ -56,10 +44,6 @@ def invalid_credentials() -> AppError:
 
 
 FormText = Annotated[str, Form()]
-
-
-def language_choices() -> list[tuple[str, str]]:
-    return [(code, LANGUAGE_NAMES.get(code, code)) for code in get_settings().languages]
 
 
 def client_ip(request: Request) -> str:
@@ -307,10 +291,8 @@ def delete_account(
     request: Request, user: CurrentUser, db: SessionDep, password: FormText = ""
 ) -> Response:
     """Delete my account: contributions stay, anonymised; I am logged out everywhere."""
-    from hedgerow.moderation.users import delete_own_account
-
     try:
-        delete_own_account(db, user, password=password)
+        service.delete_own_account(db, user, password=password)
     except AppError as error:
         return _settings_page(
             request,

@@ -15,14 +15,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
+from hedgerow.accounts import queries
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError, Forbidden, NotAuthenticated
-from hedgerow.models import ApiKey, Role, User, UserSession
+from hedgerow.models import Role, User, UserSession
 
 SESSION_COOKIE = "hedgerow_session"
 CSRF_COOKIE = "hedgerow_csrf"
@@ -61,18 +61,14 @@ def create_user_session(db: Session, user: User, user_agent: str | None) -> str:
 
 
 def delete_user_session(db: Session, token: str) -> None:
-    row = db.scalar(select(UserSession).where(UserSession.token_hash == sha256_hex(token)))
+    row = queries.session_by_token_hash(db, sha256_hex(token))
     if row is not None:
         db.delete(row)
         db.flush()
 
 
 def _user_from_session_cookie(db: Session, token: str) -> User | None:
-    return db.scalar(
-        select(User)
-        .join(UserSession, UserSession.user_id == User.id)
-        .where(UserSession.token_hash == sha256_hex(token), UserSession.expires_at > utcnow())
-    )
+    return queries.user_of_live_session(db, sha256_hex(token), utcnow())
 
 
 # --- API keys -----------------------------------------------------------------------
@@ -90,18 +86,15 @@ def _user_from_api_key(db: Session, raw_key: str) -> User:
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         raise NotAuthenticated("The API key is malformed.")
     _, prefix, secret = parts
-    # The key and its owner in one round trip: this runs on every API request.
-    row = db.execute(
-        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.prefix == prefix)
-    ).first()
-    if row is None or not hmac.compare_digest(row[0].secret_hash, sha256_hex(secret)):
+    found = queries.api_key_with_owner(db, prefix)
+    if found is None or not hmac.compare_digest(found[0].secret_hash, sha256_hex(secret)):
         raise NotAuthenticated("The API key is not valid.")
-    key, user = row[0], row[1]
+    key, user = found
     if key.revoked_at is not None:
         raise NotAuthenticated("The API key was revoked.")
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > API_KEY_TOUCH_INTERVAL:
-        db.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        queries.touch_api_key(db, key.id, now)
     return user
 
 

@@ -1,4 +1,7 @@
-"""The rules for accounts: who may sign up with what, logging in, roles, profile, API keys.
+"""The rules for a user's own account: who may sign up with what, logging in, profile, API
+keys, and deleting the account. Two steps others call are here too, so that accounts needs
+neither of them: changing a role (admin/ and the CLI) and the anonymisation that an admin's
+deletion on request (moderation/users.py) shares with the user's own.
 
 Services only ``flush()``; the request's session (or the CLI's ``Session.begin()``)
 commits. Validation errors carry ``details={"field": ...}`` so forms can show them next
@@ -8,6 +11,7 @@ to the field that caused them.
 from __future__ import annotations
 
 import re
+import secrets
 import unicodedata
 from typing import Any
 
@@ -19,6 +23,7 @@ from hedgerow.accounts.passwords import hash_password, needs_rehash, verify_pass
 from hedgerow.accounts.security import new_api_key, utcnow
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
+from hedgerow.growth import service as growth
 from hedgerow.models import ApiKey, AuditEvent, Role, User
 from hedgerow.models.user import USERNAME_MAX_LENGTH
 
@@ -300,3 +305,52 @@ def revoke_api_key(db: Session, user: User, key_id: int) -> ApiKey:
         key.revoked_at = utcnow()
         db.flush()
     return key
+
+
+# --- deleting an account ------------------------------------------------------------
+
+
+def delete_own_account(db: Session, user: User, *, password: str) -> User:
+    """A volunteer deletes their own account from the settings page, confirming with their
+    password; the same anonymisation as an admin's."""
+    if not verify_password(user.password_hash, password):
+        raise AppError(
+            "invalid_credentials", "That password is not right; nothing was deleted.", 400
+        )
+    return anonymise_account(db, user, actor=user, action="user.delete_self", reason="own request")
+
+
+def anonymise_account(
+    db: Session, user: User, *, actor: User, action: str, reason: str | None
+) -> User:
+    """The name, e-mail, password, sessions and keys go; the contributions stay under a
+    pseudonym (exports read the user row, so they carry the pseudonym too). The audit event
+    keeps no trace of the old name."""
+    if user.deleted_at is not None:
+        raise AppError("already_deleted", "This account is already deleted.", 409)
+    now = utcnow()
+    withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
+    leases = growth.end_open_leases(db, user.id, now=now)
+    pseudonym = f"anon-{secrets.token_hex(6)}"
+    previous_role = user.role
+    user.username = pseudonym
+    user.display_name = pseudonym
+    user.email = None
+    user.password_hash = None
+    user.enabled = False
+    user.show_on_leaderboard = False
+    user.role = Role.volunteer.value
+    user.deleted_at = now
+    queries.delete_sessions_of(db, user.id)
+    queries.delete_api_keys_of(db, user.id)
+    _audit(
+        db,
+        actor=actor,
+        action=action,
+        target=user,
+        before={"role": previous_role},
+        after={"pseudonym": pseudonym, "prompts_withdrawn": withdrawn, "leases_ended": leases},
+        reason=reason,
+    )
+    db.flush()
+    return user

@@ -1,4 +1,5 @@
-"""Admin rules: finding users and changing their role (always audited)."""
+"""Admin rules: finding users and changing their role (always audited, in accounts). Disabling
+and deleting users is moderation/users.py; a user's own account is accounts/."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from functools import cache
 from markupsafe import Markup
 
 from hedgerow.config import REPO_ROOT
-from hedgerow.contribute.markdown import render_markdown
 from hedgerow.errors import NotFound
+from hedgerow.markdown import render_markdown
 from hedgerow.models import TaskKind
 
 GUIDELINES_DIR = REPO_ROOT / "frontend" / "guidelines"

@@ -18,14 +18,12 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from hedgerow.accounts.routes import LANGUAGE_NAMES
 from hedgerow.accounts.security import ContributorUser
 from hedgerow.config import get_settings
 from hedgerow.contribute import forms, queries
 from hedgerow.contribute.api import MAX_BODY_BYTES
 from hedgerow.contribute.guidelines import all_guidelines, get_guideline, guideline_for_kind
 from hedgerow.contribute.language import language_mismatch
-from hedgerow.contribute.markdown import render_markdown
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
 from hedgerow.growth import service
@@ -37,6 +35,8 @@ from hedgerow.growth.schemas import (
     REVIEW_MODES,
     TaskView,
 )
+from hedgerow.languages import language_name
+from hedgerow.markdown import render_markdown
 from hedgerow.models import TaskState, User
 from hedgerow.stats import service as stats_service
 from hedgerow.templating import is_htmx, render
@@ -123,7 +123,7 @@ def _task_context(
         "error": error,
         "notice": notice,
         "next_kind": next_kind,
-        "language_name": LANGUAGE_NAMES.get(view.language, view.language),
+        "language_name": language_name(view.language),
         "max_text_length": settings.max_text_length,
         "categories_with_context": sorted(CATEGORIES_WITH_CONTEXT),
         "positions": forms.initial_positions(view, values),
@@ -222,7 +222,7 @@ def dashboard(
         "empty": KIND_TITLES.get(empty or "", "any task" if empty else None),
         "summary": stats_service.user_summary(db, user),
         "today_top": stats_service.top_contributors(db, period="day", limit=5),
-        "language_name": LANGUAGE_NAMES.get(user.language, user.language),
+        "language_name": language_name(user.language),
     }
     return render(request, "contribute/dashboard.html", context)
 
@@ -332,8 +332,8 @@ def language_check(request: Request, user: ContributorUser, form: TaskForm) -> R
         "contribute/fragments.html",
         {
             "detected": found,
-            "detected_name": LANGUAGE_NAMES.get(found or "", found),
-            "chosen_name": LANGUAGE_NAMES.get(chosen, chosen),
+            "detected_name": language_name(found),
+            "chosen_name": language_name(chosen),
         },
         block="language_warning",
     )

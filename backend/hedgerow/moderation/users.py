@@ -7,23 +7,21 @@ admin/."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hedgerow.accounts.service import anonymise_account
 from hedgerow.errors import AppError
 from hedgerow.growth import service as growth
 from hedgerow.models import (
-    ApiKey,
     AuditEvent,
     Message,
     Report,
     Role,
     User,
     UserNote,
-    UserSession,
 )
 from hedgerow.moderation import queries
 from hedgerow.moderation.common import clean_reason, get_user, record_action, utcnow
@@ -146,51 +144,4 @@ def anonymise_user(db: Session, actor: User, user_id: int, *, reason: str | None
     user = get_user(db, user_id)
     if user.id == actor.id:
         raise AppError("cannot_moderate_self", "You cannot delete your own account here.", 409)
-    return _anonymise(db, user, actor=actor, action="user.anonymise", reason=reason)
-
-
-def delete_own_account(db: Session, user: User, *, password: str) -> User:
-    """A volunteer deletes their own account from the settings page, confirming with their
-    password; the same anonymisation as an admin's."""
-    from hedgerow.accounts.passwords import verify_password
-
-    if not verify_password(user.password_hash, password):
-        raise AppError(
-            "invalid_credentials", "That password is not right; nothing was deleted.", 400
-        )
-    return _anonymise(db, user, actor=user, action="user.delete_self", reason="own request")
-
-
-def _anonymise(db: Session, user: User, *, actor: User, action: str, reason: str | None) -> User:
-    """The name, e-mail, password, sessions and keys go; the contributions stay under a
-    pseudonym (exports read the user row, so they carry the pseudonym too). The audit event
-    keeps no trace of the old name."""
-    if user.deleted_at is not None:
-        raise AppError("already_deleted", "This account is already deleted.", 409)
-    now = utcnow()
-    withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
-    leases = growth.end_open_leases(db, user.id, now=now)
-    pseudonym = f"anon-{secrets.token_hex(6)}"
-    previous_role = user.role
-    user.username = pseudonym
-    user.display_name = pseudonym
-    user.email = None
-    user.password_hash = None
-    user.enabled = False
-    user.show_on_leaderboard = False
-    user.role = Role.volunteer.value
-    user.deleted_at = now
-    db.execute(delete(UserSession).where(UserSession.user_id == user.id))
-    db.execute(delete(ApiKey).where(ApiKey.user_id == user.id))
-    record_action(
-        db,
-        actor,
-        action,
-        "user",
-        user.id,
-        before={"role": previous_role},
-        after={"pseudonym": pseudonym, "prompts_withdrawn": withdrawn, "leases_ended": leases},
-        reason=reason,
-    )
-    db.flush()
-    return user
+    return anonymise_account(db, user, actor=actor, action="user.anonymise", reason=reason)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from hedgerow.db import get_sessionmaker
+from hedgerow.ops import queries
 from hedgerow.redis_client import get_redis
 
 router = APIRouter(tags=["ops"])
@@ -24,7 +24,7 @@ def readyz() -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         with get_sessionmaker()() as session:
-            session.execute(text("SELECT 1"))
+            queries.ping_database(session)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"

@@ -39,10 +39,6 @@ def tree_messages(db: Session, tree_id: int, *, include_deleted: bool) -> list[R
     return list(db.execute(query))
 
 
-def tree_of_message(db: Session, message_id: int) -> int | None:
-    return db.scalar(select(Message.tree_id).where(Message.id == message_id))
-
-
 def get_tree(db: Session, tree_id: int) -> Tree | None:
     return db.get(Tree, tree_id)
 

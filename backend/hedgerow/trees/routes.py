@@ -6,7 +6,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from hedgerow.accounts.security import CurrentUser
-from hedgerow.contribute import markdown as _markdown_filter  # noqa: F401 - registers |markdown
 from hedgerow.db import SessionDep
 from hedgerow.templating import render
 from hedgerow.trees import service

@@ -1,4 +1,5 @@
-"""Markdown for user text and guidelines: markdown-it-py renders, nh3 sanitises.
+"""Markdown for user text and guidelines: markdown-it-py renders, nh3 sanitises. Templates
+use it as the ``|markdown`` filter (registered in templating.py).
 
 Raw HTML in the source is not rendered (it shows as text), and the sanitiser removes
 anything that slipped through anyway: scripts, event handlers, javascript: links.
@@ -9,8 +10,6 @@ from __future__ import annotations
 import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
-
-from hedgerow.templating import templates
 
 _markdown = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable("table")
 
@@ -32,6 +31,3 @@ def render_markdown(source: str | None) -> Markup:
         link_rel="nofollow noopener noreferrer",
     )
     return Markup(cleaned)  # noqa: S704 - sanitised by nh3 just above
-
-
-templates.env.filters["markdown"] = render_markdown

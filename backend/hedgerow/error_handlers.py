@@ -1,0 +1,152 @@
+"""One error value, rendered as JSON (the API), an htmx toast (HX-Request), a redirect to
+the page that fixes it, or a full HTML page (plain browser requests); create_app()
+installs the handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hedgerow.errors import AppError
+from hedgerow.templating import templates
+
+log = logging.getLogger(__name__)
+
+
+def wants_json(request: Request) -> bool:
+    if request.url.path.startswith("/api/"):
+        return True
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+# Browser errors a person fixes on another page: log in, or accept the Terms.
+REDIRECT_PAGES = {"not_authenticated": "/login", "tos_required": "/tos"}
+
+
+def _same_site_path(url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return path if path.startswith("/") and not path.startswith("//") else None
+
+
+def _page_to_return_to(request: Request) -> str:
+    """Where the person was headed, for ``?next=`` after logging in or accepting the Terms.
+
+    htmx calls name the page in HX-Current-URL (the fragment URL is no page to return to);
+    a plain form POST cannot be repeated by a GET, so it returns to the page the form was
+    on.
+    """
+    if request.headers.get("hx-request") == "true":
+        return _same_site_path(request.headers.get("hx-current-url")) or "/"
+    if request.method not in ("GET", "HEAD"):
+        return _same_site_path(request.headers.get("referer")) or "/"
+    return _same_site_path(str(request.url)) or "/"
+
+
+def _redirect(request: Request, error: AppError) -> Response | None:
+    page = REDIRECT_PAGES.get(error.code)
+    if page is None:
+        return None
+    location = f"{page}?{urlencode({'next': _page_to_return_to(request)})}"
+    if request.headers.get("hx-request") == "true":
+        # htmx follows a 303 inside the XHR and would swap the login page into a
+        # fragment; HX-Redirect makes it load the page instead.
+        return Response(status_code=200, headers={"HX-Redirect": location})
+    return RedirectResponse(location, status_code=303)
+
+
+def render_error(request: Request, error: AppError) -> Response:
+    if wants_json(request):
+        body: dict[str, Any] = {"error": {"code": error.code, "message": error.message}}
+        if error.details:
+            body["error"]["details"] = error.details
+        return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+    if (redirect := _redirect(request, error)) is not None:
+        return redirect
+
+    context = {"error": error}
+    if request.headers.get("hx-request") == "true":
+        # htmx does not swap 4xx responses by default: retarget the toast region and let
+        # the page keep everything the volunteer typed.
+        response = templates.TemplateResponse(
+            request, "components/toast.html", context, status_code=error.status
+        )
+        response.headers["HX-Retarget"] = "#toasts"
+        response.headers["HX-Reswap"] = "beforeend"
+    else:
+        response = templates.TemplateResponse(
+            request, "errors/error.html", context, status_code=error.status
+        )
+    response.headers.update(error.headers)
+    return response
+
+
+async def app_error(request: Request, exc: AppError) -> Response:
+    return render_error(request, exc)
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+    problems = [
+        {"field": ".".join(str(p) for p in err["loc"][1:]), "message": err["msg"]}
+        for err in exc.errors()
+    ]
+    summary = "; ".join(f"{p['field'] or 'body'}: {p['message']}" for p in problems[:5])
+    return render_error(
+        request,
+        AppError(
+            "invalid_request",
+            f"The request is not valid: {summary}",
+            422,
+            details={"problems": problems},
+        ),
+    )
+
+
+HTTP_ERROR_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    401: "not_authenticated",
+    403: "forbidden",
+    413: "too_large",
+}
+
+
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+    if exc.status_code == 404:
+        message = "That page does not exist."
+    return render_error(
+        request, AppError(code, message, exc.status_code, headers=dict(exc.headers or {}))
+    )
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return render_error(
+        request,
+        AppError("internal_error", "Something went wrong on our side; it was logged.", 500),
+    )
+
+
+ExceptionHandler = Callable[[Request, Any], Coroutine[Any, Any, Response]]
+
+# What create_app() registers: every error a request can end in, rendered by render_error.
+EXCEPTION_HANDLERS: dict[int | type[Exception], ExceptionHandler] = {
+    AppError: app_error,
+    RequestValidationError: validation_error,
+    StarletteHTTPException: http_error,
+    Exception: unexpected_error,
+}
