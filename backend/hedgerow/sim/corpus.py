@@ -192,15 +192,23 @@ def add_message(
     return message_id, depth, author
 
 
-def add_tree(corpus: Corpus, state: str, settings_row: dict) -> None:
-    tree_id = corpus.next_tree_id
-    corpus.next_tree_id += 1
-    language = corpus.rng.choices(LANGUAGES, LANGUAGE_WEIGHTS)[0]
-    created = corpus.when()
-    accepted = pending = open_sets = 0
-    entered = drawn = completed = None
-    reviews = settings_row["reviews_per_message"]
+@dataclass
+class _TreeBody:
+    """What a tree's messages leave on the tree row."""
 
+    root: tuple[int, int, int]
+    accepted: int = 0
+    pending: int = 0
+    open_sets: int = 0
+    lottery: bool = False
+    drawn: bool = False
+    completed: bool = False
+
+
+def _unfinished_root(
+    corpus: Corpus, tree_id: int, state: str, language: str, reviews: int
+) -> _TreeBody:
+    """A prompt under review, rejected, or waiting in the lottery."""
     if state == "prompt_review":
         root = add_message(
             corpus,
@@ -211,96 +219,121 @@ def add_tree(corpus: Corpus, state: str, settings_row: dict) -> None:
             open_for_review=True,
             language=language,
         )
-        pending = 1
-    elif state == "aborted_low_grade":
+        return _TreeBody(root, pending=1)
+    if state == "aborted_low_grade":
         root = add_message(
             corpus, tree_id, None, review_state="rejected", review_count=reviews, language=language
         )
-    elif state == "lottery_waiting":
-        root = add_message(
-            corpus, tree_id, None, review_state="accepted", review_count=reviews, language=language
-        )
-        accepted, entered = 1, created
-    elif state == "growing":
-        # A prompt with two accepted assistant replies (one slot free), one reply pending.
-        root = add_message(
-            corpus,
-            tree_id,
-            None,
-            review_state="accepted",
-            review_count=reviews,
-            child_count=3,
-            accepted_child_count=2,
-            open_for_reply=False,
-            language=language,
-        )
-        for _ in range(2):
-            add_message(
-                corpus,
-                tree_id,
-                root,
-                review_state="accepted",
-                review_count=reviews,
-                open_for_reply=True,
-                language=language,
-            )
+        return _TreeBody(root)
+    root = add_message(
+        corpus, tree_id, None, review_state="accepted", review_count=reviews, language=language
+    )
+    return _TreeBody(root, accepted=1, lottery=True)
+
+
+def _growing_tree(corpus: Corpus, tree_id: int, language: str, reviews: int) -> _TreeBody:
+    """A prompt with two accepted assistant replies (one slot free), one reply pending."""
+    root = add_message(
+        corpus,
+        tree_id,
+        None,
+        review_state="accepted",
+        review_count=reviews,
+        child_count=3,
+        accepted_child_count=2,
+        open_for_reply=False,
+        language=language,
+    )
+    for _ in range(2):
         add_message(
             corpus,
             tree_id,
             root,
-            review_state="pending",
-            review_count=0,
-            open_for_review=True,
-            language=language,
-        )
-        accepted, pending, entered, drawn = 3, 1, created, created
-    else:  # ranking or ready_for_export: a full tree
-        in_ranking = state == "ranking"
-        first, second = FULL_TREE_SHAPE
-        rankings = settings_row["rankings_per_sibling_set"]
-        root = add_message(
-            corpus,
-            tree_id,
-            None,
             review_state="accepted",
             review_count=reviews,
-            child_count=first,
-            accepted_child_count=first,
-            ranking_count=0 if in_ranking else rankings,
-            open_for_ranking=in_ranking,
+            open_for_reply=True,
             language=language,
         )
-        open_sets = 1 if in_ranking else 0
-        for rank in range(first):
-            child = add_message(
+    add_message(
+        corpus,
+        tree_id,
+        root,
+        review_state="pending",
+        review_count=0,
+        open_for_review=True,
+        language=language,
+    )
+    return _TreeBody(root, accepted=3, pending=1, lottery=True, drawn=True)
+
+
+def _full_tree(
+    corpus: Corpus, tree_id: int, language: str, reviews: int, rankings: int, in_ranking: bool
+) -> _TreeBody:
+    """A full tree of FULL_TREE_SHAPE, ranked and ready for export or waiting for its
+    root's rankings."""
+    first, second = FULL_TREE_SHAPE
+    root = add_message(
+        corpus,
+        tree_id,
+        None,
+        review_state="accepted",
+        review_count=reviews,
+        child_count=first,
+        accepted_child_count=first,
+        ranking_count=0 if in_ranking else rankings,
+        open_for_ranking=in_ranking,
+        language=language,
+    )
+    for rank in range(first):
+        child = add_message(
+            corpus,
+            tree_id,
+            root,
+            review_state="accepted",
+            review_count=reviews,
+            child_count=second,
+            accepted_child_count=second,
+            ranking_count=rankings,
+            consensus_rank=None if in_ranking else rank,
+            language=language,
+        )
+        for _ in range(second):
+            add_message(
                 corpus,
                 tree_id,
-                root,
+                child,
                 review_state="accepted",
                 review_count=reviews,
-                child_count=second,
-                accepted_child_count=second,
-                ranking_count=rankings,
-                consensus_rank=None if in_ranking else rank,
                 language=language,
             )
-            for _ in range(second):
-                add_message(
-                    corpus,
-                    tree_id,
-                    child,
-                    review_state="accepted",
-                    review_count=reviews,
-                    language=language,
-                )
-        accepted = MESSAGES_PER_FULL_TREE
-        entered = drawn = created
-        completed = None if in_ranking else created
+    return _TreeBody(
+        root,
+        accepted=MESSAGES_PER_FULL_TREE,
+        open_sets=1 if in_ranking else 0,
+        lottery=True,
+        drawn=True,
+        completed=not in_ranking,
+    )
+
+
+def add_tree(corpus: Corpus, state: str, settings_row: dict) -> None:
+    tree_id = corpus.next_tree_id
+    corpus.next_tree_id += 1
+    language = corpus.rng.choices(LANGUAGES, LANGUAGE_WEIGHTS)[0]
+    created = corpus.when()
+    reviews = settings_row["reviews_per_message"]
+    rankings = settings_row["rankings_per_sibling_set"]
+    if state in ("prompt_review", "aborted_low_grade", "lottery_waiting"):
+        body = _unfinished_root(corpus, tree_id, state, language, reviews)
+    elif state == "growing":
+        body = _growing_tree(corpus, tree_id, language, reviews)
+    else:  # ranking or ready_for_export
+        body = _full_tree(corpus, tree_id, language, reviews, rankings, state == "ranking")
     corpus.trees.append(
         (
             tree_id,
-            root[0],
-            root[2],
+            body.root[0],
+            body.root[2],
             state,
             language,
             "open_qa",
@@ -309,20 +342,20 @@ def add_tree(corpus: Corpus, state: str, settings_row: dict) -> None:
             settings_row["max_children"],
             reviews,
             settings_row["acceptance_threshold"],
-            settings_row["rankings_per_sibling_set"],
+            rankings,
             # The corpus's trees were grown under the fixed policy, in the full shape of
             # FULL_TREE_SHAPE (every parent took up to max_children replies).
             reviews,
-            settings_row["rankings_per_sibling_set"],
+            rankings,
             settings_row["max_children"],
-            accepted,
-            pending,
+            body.accepted,
+            body.pending,
             0,
-            open_sets,
+            body.open_sets,
             created,
-            entered,
-            drawn,
-            completed,
+            created if body.lottery else None,
+            created if body.drawn else None,
+            created if body.completed else None,
         )
     )
 
