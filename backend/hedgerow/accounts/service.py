@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 from hedgerow.accounts import queries
 from hedgerow.accounts.passwords import hash_password, needs_rehash, verify_password
 from hedgerow.accounts.security import new_api_key, utcnow
+from hedgerow.audit import record_audit
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
 from hedgerow.growth import service as growth
-from hedgerow.models import ApiKey, AuditEvent, Role, User
+from hedgerow.models import ApiKey, Role, User
 from hedgerow.models.user import USERNAME_MAX_LENGTH
 
 USERNAME_MIN_LENGTH = 3
@@ -212,16 +213,15 @@ def _audit(
     after: dict[str, Any] | None,
     reason: str | None = None,
 ) -> None:
-    db.add(
-        AuditEvent(
-            actor_id=actor.id if actor is not None else None,
-            action=action,
-            target_type="user",
-            target_id=target.id,
-            before=before,
-            after=after,
-            reason=reason,
-        )
+    record_audit(
+        db,
+        actor_id=actor.id if actor is not None else None,
+        action=action,
+        target_type="user",
+        target_id=target.id,
+        before=before,
+        after=after,
+        reason=reason,
     )
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from hedgerow.audit import record_audit
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
 from hedgerow.growth.flags import (
@@ -53,7 +54,7 @@ from hedgerow.growth.tree_state import (
     halt_tree,
     maybe_start_ranking,
 )
-from hedgerow.models import AuditEvent, Message, ReviewState, TaskState, Tree, TreeState
+from hedgerow.models import Message, ReviewState, TaskState, Tree, TreeState
 from hedgerow.text import normalize_text
 
 
@@ -83,16 +84,15 @@ def soft_delete_subtree(
     }
     ids = subtree_ids(db, root.id)
     sets_closed = _delete_messages(lock_messages(db, ids).values(), root, tree, parent)
-    db.add(
-        AuditEvent(
-            actor_id=actor_id,
-            action="message.delete_subtree",
-            target_type="message",
-            target_id=root.id,
-            before=tree_before,
-            after={"deletion_id": root.id, "message_ids": sorted(ids)},
-            reason=reason,
-        )
+    record_audit(
+        db,
+        actor_id=actor_id,
+        action="message.delete_subtree",
+        target_type="message",
+        target_id=root.id,
+        before=tree_before,
+        after={"deletion_id": root.id, "message_ids": sorted(ids)},
+        reason=reason,
     )
     if root.depth == 0:
         abort_tree(db, tree, now=now, rng=rng)
@@ -332,16 +332,15 @@ def undelete_subtree(
     state_now = tree.state
     _restore_tree_state(db, tree, deletion_id)
     reopen_tree_work(db, tree, now=now, rng=rng)
-    db.add(
-        AuditEvent(
-            actor_id=actor_id,
-            action="message.undelete_subtree",
-            target_type="message",
-            target_id=deletion_id,
-            before={"deleted": True, "tree_state": state_now},
-            after={"message_ids": sorted(ids), "tree_state": tree.state},
-            reason=reason,
-        )
+    record_audit(
+        db,
+        actor_id=actor_id,
+        action="message.undelete_subtree",
+        target_type="message",
+        target_id=deletion_id,
+        before={"deleted": True, "tree_state": state_now},
+        after={"message_ids": sorted(ids), "tree_state": tree.state},
+        reason=reason,
     )
     db.flush()
     return sorted(ids)
@@ -401,16 +400,15 @@ def resume_tree(
     reopen_tree_work(db, tree, now=now, rng=rng)
     if tree.state == TreeState.lottery_waiting:
         draw_lottery(db, tree.language, rng=rng, now=now)
-    db.add(
-        AuditEvent(
-            actor_id=actor_id,
-            action="tree.resume",
-            target_type="tree",
-            target_id=tree.id,
-            before={"state": TreeState.halted.value},
-            after={"state": tree.state},
-            reason=reason,
-        )
+    record_audit(
+        db,
+        actor_id=actor_id,
+        action="tree.resume",
+        target_type="tree",
+        target_id=tree.id,
+        before={"state": TreeState.halted.value},
+        after={"state": tree.state},
+        reason=reason,
     )
     db.flush()
     return tree

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hedgerow.audit import record_audit
 from hedgerow.config import get_settings
 from hedgerow.growth.flags import refresh_open_flags
 from hedgerow.growth.queries import (
@@ -22,7 +23,7 @@ from hedgerow.growth.queries import (
     language_lock_key,
     lock_message,
 )
-from hedgerow.models import AuditEvent, Tree, TreeState, User
+from hedgerow.models import Tree, TreeState, User
 
 _default_rng = random.Random()
 
@@ -128,14 +129,13 @@ def withdraw_waiting_prompts(db: Session, user_id: int, *, actor_id: int | None 
         tree.halted_from_state = tree.state
         tree.state = TreeState.halted
     if trees:
-        db.add(
-            AuditEvent(
-                actor_id=actor_id,
-                action="lottery.withdraw_waiting_prompts",
-                target_type="user",
-                target_id=user_id,
-                after={"tree_ids": [tree.id for tree in trees]},
-            )
+        record_audit(
+            db,
+            actor_id=actor_id,
+            action="lottery.withdraw_waiting_prompts",
+            target_type="user",
+            target_id=user_id,
+            after={"tree_ids": [tree.id for tree in trees]},
         )
     db.flush()
     return len(trees)

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from hedgerow.audit import record_audit
 from hedgerow.config import get_settings
 from hedgerow.growth.consensus import ranked_pairs
 from hedgerow.growth.flags import refresh_open_flags
@@ -36,7 +37,6 @@ from hedgerow.growth.redundancy import (
     votes_to_accept,
 )
 from hedgerow.models import (
-    AuditEvent,
     Message,
     MessageRole,
     ReviewState,
@@ -233,15 +233,14 @@ def halt_tree(
     _leave_state(db, tree, TreeState.halted, rng, now)
     db.flush()
     clear_open_work(db, tree.id)
-    db.add(
-        AuditEvent(
-            actor_id=actor_id,
-            action="tree.halt",
-            target_type="tree",
-            target_id=tree.id,
-            before={"state": before},
-            after={"state": TreeState.halted.value},
-            reason=reason,
-        )
+    record_audit(
+        db,
+        actor_id=actor_id,
+        action="tree.halt",
+        target_type="tree",
+        target_id=tree.id,
+        before={"state": before},
+        after={"state": TreeState.halted.value},
+        reason=reason,
     )
     return True

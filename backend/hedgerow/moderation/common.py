@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from hedgerow.audit import record_audit
 from hedgerow.errors import AppError, NotFound
-from hedgerow.models import AuditEvent, User
+from hedgerow.models import User
 
 REASON_MAX_LENGTH = 500
 
@@ -28,16 +29,15 @@ def record_action(
     after: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> None:
-    db.add(
-        AuditEvent(
-            actor_id=actor.id if actor is not None else None,
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            before=before,
-            after=after,
-            reason=reason,
-        )
+    record_audit(
+        db,
+        actor_id=actor.id if actor is not None else None,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        before=before,
+        after=after,
+        reason=reason,
     )
 
 

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from hedgerow.audit import record_audit
 from hedgerow.config import Settings, get_settings
 from hedgerow.errors import AppError, NotFound
 from hedgerow.models import (
-    AuditEvent,
     ModelVersion,
     ModelVersionStatus,
     Release,
@@ -146,15 +146,14 @@ def roll_back(db: Session, name: str, *, actor: User) -> ModelVersion:
 def _audit(
     db: Session, actor: User, action: str, version: ModelVersion, previous: ModelVersion | None
 ) -> None:
-    db.add(
-        AuditEvent(
-            actor_id=actor.id,
-            action=action,
-            target_type="model_version",
-            target_id=version.id,
-            before={"serving": previous.id if previous else None},
-            after={"serving": version.id},
-        )
+    record_audit(
+        db,
+        actor_id=actor.id,
+        action=action,
+        target_type="model_version",
+        target_id=version.id,
+        before={"serving": previous.id if previous else None},
+        after={"serving": version.id},
     )
     db.flush()
 
