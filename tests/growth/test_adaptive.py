@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.errors import AppError
 from hedgerow.growth import service
+from hedgerow.growth.flags import refresh_open_flags
 from hedgerow.growth.schemas import Submission
 from hedgerow.growth.tree_state import maybe_start_ranking
 from hedgerow.models import (
@@ -240,3 +241,31 @@ def test_a_volunteers_record_and_its_estimates_are_public(db: Session) -> None:
     ).all()
     assert [row[0] for row in ordered] == [seasoned.id, newcomer.id]
     assert ordered[0][1] == pytest.approx(record.review_reliability)
+
+
+def test_the_ranking_hand_out_prefers_the_least_settled_sibling_set(db: Session) -> None:
+    """Among open sets, the one whose consensus is least sure comes first (a set nobody
+    ranked yet counts as the least sure of all)."""
+    author = make_user(db)
+    sure_tree, sure_root, _ = _ranking_tree(db, author, 2)
+    unsure_tree, unsure_root, _ = _ranking_tree(db, author, 2)
+    fresh_tree, fresh_root, _ = _ranking_tree(db, author, 2)
+    # One ranking slot left on each: a lease on the fresh set, three contested rankings on
+    # the unsure one (the maximum is four), one ranking on the sure one (the minimum is two).
+    fresh_root.ranking_lease_count, fresh_root.ranking_confidence = 1, None
+    unsure_root.ranking_count, unsure_root.ranking_confidence = 3, 0.6875
+    sure_root.ranking_count, sure_root.ranking_confidence = 1, 0.75
+    for tree, root in (
+        (sure_tree, sure_root),
+        (unsure_tree, unsure_root),
+        (fresh_tree, fresh_root),
+    ):
+        refresh_open_flags(root, tree)
+        assert root.open_for_ranking
+    db.flush()
+    handed = []
+    for _ in range(3):
+        ranker = make_user(db)
+        task = service.request_task(db, ranker, language="en", kind="rank_assistant_replies")
+        handed.append(task.target_message_id)
+    assert handed == [fresh_root.id, unsure_root.id, sure_root.id]
