@@ -329,6 +329,28 @@ def test_submitting_twice_through_the_api_is_idempotent(client: TestClient, db: 
     assert count_rows(db, Message) == 2
 
 
+def test_a_second_submission_with_other_content_is_refused_and_changes_nothing(
+    client: TestClient, db: Session
+) -> None:
+    make_tree(db, make_user(db))
+    _, headers = volunteer(db)
+    task = take(client, headers, "reply_assistant")
+    url = f"/api/v1/tasks/{task['id']}/submit"
+    first = client.post(url, json={"text": "my first answer"}, headers=headers)
+    assert first.status_code == 200
+    other = client.post(url, json={"text": "a different answer"}, headers=headers)
+    assert other.status_code == 409
+    error = other.json()["error"]
+    assert error["code"] == "replay_differs"
+    assert error["details"]["submission"]["text"] == "a different answer"  # nothing is lost
+    reply = db.get(Message, first.json()["message_id"])
+    assert reply is not None and reply.text == "my first answer"
+    assert count_rows(db, Message) == 2
+    # The same content again, with a default spelled out, is still an idempotent replay.
+    same = client.post(url, json={"text": "my first answer", "mode": "full"}, headers=headers)
+    assert same.status_code == 200 and same.json()["replayed"] is True
+
+
 def test_red_flag_endpoint(client: TestClient, db: Session) -> None:
     _tree, root = make_tree(db, make_user(db))
     _, headers = volunteer(db)

@@ -5,6 +5,8 @@ domains need not reach into growth.labels."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -56,6 +58,10 @@ __all__ = [
     "VolunteerRecord",
 ]
 
+# The key of the submission's fingerprint in a done task's result (tasks submitted before
+# it existed have none: their replays are taken as identical).
+FINGERPRINT_KEY = "submission_sha256"
+
 RANKING_GRADES = ("much_better", "better", "slightly_better", "about_same")
 
 REPLY_KINDS = frozenset({TaskKind.reply_assistant, TaskKind.reply_prompter})
@@ -85,6 +91,12 @@ class Submission(BaseModel):
     def echo(self) -> dict[str, Any]:
         """What the volunteer sent, returned in errors so that the UI can keep it."""
         return self.model_dump(exclude_defaults=True)
+
+    def fingerprint(self) -> str:
+        """The same for the same content however it is sent (key order, defaults spelled
+        out or left out): tells an idempotent replay from a different second submission."""
+        canonical = json.dumps(self.echo(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -131,19 +143,25 @@ class SubmitOutcome:
     ranking_id: int | None = None
     replayed: bool = False
 
-    def stored(self) -> dict[str, int]:
-        """The task's ``result`` column: the ids only (a replay sets ``replayed``)."""
+    def stored(self, submission: Submission) -> dict[str, int | str]:
+        """The task's ``result`` column: the ids, and the fingerprint of the submission
+        that made them (a replay sets ``replayed``)."""
         ids = {
             "tree_id": self.tree_id,
             "message_id": self.message_id,
             "label_id": self.label_id,
             "ranking_id": self.ranking_id,
         }
-        return {name: value for name, value in ids.items() if value is not None}
+        stored: dict[str, int | str] = {
+            name: value for name, value in ids.items() if value is not None
+        }
+        stored[FINGERPRINT_KEY] = submission.fingerprint()
+        return stored
 
     @classmethod
-    def replay_of(cls, stored: dict[str, int]) -> SubmitOutcome:
-        return cls(**stored, replayed=True)
+    def replay_of(cls, stored: dict[str, Any]) -> SubmitOutcome:
+        ids = {name: value for name, value in stored.items() if name != FINGERPRINT_KEY}
+        return cls(**ids, replayed=True)
 
 
 @dataclass(frozen=True)

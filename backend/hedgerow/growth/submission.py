@@ -35,6 +35,7 @@ from hedgerow.growth.queries import (
 from hedgerow.growth.redundancy import tree_parameters
 from hedgerow.growth.schemas import (
     CATEGORIES_WITH_CONTEXT,
+    FINGERPRINT_KEY,
     PROMPT_CATEGORIES,
     RANKING_GRADES,
     REVIEW_KINDS,
@@ -159,12 +160,23 @@ def submit_task(
     now: datetime | None = None,
     rng: random.Random | None = None,
 ) -> SubmitOutcome:
-    """Hand in a task. Submitting a finished task again returns its stored outcome."""
+    """Hand in a task. Submitting a finished task again with the same content returns its
+    stored outcome; with other content it is refused (the first submission stands)."""
     settings = get_settings()
     now = now or utcnow()
     task = own_task(db, user, task_id)
     if task.state == TaskState.done:
-        return SubmitOutcome.replay_of(task.result or {})
+        stored = task.result or {}
+        fingerprint = stored.get(FINGERPRINT_KEY)
+        if fingerprint is not None and fingerprint != submission.fingerprint():
+            raise AppError(
+                "replay_differs",
+                "This task was already submitted with different content; the first "
+                "submission stands. Your text is returned so you can keep it.",
+                409,
+                details={"submission": submission.echo()},
+            )
+        return SubmitOutcome.replay_of(stored)
     if task.state == TaskState.skipped:
         raise AppError("task_skipped", "You skipped this task; it cannot be submitted.", 409)
 
@@ -172,7 +184,7 @@ def submit_task(
         result = _submit_prompt(db, user, task, submission, settings, now)
     else:
         result = _submit_on_target(db, user, task, submission, settings, now, rng)
-    task.result = result.stored()
+    task.result = result.stored(submission)
     db.flush()
     return result
 
