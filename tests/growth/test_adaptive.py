@@ -269,3 +269,24 @@ def test_the_ranking_hand_out_prefers_the_least_settled_sibling_set(db: Session)
         task = service.request_task(db, ranker, language="en", kind="rank_assistant_replies")
         handed.append(task.target_message_id)
     assert handed == [fresh_root.id, unsure_root.id, sure_root.id]
+
+
+@pytest.mark.parametrize("policy", [GrowthPolicy.fixed, GrowthPolicy.adaptive])
+def test_a_message_edited_during_review_is_still_decided_at_the_maximum(
+    db: Session, policy: GrowthPolicy
+) -> None:
+    """Reviews of the old text stop counting as evidence but still count toward the
+    maximum, so the message is decided on the reviews of its new text, never stuck open."""
+    author = make_user(db)
+    parameters = ADAPTIVE | {"growth_policy": policy, "reviews_per_message": 3}
+    if policy == GrowthPolicy.fixed:
+        parameters |= {"min_reviews_per_message": 3}
+    _tree, root = make_tree(db, author, state=TreeState.prompt_review, **parameters)
+    _review(db, make_user(db), GOOD)
+    _review(db, make_user(db), SPAM)
+    service.edit_text(db, root.id, "Why do hedgehogs hibernate? (edited)")
+    assert reload(db, root).review_state == ReviewState.pending
+    _review(db, make_user(db), GOOD)
+    root = reload(db, root)
+    assert root.review_count == 3
+    assert root.review_state == ReviewState.accepted  # on the one review of the new text

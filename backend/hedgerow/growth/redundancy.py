@@ -119,12 +119,20 @@ class ReviewDecision:
 
 
 def review_decision(
-    tree: Tree, reviews: Sequence[tuple[dict[str, Any], float]], prior: float = 0.5
+    tree: Tree,
+    reviews: Sequence[tuple[dict[str, Any], float]],
+    prior: float = 0.5,
+    *,
+    given: int | None = None,
 ) -> ReviewDecision | None:
     """The decision on a message from its reviews so far, (label values, reviewer
     reliability) each, and the prior that it is good (its author's record); None while the
-    rules want more reviews."""
-    count = len(reviews)
+    rules want more reviews.
+
+    `given` counts every review the message got (the stop rule's count, as review_target
+    counts them); `reviews` is the evidence, which leaves out reviews of a text since
+    edited. Without `given`, every review is evidence."""
+    count = len(reviews) if given is None else given
     score = acceptance_score([values for values, _ in reviews])
     p_accept = accept_probability([(votes_to_accept(v), r) for v, r in reviews], prior)
     if tree.growth_policy == GrowthPolicy.fixed:

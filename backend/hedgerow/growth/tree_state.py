@@ -86,7 +86,7 @@ def maybe_decide_review(
     prior = reliability(
         decided, accepted_before, settings.author_prior_acceptance, settings.author_prior_weight
     )
-    decision = review_decision(tree, reviews, prior)
+    decision = review_decision(tree, reviews, prior, given=message.review_count)
     if decision is None:
         return False
     agreements = [
