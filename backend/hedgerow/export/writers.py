@@ -241,6 +241,7 @@ class PartWriters:
                 "review_count": node.review_count,
                 # shapes.review_result, inlined.
                 "review_result": None if review_state == PENDING else review_state == ACCEPTED,
+                "review_confidence": node.review_confidence,
                 "deleted": node.deleted,
                 "rank": node.rank,
                 "synthetic": node.synthetic,
