@@ -40,8 +40,11 @@ class AgreementTally:
     coincidences: dict[str, Coincidences] = field(default_factory=dict)
     # Per label, the messages with at least two values of it (alpha's pairable units).
     pairable_units: Counter[str] = field(default_factory=Counter)
-    # Per tree language, Kendall's W summed over sibling sets, and the number of sets.
-    ranking_w_sums: dict[str, Fraction] = field(default_factory=dict)
+    # Kendall's W summed over sibling sets, as the integer numerators of the sets' W
+    # (see _rank_deviations) per (tree language, rankers, replies), which fixes the
+    # denominator: exact, and no fraction made per set.
+    ranking_deviations: Counter[tuple[str, int, int]] = field(default_factory=Counter)
+    # Sibling sets per tree language.
     ranking_sets: Counter[str] = field(default_factory=Counter)
     # Messages per number of reviews that decided them (review_count).
     reviews_per_message: Counter[int] = field(default_factory=Counter)
@@ -52,8 +55,7 @@ class AgreementTally:
             for pair, weight in matrix.items():
                 mine[pair] = mine.get(pair, 0) + weight
         self.pairable_units.update(other.pairable_units)
-        for language, total in other.ranking_w_sums.items():
-            self.ranking_w_sums[language] = self.ranking_w_sums.get(language, 0) + total
+        self.ranking_deviations.update(other.ranking_deviations)
         self.ranking_sets.update(other.ranking_sets)
         self.reviews_per_message.update(other.reviews_per_message)
 
@@ -82,11 +84,20 @@ class AgreementTally:
         ]
         if len(orders) < 2:
             return
-        w = kendalls_w(orders)
-        if w is None:
+        found = _rank_deviations(orders)
+        if found is None:
             return
-        self.ranking_w_sums[language] = self.ranking_w_sums.get(language, 0) + w
+        deviations, items = found
+        self.ranking_deviations[language, len(orders), items] += deviations
         self.ranking_sets[language] += 1
+
+    def ranking_w_sums(self) -> dict[str, Fraction]:
+        """Per tree language, Kendall's W summed over its sibling sets."""
+        sums: dict[str, Fraction] = {}
+        for (language, rankers, items), deviations in self.ranking_deviations.items():
+            w = _w_of(deviations, rankers, items)
+            sums[language] = sums.get(language, Fraction(0)) + w
+        return sums
 
 
 class LabelUnitCounter:
@@ -130,26 +141,49 @@ def kendalls_w(orders: Sequence[Sequence[Hashable]]) -> Fraction | None:
     left out): 1 when every ranker gave the same order, 0 when the rank sums are all
     equal (two rankers with opposite orders). None with fewer than two rankers or items.
     Orders are strict, so no correction for ties is needed."""
-    rankers = len(orders)
-    if rankers < 2:
+    if len(orders) < 2:
         return None
-    common = set(orders[0]).intersection(*orders[1:])
+    found = _rank_deviations(orders)
+    if found is None:
+        return None
+    deviations, items = found
+    return _w_of(deviations, len(orders), items)
+
+
+def _w_of(deviations: int, rankers: int, items: int) -> Fraction:
+    # W = 12 S / (m^2 (n^3 - n)) with S = sum (R_i - m (n + 1) / 2)^2; doubling each
+    # deviation keeps it in integers: S = sum (2 R_i - m (n + 1))^2 / 4.
+    return Fraction(3 * deviations, rankers * rankers * (items**3 - items))
+
+
+def _rank_deviations(orders: Sequence[Sequence[Hashable]]) -> tuple[int, int] | None:
+    """(sum over items of (2 R_i - m (n + 1))^2, n) for the items every order holds, R_i
+    an item's rank sum over the m orders; None with fewer than two such items."""
+    first = orders[0]
+    common = set(first)
+    for order in orders[1:]:
+        common.intersection_update(order)
     items = len(common)
     if items < 2:
         return None
-    rank_sums = dict.fromkeys(common, 0)
-    for order in orders:
-        rank = 0
-        seen: set[Hashable] = set()
-        for item in order:
-            if item in common and item not in seen:
-                seen.add(item)
-                rank += 1
+    if len(first) == items and all(len(order) == items for order in orders):
+        # Nearly always: every ranker ordered the same replies, each once.
+        rank_sums = dict.fromkeys(first, 0)
+        for order in orders:
+            for rank, item in enumerate(order, 1):
                 rank_sums[item] += rank
-    # W = 12 S / (m^2 (n^3 - n)) with S = sum (R_i - m (n + 1) / 2)^2; doubling each
-    # deviation keeps it in integers: S = sum (2 R_i - m (n + 1))^2 / 4.
-    deviations = sum((2 * total - rankers * (items + 1)) ** 2 for total in rank_sums.values())
-    return Fraction(3 * deviations, rankers * rankers * (items**3 - items))
+    else:
+        rank_sums = dict.fromkeys(common, 0)
+        for order in orders:
+            rank = 0
+            seen: set[Hashable] = set()
+            for item in order:
+                if item in common and item not in seen:
+                    seen.add(item)
+                    rank += 1
+                    rank_sums[item] += rank
+    middle = len(orders) * (items + 1)
+    return sum((2 * total - middle) ** 2 for total in rank_sums.values()), items
 
 
 def _squared_distance(level: Level, value: float, other: float) -> Fraction:
@@ -215,11 +249,9 @@ def agreement_report(tally: AgreementTally, levels: Mapping[str, Level]) -> dict
             "units": tally.pairable_units[name],
             "pairable_values": int(sum(matrix.values(), Fraction(0))),
         }
+    w_sums = tally.ranking_w_sums()
     by_language = {
-        language: {
-            "mean_w": _mean(tally.ranking_w_sums[language], sets),
-            "sibling_sets": sets,
-        }
+        language: {"mean_w": _mean(w_sums[language], sets), "sibling_sets": sets}
         for language, sets in sorted(tally.ranking_sets.items())
     }
     all_sets = sum(tally.ranking_sets.values())
@@ -229,7 +261,7 @@ def agreement_report(tally: AgreementTally, levels: Mapping[str, Level]) -> dict
         "labels": labels,
         "rankings": {
             "overall": {
-                "mean_w": _mean(sum(tally.ranking_w_sums.values(), Fraction(0)), all_sets),
+                "mean_w": _mean(sum(w_sums.values(), Fraction(0)), all_sets),
                 "sibling_sets": all_sets,
             },
             "by_language": by_language,
