@@ -38,8 +38,9 @@ from hedgerow.export.run import export_worker_count, run_export
 from hedgerow.export.schemas import ExportFilters
 from hedgerow.models import TreeState
 
-# The seeded corpus has messages only; a real one has about three reviews per message and a
-# ranking per sibling set, which the export reads and writes too.
+# The seeded corpus has messages only; a real one has about three reviews per message, the
+# confidence of each review decision and two or more rankings per sibling set, which the
+# export reads and writes too (and from which it computes the release's agreement).
 ADD_REVIEWS = """
 WITH people AS (SELECT min(id) AS first_id, count(*) AS how_many FROM "user")
 INSERT INTO label (message_id, user_id, values, mode, guideline_version)
@@ -51,14 +52,22 @@ SELECT m.id, people.first_id + (m.id * 7 + g) % people.how_many,
 ADD_RANKINGS = """
 WITH people AS (SELECT min(id) AS first_id, count(*) AS how_many FROM "user")
 INSERT INTO ranking (parent_message_id, user_id, ordered_message_ids, grades)
-SELECT p.id, min(people.first_id + (p.id * 13) % people.how_many),
-       array_agg(c.id ORDER BY c.consensus_rank NULLS LAST, c.id),
+SELECT p.id, min(people.first_id + (p.id * 13 + g) % people.how_many),
+       -- The second ranker of every third set reverses the first one's order.
+       array_agg(c.id ORDER BY CASE WHEN g = 2 AND p.id % 3 = 0 THEN -c.consensus_rank
+                                    ELSE c.consensus_rank END NULLS LAST, c.id),
        array_fill('better'::varchar, ARRAY[count(*)::int - 1])
   FROM message p
   JOIN message c ON c.parent_id = p.id AND c.role = 'assistant'
+  CROSS JOIN generate_series(1, 2) g
   CROSS JOIN people
- GROUP BY p.id
+ GROUP BY p.id, g
 HAVING count(*) > 1
+"""
+# Decided messages carry the posterior probability of their decision.
+ADD_CONFIDENCE = """
+UPDATE message SET review_confidence = 0.9 + (id % 10) / 100.0
+ WHERE review_state <> 'pending' AND review_confidence IS NULL
 """
 
 
@@ -72,8 +81,13 @@ def add_reviews(engine: Engine) -> None:
             return
         conn.execute(text(ADD_REVIEWS))
         conn.execute(text(ADD_RANKINGS))
-        # As autovacuum would have by the time a real corpus is this size.
-        conn.execute(text("ANALYZE label, ranking"))
+        conn.execute(text(ADD_CONFIDENCE))
+    with engine.connect() as conn:
+        # As autovacuum would have by the time a real corpus is this size (VACUUM: the
+        # confidence update rewrote every decided message).
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+            text("VACUUM ANALYZE message, label, ranking")
+        )
 
 
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
@@ -179,7 +193,10 @@ def main() -> None:
     parser.add_argument(
         "--add-reviews",
         action="store_true",
-        help="First add three labels per message and a ranking per sibling set (once).",
+        help=(
+            "First add three labels per message, two rankings per sibling set and the "
+            "confidence of the review decisions (once)."
+        ),
     )
     parser.add_argument(
         "--workers",

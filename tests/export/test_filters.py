@@ -49,6 +49,9 @@ def test_states_filter_exports_only_those_trees(corpus: Corpus, releases_dir: Pa
         trees = db.scalar(select(func.count()).where(Tree.state.in_(states)))
     assert {row["tree_state"] for row in rows} <= set(states)
     assert len({row["message_tree_id"] for row in rows}) == trees
+    # A message still under review has no decision, and so no confidence in one.
+    pending = [row for row in rows if row["review_result"] is None]
+    assert all(row["review_confidence"] is None for row in pending)
     manifest = json.loads((outcome.directory / "manifest.json").read_text())
     assert manifest["filters"]["states"] == states
 

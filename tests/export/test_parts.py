@@ -372,7 +372,7 @@ def _row(
 ) -> tuple[object, ...]:
     return (
         id, 1, parent, 7 if id % 2 else None, role, text, "en", 0 if parent is None else 1,
-        None, None, "accepted", 3, rank, False, None, False,
+        None, None, "accepted", 3, 0.97, rank, False, None, False,
         "2026-01-02 03:04:05.12+00", "ready_for_export",
     )  # fmt: skip
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select
 
@@ -89,6 +91,35 @@ def test_messages_parquet_rebuilds_the_database_trees(corpus: Corpus, release: P
     assert set(first["labels"]) == {"name", "value", "count"}
     assert set(first["emojis"]) == {"name", "count"}
     assert all(row["review_result"] is True for row in messages)
+
+
+def test_decided_messages_carry_the_confidence_of_their_review_in_both_files(
+    corpus: Corpus, release: Path
+) -> None:
+    table = pq.read_table(release / "messages.parquet")
+    names = table.schema.names
+    assert names[names.index("review_result") + 1] == "review_confidence"
+    assert table.schema.field("review_confidence").type == pa.float64()
+    expected = {message.text: message.review_confidence for message in _exportable_messages(corpus)}
+    # The simulated crowd's reviews decided every message of a ready tree.
+    assert expected and all(confidence is not None for confidence in expected.values())
+
+    rows = table.to_pylist()
+    assert {row["text"]: row["review_confidence"] for row in rows} == expected
+    # A probability (under the fixed policy, the threshold rule may decide against the odds).
+    assert all(0.0 <= row["review_confidence"] <= 1.0 for row in rows)
+
+    in_trees: dict[str, float | None] = {}
+
+    def walk(node: dict[str, Any]) -> None:
+        in_trees[node["text"]] = node["review_confidence"]
+        for reply in node["replies"]:
+            walk(reply)
+
+    with gzip.open(release / "trees.jsonl.gz", "rt", encoding="utf-8") as handle:
+        for line in handle:
+            walk(json.loads(line)["prompt"])
+    assert in_trees == expected
 
 
 def test_tree_file_nests_replies_best_rank_first(corpus: Corpus, release: Path) -> None:

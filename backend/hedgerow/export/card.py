@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from hedgerow.export.agreement import Level, agreement_report
 from hedgerow.export.schemas import ExportFilters
 from hedgerow.export.writers import (
     LABELS_FILE,
@@ -17,7 +18,7 @@ from hedgerow.export.writers import (
     TREES_FILE,
     ReleaseStats,
 )
-from hedgerow.growth.schemas import GUIDELINE_VERSION
+from hedgerow.growth.schemas import GUIDELINE_VERSION, LABELS, LabelKind
 
 # The files listed with their row counts, in this order.
 _HF_CONFIGS = (
@@ -69,6 +70,7 @@ def render_card(facts: ReleaseFacts, *, validation_share: float) -> str:
         _files(stats, validation_share),
         _counts(stats),
         _labels(stats),
+        _agreement(release_agreement(stats)),
         _ABOUT_THE_DATA,
     )
     # Each section ends with a line break; a blank line separates them.
@@ -120,7 +122,12 @@ def _files(stats: ReleaseStats, validation_share: float) -> str:
 - `{MESSAGES_FILE}`: one row per message with the oasst1 columns and a `split` column:
   trees are assigned to `validation` ({validation_share:.0%}) or `train` by a seeded hash of
   the tree id, so a tree never straddles the splits; the JSON Lines files carry the same
-  `split`.
+  `split`. `review_result` is the review decision (true: accepted, false: rejected, null:
+  still pending) and `review_confidence` its posterior probability, from the reviewers'
+  votes (each weighted by the reviewer's estimated reliability) and the author's record;
+  null while pending. Under the fixed growth policy a threshold rule decides, so a decision
+  may have a confidence below 0.5. `review_count` is the number of reviews the decision
+  took. Tree nodes carry the same fields.
 - `{SFT_FILE}`: chat `messages` for every root-to-assistant-leaf path of accepted,
   non-deleted messages; `{SFT_BEST_FILE}`: one path per tree following the best-ranked reply.
 - `{PREFERENCES_FILE}`: `prompt`/`chosen`/`rejected` pairs of sibling assistant replies
@@ -160,6 +167,79 @@ Mean value (0 to 1) over every review that gave the label:
 """
 
 
+def release_agreement(stats: ReleaseStats) -> dict[str, Any]:
+    """The agreement figures of the card and the manifest: yes/no questions and flags are
+    nominal labels (any two different answers disagree as much), 5-point scales interval
+    ones (disagreement grows with the squared distance)."""
+    levels: dict[str, Level] = {
+        label.name: "interval" if label.kind == LabelKind.scale else "nominal" for label in LABELS
+    }
+    return agreement_report(stats.agreement, levels)
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _agreement(report: dict[str, Any]) -> str:
+    label_rows = "\n".join(
+        f"| {name} | {found['level']} | {_figure(found['alpha'])} | {found['units']} "
+        f"| {found['pairable_values']} |"
+        for name, found in report["labels"].items()
+    )
+    rankings = report["rankings"]
+    ranking_rows = "\n".join(
+        f"| {language} | {found['sibling_sets']} | {_figure(found['mean_w'])} |"
+        for language, found in [*rankings["by_language"].items(), ("all", rankings["overall"])]
+    )
+    reviewers = report["reviewers_per_message"]
+    review_rows = "\n".join(
+        f"| {count} | {messages} |" for count, messages in reviewers["histogram"].items()
+    )
+    return f"""## Agreement
+
+How far the volunteers agree, over this release's messages (also in `manifest.json`,
+under `agreement`).
+
+**Reviewers: Krippendorff's alpha per label.** Units are messages, coders are reviewers;
+labels given before a moderator's edit are left out, and only messages with two values or
+more of a label count (`messages`; `pairable values` is the number of their values).
+Alpha is 1 - observed disagreement / disagreement expected by chance: 1 is perfect
+agreement, 0 no more agreement than chance, below 0 systematic disagreement; a common
+reading is that alpha >= 0.8 is reliable and 0.667-0.8 allows tentative conclusions.
+Yes/no questions and flags are nominal (any two different answers disagree equally),
+5-point scales interval (disagreement grows with the squared distance). Alpha is n/a where
+it is undefined: fewer than two pairable values, or a single value in use. A rare flag can
+have a low alpha even though nearly every pair of reviewers agrees: chance agreement on
+"no" is then high too. Under the adaptive growth policy a message gets a second review
+mainly when the first one left its decision unsure, so the messages alpha is computed on
+lean towards the hard cases, and alpha tends to understate agreement over all messages.
+
+| label | level | alpha | messages (2+ values) | pairable values |
+|---|---|---|---|---|
+{label_rows or "| (none) | | | 0 | 0 |"}
+
+**Rankers: Kendall's W per sibling set**, over the sets with two or more usable rankings
+(rankable, not given before an edit, of two replies or more), over the replies that every
+ranker ordered, averaged per language (the tree's). W is 1 when every ranker gave the same
+order and 0 when the rankers cancel out (two opposite orders). With m rankers, the mean
+Spearman correlation between two of them is (m W - 1) / (m - 1): for two rankers, W 0.5
+means uncorrelated orders.
+
+| language | sibling sets | mean W |
+|---|---|---|
+{ranking_rows}
+
+**Reviews per message** (`review_count`): mean {_figure(reviewers["mean"])}. Under the
+adaptive growth policy a message takes reviews until its decision is confident (more where
+reviewers disagree); under the fixed policy every decided message takes the same number.
+
+| reviews | messages |
+|---|---|
+{review_rows or "| (none) | 0 |"}
+"""
+
+
 _ABOUT_THE_DATA = f"""## Collection process
 
 Volunteers write prompts, reply as the assistant or as the user, review each message
@@ -182,7 +262,8 @@ releases.
   and biases, and may contain mistakes that reviews missed.
 - "Assistant" replies are written by people playing an assistant, not by a model, unless
   `synthetic` is true.
-- Label means are over few reviewers per message (typically three).
+- Label means are over few reviewers per message (see "Reviews per message" under
+  Agreement).
 """
 
 
@@ -197,5 +278,6 @@ def manifest(facts: ReleaseFacts, files: list[dict[str, Any]]) -> dict[str, Any]
         "trees": facts.stats.trees,
         "messages": facts.stats.messages,
         "contributors": facts.contributors,
+        "agreement": release_agreement(facts.stats),
         "files": files,
     }

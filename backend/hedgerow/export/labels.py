@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from hedgerow.export.agreement import LabelUnits
+
 # Distinct label `values` texts remembered (a review's labels come from a few 5-point
 # scales and yes/no questions, so a few hundred texts cover nearly every label).
 LABEL_VALUES_CACHE = 4_096
@@ -15,14 +17,16 @@ LABEL_VALUES_CACHE = 4_096
 @dataclass(frozen=True)
 class LabelSummary:
     """One message's labels summed up: {name: {value: mean, count}} (the trees file), the
-    same as three lists (the parquet row), and (name, mean * count, count) per name (the
-    card's statistics). Shared by every message whose labels have the same values."""
+    same as three lists (the parquet row), (name, mean * count, count) per name (the card's
+    statistics) and the values of each label given more than once (the reviewers'
+    agreement). Shared by every message whose labels have the same values."""
 
     by_name: dict[str, dict[str, float | int]]
     names: list[str]
     values: list[float]
     counts: list[int]
     totals: list[tuple[str, float, int]]
+    units: LabelUnits = ()
 
 
 NO_LABELS = LabelSummary({}, [], [], [], [])
@@ -72,6 +76,7 @@ class LabelValues:
                 [entry["value"] for entry in by_name.values()],
                 [len(values[name]) for name in by_name],
                 totals,
+                tuple((name, tuple(values[name])) for name in by_name if len(values[name]) > 1),
             )
             if len(self._summaries) >= LABEL_VALUES_CACHE:
                 self._summaries.clear()

@@ -21,6 +21,8 @@ MESSAGES_SCHEMA = pa.schema(
         ("lang", pa.string()),
         ("review_count", pa.int32()),
         ("review_result", pa.bool_()),
+        # The posterior probability of review_result (null while the message is pending).
+        ("review_confidence", pa.float64()),
         ("deleted", pa.bool_()),
         ("rank", pa.int32()),
         ("synthetic", pa.bool_()),
@@ -57,6 +59,7 @@ _NODE_COLUMNS = (
     "lang",
     "review_count",
     "review_result",
+    "review_confidence",
     "deleted",
     "rank",
     "synthetic",

@@ -43,7 +43,7 @@ from hedgerow.export.writers import PartOutcome, PartWriters
 # queries, which imports SQLAlchemy).
 MESSAGE_ID_COLUMN = 0
 TREE_ID_COLUMN = 1
-TREE_STATE_COLUMN = 17
+TREE_STATE_COLUMN = 18
 # Settings of the transaction a part is read in. Parts already run in parallel, and a
 # batch is small: PostgreSQL's own parallel workers would only add start-up costs. Sorting
 # a batch's labels by id stays in memory.

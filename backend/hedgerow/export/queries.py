@@ -187,7 +187,7 @@ def batch_ranges(conn: Connection, filters: ExportFilters, batch_messages: int) 
 # Positions in a row of the messages query, for code that reads rows as tuples.
 MESSAGE_ID_COLUMN = 0
 TREE_ID_COLUMN = 1
-TREE_STATE_COLUMN = 17
+TREE_STATE_COLUMN = 18
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,8 @@ def part_queries(filters: ExportFilters) -> PartQueries:
         messages=f"""
             SELECT m.id, m.tree_id, m.parent_id, m.author_id, m.role, m.text, m.language,
                    m.depth, m.category, m.context,
-                   m.review_state, m.review_count, m.consensus_rank, m.synthetic,
+                   m.review_state, m.review_count, m.review_confidence, m.consensus_rank,
+                   m.synthetic,
                    m.model_name, m.deleted, m.created_at, t.state AS tree_state
               FROM message m
               JOIN tree t ON t.id = m.tree_id

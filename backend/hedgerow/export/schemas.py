@@ -9,8 +9,10 @@ from pydantic import BaseModel, Field, field_validator
 
 from hedgerow.models import TreeState
 
-# Bumped when a file's shape changes in a way a loader would notice.
-SCHEMA_VERSION = "1.0"
+# Bumped when a file's shape changes in a way a loader would notice: the minor number for
+# additions (1.1: review_confidence in messages.parquet and the tree nodes), the major one
+# for changes that break a loader of the previous shape.
+SCHEMA_VERSION = "1.1"
 
 
 class ExportFilters(BaseModel):

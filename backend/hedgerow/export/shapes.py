@@ -145,22 +145,25 @@ class Node:
     reactions: dict[str, int]
     # (user_id, ordered_message_ids, grades, not_rankable, before_edit, created_date)
     rankings: list[Any]
+    # The posterior probability of the review decision (None while the message is pending).
+    review_confidence: float | None = None
     public_id: str = ""
     children: list[Node] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: Any, labels: Any, reactions: Any, rankings: Any) -> Node:
-        """From a row of `queries.part_messages_sql` and the message's labels, reactions and
-        rankings (empty when it has none), unpacked by position: a hot line of the export."""
+        """From a row of the messages query (`queries.part_queries`) and the message's
+        labels, reactions and rankings (empty when it has none), unpacked by position: a hot
+        line of the export."""
         (
             id_, _tree_id, parent_id, author_id, role, text, language, depth, category, context,
-            review_state, review_count, rank, synthetic, model_name, deleted, created_at,
-            _tree_state,
+            review_state, review_count, review_confidence, rank, synthetic, model_name, deleted,
+            created_at, _tree_state,
         ) = row  # fmt: skip
         return cls(
             id_, parent_id, author_id, role, text, language, depth, category, context,
             review_state, review_count, rank, synthetic, model_name, deleted, created_at,
-            labels, reactions, rankings, "", [],
+            labels, reactions, rankings, review_confidence, "", [],
         )  # fmt: skip
 
     @property

@@ -24,6 +24,7 @@ import pyarrow as pa
 from isal import isal_zlib
 
 from hedgerow.export import shapes
+from hedgerow.export.agreement import AgreementTally, LabelUnitCounter
 from hedgerow.export.labels import LABEL_VALUES_CACHE, NO_LABELS, LabelSummary, LabelValues
 from hedgerow.export.message_rows import MESSAGES_SCHEMA, message_batch
 from hedgerow.export.shapes import ACCEPTED, PENDING, MessageIds, Node, Pseudonyms
@@ -66,6 +67,7 @@ DEFLATE_CHUNK_BYTES = 1 << 20
 
 
 _ROLE_OF = attrgetter("role")
+_REVIEW_COUNT_OF = attrgetter("review_count")
 
 
 def _json_line(value: Any) -> bytes:
@@ -92,6 +94,7 @@ class ReleaseStats:
     label_sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     label_counts: Counter[str] = field(default_factory=Counter)
     rows: Counter[str] = field(default_factory=Counter)
+    agreement: AgreementTally = field(default_factory=AgreementTally)
 
     def add(self, other: ReleaseStats) -> None:
         """Count a later part in (parts are added in tree order)."""
@@ -109,6 +112,7 @@ class ReleaseStats:
             mine.update(theirs)
         for name, total in other.label_sums.items():
             self.label_sums[name] += total
+        self.agreement.add(other.agreement)
 
 
 @dataclass
@@ -143,6 +147,7 @@ class PartWriters:
         self.validation_share = validation_share
         self.stats = ReleaseStats()
         self.label_values = LabelValues()
+        self._label_units = LabelUnitCounter(self.stats.agreement)
         self._label_middles: dict[tuple[str, str, str, bool], str] = {}
         self._files: list[IO[bytes]] = []
         self._trees = self._open(part_file(directory, index, TREES_FILE))
@@ -201,6 +206,7 @@ class PartWriters:
         for node in nodes:
             if node.rankings:
                 self._write_rankings(node, tree_id, public_ids)
+                self.stats.agreement.add_sibling_set(root.language, node.rankings)
         self._write_training_files(root, tree_id, split)
         if len(self._rows) >= ARROW_BATCH_ROWS:
             self._flush_messages()
@@ -215,6 +221,7 @@ class PartWriters:
         iso_timestamp = shapes.iso_timestamp
         label_summary = self.label_values.summary
         label_sums, label_counts = self.stats.label_sums, self.stats.label_counts
+        count_label_units = self._label_units.count
         row_labels = self._row_labels
         by_id: dict[int, dict[str, Any]] = {}
         public = []
@@ -225,6 +232,9 @@ class PartWriters:
                 for name, total, count in summary.totals:
                     label_sums[name] += total
                     label_counts[name] += count
+                # Into the reviewers' agreement (labels given by two reviewers or more).
+                if summary.units:
+                    count_label_units(summary.units)
             else:
                 summary = NO_LABELS
             row_labels.append(summary)
@@ -241,6 +251,7 @@ class PartWriters:
                 "review_count": node.review_count,
                 # shapes.review_result, inlined.
                 "review_result": None if review_state == PENDING else review_state == ACCEPTED,
+                "review_confidence": node.review_confidence,
                 "deleted": node.deleted,
                 "rank": node.rank,
                 "synthetic": node.synthetic,
@@ -281,6 +292,7 @@ class PartWriters:
         stats.trees_by_category[root.category or "none"] += 1
         stats.messages_by_split[split] += size
         stats.messages_by_role.update(map(_ROLE_OF, nodes))
+        stats.agreement.reviews_per_message.update(map(_REVIEW_COUNT_OF, nodes))
         stats.rows[TREES_FILE] += 1
         stats.rows[MESSAGES_FILE] += size
 
@@ -412,6 +424,7 @@ class PartWriters:
     # --- closing --------------------------------------------------------------------
 
     def close(self) -> PartOutcome:
+        self._label_units.fold()
         self._flush_messages()
         self._messages.close()
         self._deflate_tree_lines()
