@@ -7,7 +7,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hedgerow.models import AuditEvent, Message, Report, Role, TreeState, UserNote
+from hedgerow.growth import service as growth
+from hedgerow.models import (
+    AuditEvent,
+    Message,
+    Report,
+    Role,
+    TreeState,
+    UserNote,
+    VolunteerReliability,
+)
 from hedgerow.ops.job_health import record_job_run
 from tests.factories import make_user
 from tests.growth.factories import add_reply, make_tree, reload
@@ -230,3 +239,52 @@ def test_bulk_form_and_edit_errors_in_the_browser_flow(client: TestClient, db: S
     assert empty.status_code == 422 and 'data-code="reason_required"' in empty.text
     assert "Better words." in empty.text  # what the moderator typed is kept
     assert reload(db, live).edited is False
+
+
+# --- track records: the user page and the trollboard ---------------------------------
+
+
+def percent(estimate: float) -> str:
+    return f"{estimate * 100:.0f}%"
+
+
+def card(page: str, card_id: str) -> str:
+    """The text of one estimate card on the user page."""
+    return page.split(f'id="{card_id}"', 1)[1].split("</div>", 1)[0]
+
+
+def test_the_user_page_shows_the_track_record_and_the_estimates(
+    client: TestClient, db: Session
+) -> None:
+    veteran, newcomer = make_user(db, username="vic_veteran"), make_user(db)
+    db.add(
+        VolunteerReliability(
+            user_id=veteran.id,
+            reviews_settled=16,
+            reviews_agreed=4,
+            messages_decided=6,
+            messages_accepted=6,
+        )
+    )
+    db.flush()
+    log_in_as(client, db, make_user(db, role=Role.moderator))
+
+    page = client.get(f"/moderation/users/{veteran.id}")
+    assert page.status_code == 200
+    record = growth.volunteer_record(db, veteran.id)
+    reviews = card(page.text, "review-reliability")
+    assert percent(record.review_reliability) in reviews
+    assert "4 of 16 reviews agreed with the decision" in reviews
+    messages = card(page.text, "author-acceptance")
+    assert percent(record.author_acceptance) in messages
+    assert "6 of 6 messages accepted" in messages
+    assert "starts at a prior" in page.text
+
+    fresh = client.get(f"/moderation/users/{newcomer.id}").text
+    prior = growth.volunteer_record(db, newcomer.id)
+    reviews = card(fresh, "review-reliability")
+    assert percent(prior.review_reliability) in reviews
+    assert "0 of 0 reviews agreed with the decision: at the prior" in reviews
+    messages = card(fresh, "author-acceptance")
+    assert percent(prior.author_acceptance) in messages
+    assert "0 of 0 messages accepted: at the prior" in messages

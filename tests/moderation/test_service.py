@@ -31,6 +31,7 @@ from hedgerow.models import (
     Tree,
     TreeState,
     UserSession,
+    VolunteerReliability,
 )
 from hedgerow.moderation import service
 from tests.factories import make_user
@@ -486,6 +487,36 @@ def test_the_trollboard_ranks_users_by_the_documented_score(db: Session) -> None
     with pytest.raises(AppError) as window:
         service.trollboard(db, window="year")
     assert window.value.code == "invalid_window"
+
+
+def test_the_user_detail_carries_the_volunteer_record_and_the_priors(db: Session) -> None:
+    veteran, newcomer = make_user(db), make_user(db)
+    db.add(
+        VolunteerReliability(
+            user_id=veteran.id,
+            reviews_settled=16,
+            reviews_agreed=4,
+            messages_decided=6,
+            messages_accepted=6,
+        )
+    )
+    db.flush()
+    detail = service.user_detail(db, veteran.id)
+    priors = detail.priors
+    assert detail.record == growth.volunteer_record(db, veteran.id)
+    assert (detail.record.reviews_agreed, detail.record.reviews_settled) == (4, 16)
+    # Beta posterior means: the prior counts as `weight` reviews (messages) of evidence.
+    assert detail.record.review_reliability == pytest.approx(
+        (4 + priors.review_reliability * priors.review_weight) / (16 + priors.review_weight)
+    )
+    assert detail.record.author_acceptance == pytest.approx(
+        (6 + priors.author_acceptance * priors.author_weight) / (6 + priors.author_weight)
+    )
+    fresh = service.user_detail(db, newcomer.id).record
+    assert (fresh.review_reliability, fresh.author_acceptance) == (
+        pytest.approx(detail.priors.review_reliability),
+        pytest.approx(detail.priors.author_acceptance),
+    )
 
 
 def test_the_audit_log_filters_by_actor_action_and_target(db: Session) -> None:

@@ -31,6 +31,7 @@ from hedgerow.models import (
     Tree,
     TreeState,
     User,
+    UserNote,
 )
 
 # How urgent a report reason is; the queue shows the most severe first.
@@ -163,6 +164,19 @@ def recent_messages(db: Session, user_id: int, *, limit: int = 50) -> list[Messa
             .limit(limit)
         )
     )
+
+
+def notes_on(db: Session, user_id: int) -> list[tuple[UserNote, str]]:
+    """Moderators' notes on a user, newest first, with their authors' usernames."""
+    return [
+        (row[0], row[1])
+        for row in db.execute(
+            select(UserNote, User.username)
+            .join(User, User.id == UserNote.author_id)
+            .where(UserNote.user_id == user_id)
+            .order_by(UserNote.id.desc())
+        )
+    ]
 
 
 def contribution_stats(db: Session, user_id: int) -> dict[str, int]:

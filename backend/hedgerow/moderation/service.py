@@ -33,22 +33,26 @@ from hedgerow.models import (
 from hedgerow.moderation import queries
 from hedgerow.moderation.common import clean_reason, get_user, record_action, utcnow
 from hedgerow.moderation.users import (
+    EstimatePriors,
     UserDetail,
     add_note,
     anonymise_user,
     disable_user,
     enable_user,
+    estimate_priors,
     user_detail,
 )
 from hedgerow.text import normalize_text
 
 __all__ = [
+    "EstimatePriors",
     "UserDetail",
     "add_note",
     "anonymise_user",
     "clean_reason",
     "disable_user",
     "enable_user",
+    "estimate_priors",
     "user_detail",
 ]
 
