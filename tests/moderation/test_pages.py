@@ -3,11 +3,25 @@ the boards and logs, user management."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hedgerow.models import AuditEvent, Message, Report, Role, TreeState, UserNote
+from hedgerow.growth import service as growth
+from hedgerow.models import (
+    AuditEvent,
+    Message,
+    Reaction,
+    ReactionKind,
+    Report,
+    Role,
+    TreeState,
+    User,
+    UserNote,
+    VolunteerReliability,
+)
 from hedgerow.ops.job_health import record_job_run
 from tests.factories import make_user
 from tests.growth.factories import add_reply, make_tree, reload
@@ -230,3 +244,134 @@ def test_bulk_form_and_edit_errors_in_the_browser_flow(client: TestClient, db: S
     assert empty.status_code == 422 and 'data-code="reason_required"' in empty.text
     assert "Better words." in empty.text  # what the moderator typed is kept
     assert reload(db, live).edited is False
+
+
+# --- track records: the user page and the trollboard ---------------------------------
+
+
+def percent(estimate: float) -> str:
+    return f"{estimate * 100:.0f}%"
+
+
+def card(page: str, card_id: str) -> str:
+    """The text of one estimate card on the user page."""
+    return page.split(f'id="{card_id}"', 1)[1].split("</div>", 1)[0]
+
+
+def test_the_user_page_shows_the_track_record_and_the_estimates(
+    client: TestClient, db: Session
+) -> None:
+    veteran, newcomer = make_user(db, username="vic_veteran"), make_user(db)
+    db.add(
+        VolunteerReliability(
+            user_id=veteran.id,
+            reviews_settled=16,
+            reviews_agreed=4,
+            messages_decided=6,
+            messages_accepted=6,
+        )
+    )
+    db.flush()
+    log_in_as(client, db, make_user(db, role=Role.moderator))
+
+    page = client.get(f"/moderation/users/{veteran.id}")
+    assert page.status_code == 200
+    record = growth.volunteer_record(db, veteran.id)
+    reviews = card(page.text, "review-reliability")
+    assert percent(record.review_reliability) in reviews
+    assert "4 of 16 reviews agreed with the decision" in reviews
+    messages = card(page.text, "author-acceptance")
+    assert percent(record.author_acceptance) in messages
+    assert "6 of 6 messages accepted" in messages
+    assert "starts at a prior" in page.text
+
+    fresh = client.get(f"/moderation/users/{newcomer.id}").text
+    prior = growth.volunteer_record(db, newcomer.id)
+    reviews = card(fresh, "review-reliability")
+    assert percent(prior.review_reliability) in reviews
+    assert "0 of 0 reviews agreed with the decision: at the prior" in reviews
+    messages = card(fresh, "author-acceptance")
+    assert percent(prior.author_acceptance) in messages
+    assert "0 of 0 messages accepted: at the prior" in messages
+
+
+def flagged_users(db: Session) -> tuple[User, User]:
+    """Two users on the trollboard: the higher score with a good review record, the lower
+    score with a poor one."""
+    troll, careless = make_user(db), make_user(db)
+    tree, root = make_tree(db, make_user(db))
+    for author, kind in ((troll, ReactionKind.red_flag), (careless, ReactionKind.thumbs_down)):
+        reply = add_reply(db, tree, root, author)
+        db.add(Reaction(message_id=reply.id, user_id=make_user(db).id, kind=kind))
+    db.add_all(
+        [
+            VolunteerReliability(user_id=troll.id, reviews_settled=30, reviews_agreed=29),
+            VolunteerReliability(user_id=careless.id, reviews_settled=12, reviews_agreed=3),
+        ]
+    )
+    db.flush()
+    return troll, careless
+
+
+def board_order(page: str) -> list[int]:
+    return [int(user_id) for user_id in re.findall(r'data-user-id="(\d+)"', page)]
+
+
+def test_the_trollboard_sorts_by_reliability_and_keeps_the_window(
+    client: TestClient, db: Session
+) -> None:
+    troll, careless = flagged_users(db)
+    log_in_as(client, db, make_user(db, role=Role.moderator))
+
+    default = client.get("/moderation/trollboard?window=all")
+    assert default.status_code == 200
+    assert board_order(default.text) == [troll.id, careless.id]
+    by_score = client.get("/moderation/trollboard?window=all&sort=score")
+    assert board_order(by_score.text) == [troll.id, careless.id]
+
+    by_reliability = client.get("/moderation/trollboard?window=all&sort=reliability")
+    assert by_reliability.status_code == 200
+    assert board_order(by_reliability.text) == [careless.id, troll.id]
+    careless_record = growth.volunteer_record(db, careless.id)
+    assert f"{percent(careless_record.review_reliability)} <span" in by_reliability.text
+    assert "(3 of 12)" in by_reliability.text
+    # The header links sort without JavaScript and keep the window.
+    links = re.findall(r'<th scope="col"[^>]*>\s*<a href="([^"]+)"', by_reliability.text)
+    assert links == [
+        "/moderation/trollboard?window=all&amp;sort=score",
+        "/moderation/trollboard?window=all&amp;sort=reliability",
+    ]
+    assert 'aria-sort="ascending"' in by_reliability.text
+    assert '<option value="reliability" selected>' in by_reliability.text
+
+    # With htmx (the window and order selects) only the board comes back, in that order.
+    fragment = client.get("/moderation/trollboard?window=all&sort=reliability", headers=HTMX)
+    assert "<html" not in fragment.text
+    assert board_order(fragment.text) == [careless.id, troll.id]
+
+
+def test_an_unknown_trollboard_sort_is_refused_with_a_code(client: TestClient, db: Session) -> None:
+    flagged_users(db)
+    log_in_as(client, db, make_user(db, role=Role.moderator))
+    bad = client.get("/moderation/trollboard?window=all&sort=username")
+    assert bad.status_code == 422
+    assert 'data-code="invalid_sort"' in bad.text
+    assert 'id="board"' not in bad.text and "data-user-id" not in bad.text
+    toast = client.get("/moderation/trollboard?window=all&sort=username", headers=HTMX)
+    assert toast.status_code == 422 and 'data-code="invalid_sort"' in toast.text
+    assert "data-user-id" not in toast.text
+
+
+def test_volunteers_still_cannot_see_track_records(client: TestClient, db: Session) -> None:
+    person = make_user(db)
+    flagged_users(db)
+    log_in_as(client, db, make_user(db))
+    for url in (
+        f"/moderation/users/{person.id}",
+        "/moderation/trollboard?window=all&sort=reliability",
+        "/moderation/trollboard?sort=username",
+    ):
+        assert client.get(url).status_code == 403, url
+    client.cookies.clear()
+    log_in_as(client, db, make_user(db, role=Role.moderator))
+    assert client.get("/moderation/users/999999999").status_code == 404

@@ -31,6 +31,7 @@ from hedgerow.models import (
     Tree,
     TreeState,
     UserSession,
+    VolunteerReliability,
 )
 from hedgerow.moderation import service
 from tests.factories import make_user
@@ -486,6 +487,98 @@ def test_the_trollboard_ranks_users_by_the_documented_score(db: Session) -> None
     with pytest.raises(AppError) as window:
         service.trollboard(db, window="year")
     assert window.value.code == "invalid_window"
+
+
+def test_the_trollboard_sorted_by_reliability_puts_the_least_reliable_reviewer_first(
+    db: Session,
+) -> None:
+    # Troll scores 6.0, 2.0 and 0.5; review records good, none (the prior) and poor.
+    flagged, labelled, frowned = make_user(db), make_user(db), make_user(db)
+    tree, root = make_tree(db, make_user(db))
+    flagged_reply, labelled_reply, frowned_reply = (
+        add_reply(db, tree, root, author) for author in (flagged, labelled, frowned)
+    )
+    for _ in range(2):
+        db.add(
+            Reaction(
+                message_id=flagged_reply.id, user_id=make_user(db).id, kind=ReactionKind.red_flag
+            )
+        )
+    db.add(
+        Label(
+            message_id=labelled_reply.id,
+            user_id=make_user(db).id,
+            values={"spam": 1.0},
+            guideline_version="1",
+        )
+    )
+    db.add(
+        Reaction(
+            message_id=frowned_reply.id, user_id=make_user(db).id, kind=ReactionKind.thumbs_down
+        )
+    )
+    db.add_all(
+        [
+            VolunteerReliability(user_id=flagged.id, reviews_settled=20, reviews_agreed=19),
+            VolunteerReliability(user_id=frowned.id, reviews_settled=10, reviews_agreed=2),
+            # Unreliable, but nobody complained about them: not on the board.
+            VolunteerReliability(user_id=make_user(db).id, reviews_settled=10, reviews_agreed=0),
+        ]
+    )
+    db.flush()
+
+    by_score = service.trollboard(db, window="day")
+    assert [row.user_id for row in by_score] == [flagged.id, labelled.id, frowned.id]
+    assert service.trollboard(db, window="day", sort="score") == by_score
+
+    by_reliability = service.trollboard(db, window="day", sort="reliability")
+    assert [row.user_id for row in by_reliability] == [frowned.id, labelled.id, flagged.id]
+    for row in by_reliability:
+        record = growth.volunteer_record(db, row.user_id)
+        assert row.review_reliability == pytest.approx(record.review_reliability)
+        assert (row.reviews_agreed, row.reviews_settled) == (
+            record.reviews_agreed,
+            record.reviews_settled,
+        )
+    prior = growth.volunteer_record(db, labelled.id)
+    assert (prior.reviews_settled, prior.review_reliability) == (
+        0,
+        pytest.approx(service.estimate_priors().review_reliability),
+    )
+
+    with pytest.raises(AppError) as sort:
+        service.trollboard(db, window="day", sort="name")
+    assert (sort.value.code, sort.value.status) == ("invalid_sort", 422)
+
+
+def test_the_user_detail_carries_the_volunteer_record_and_the_priors(db: Session) -> None:
+    veteran, newcomer = make_user(db), make_user(db)
+    db.add(
+        VolunteerReliability(
+            user_id=veteran.id,
+            reviews_settled=16,
+            reviews_agreed=4,
+            messages_decided=6,
+            messages_accepted=6,
+        )
+    )
+    db.flush()
+    detail = service.user_detail(db, veteran.id)
+    priors = detail.priors
+    assert detail.record == growth.volunteer_record(db, veteran.id)
+    assert (detail.record.reviews_agreed, detail.record.reviews_settled) == (4, 16)
+    # Beta posterior means: the prior counts as `weight` reviews (messages) of evidence.
+    assert detail.record.review_reliability == pytest.approx(
+        (4 + priors.review_reliability * priors.review_weight) / (16 + priors.review_weight)
+    )
+    assert detail.record.author_acceptance == pytest.approx(
+        (6 + priors.author_acceptance * priors.author_weight) / (6 + priors.author_weight)
+    )
+    fresh = service.user_detail(db, newcomer.id).record
+    assert (fresh.review_reliability, fresh.author_acceptance) == (
+        pytest.approx(detail.priors.review_reliability),
+        pytest.approx(detail.priors.author_acceptance),
+    )
 
 
 def test_the_audit_log_filters_by_actor_action_and_target(db: Session) -> None:

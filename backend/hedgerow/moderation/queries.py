@@ -3,15 +3,19 @@ the status page's counts."""
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Float, case, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
+from hedgerow.growth.service import review_reliability_expression
 from hedgerow.models import (
     AuditEvent,
     Label,
@@ -31,6 +35,8 @@ from hedgerow.models import (
     Tree,
     TreeState,
     User,
+    UserNote,
+    VolunteerReliability,
 )
 
 # How urgent a report reason is; the queue shows the most severe first.
@@ -165,6 +171,19 @@ def recent_messages(db: Session, user_id: int, *, limit: int = 50) -> list[Messa
     )
 
 
+def notes_on(db: Session, user_id: int) -> list[tuple[UserNote, str]]:
+    """Moderators' notes on a user, newest first, with their authors' usernames."""
+    return [
+        (row[0], row[1])
+        for row in db.execute(
+            select(UserNote, User.username)
+            .join(User, User.id == UserNote.author_id)
+            .where(UserNote.user_id == user_id)
+            .order_by(UserNote.id.desc())
+        )
+    ]
+
+
 def contribution_stats(db: Session, user_id: int) -> dict[str, int]:
     prompts = db.scalar(select(func.count(Tree.id)).where(Tree.author_id == user_id)) or 0
     replies = (
@@ -202,6 +221,16 @@ TROLL_WEIGHTS = {
 LABEL_HIT_THRESHOLD = 0.5
 
 
+class TrollboardOrder(StrEnum):
+    """How the trollboard is sorted."""
+
+    # Highest troll score first: who to look at now.
+    score = "score"
+    # Least reliable reviewer first (the growth engine's estimate), then by score: whose
+    # reviews the engine already trusts least among the users others complained about.
+    reliability = "reliability"
+
+
 @dataclass(frozen=True)
 class TrollRow:
     user_id: int
@@ -213,31 +242,40 @@ class TrollRow:
     rejected: int
     thumbs_down: int
     score: float
+    # The growth engine's review reliability estimate and the record behind it.
+    review_reliability: float
+    reviews_settled: int
+    reviews_agreed: int
 
 
-def trollboard(db: Session, *, since: datetime | None, limit: int) -> list[TrollRow]:
-    """Users ordered by troll score over the messages and signals since `since`."""
+def _in_window(column: Any, since: datetime | None) -> Any:
+    return column >= since if since is not None else literal(True)
+
+
+def _reactions_received(since: datetime | None) -> Any:
+    """Red flags and thumbs down on each author's messages, given in the window."""
     author = aliased(Message)
-
-    def in_window(column: Any) -> Any:
-        return column >= since if since is not None else literal(True)
-
-    reactions = (
+    return (
         select(
             author.author_id.label("user_id"),
             func.count().filter(Reaction.kind == ReactionKind.red_flag).label("red_flags"),
             func.count().filter(Reaction.kind == ReactionKind.thumbs_down).label("thumbs_down"),
         )
         .join(author, author.id == Reaction.message_id)
-        .where(in_window(Reaction.created_at))
+        .where(_in_window(Reaction.created_at, since))
         .group_by(author.author_id)
         .subquery()
     )
 
+
+def _label_hits_received(since: datetime | None) -> Any:
+    """Reviews in the window that called each author's messages spam or not appropriate."""
+    author = aliased(Message)
+
     def label_value(name: str) -> Any:
         return func.coalesce(cast(Label.values[name].astext, Float), 0.0)
 
-    labels = (
+    return (
         select(
             author.author_id.label("user_id"),
             func.count().filter(label_value("spam") >= LABEL_HIT_THRESHOLD).label("spam"),
@@ -246,54 +284,74 @@ def trollboard(db: Session, *, since: datetime | None, limit: int) -> list[Troll
             .label("not_appropriate"),
         )
         .join(author, author.id == Label.message_id)
-        .where(in_window(Label.created_at))
+        .where(_in_window(Label.created_at, since))
         .group_by(author.author_id)
         .subquery()
     )
-    rejected = (
+
+
+def _rejections(since: datetime | None) -> Any:
+    """Each author's messages rejected in the window."""
+    return (
         select(Message.author_id.label("user_id"), func.count().label("rejected"))
         .where(
             Message.review_state == ReviewState.rejected,
-            in_window(func.coalesce(Message.reviewed_at, Message.created_at)),
+            _in_window(func.coalesce(Message.reviewed_at, Message.created_at), since),
         )
         .group_by(Message.author_id)
         .subquery()
     )
-    red_flags = func.coalesce(reactions.c.red_flags, 0)
-    thumbs_down = func.coalesce(reactions.c.thumbs_down, 0)
-    spam = func.coalesce(labels.c.spam, 0)
-    not_appropriate = func.coalesce(labels.c.not_appropriate, 0)
-    rejected_count = func.coalesce(rejected.c.rejected, 0)
-    score = (
-        red_flags * TROLL_WEIGHTS["red_flags"]
-        + not_appropriate * TROLL_WEIGHTS["not_appropriate"]
-        + spam * TROLL_WEIGHTS["spam"]
-        + rejected_count * TROLL_WEIGHTS["rejected"]
-        + thumbs_down * TROLL_WEIGHTS["thumbs_down"]
+
+
+def _troll_score(signals: dict[str, Any]) -> Any:
+    """TROLL_WEIGHTS applied to the signal counts, as SQL."""
+    terms = [signals[name] * weight for name, weight in TROLL_WEIGHTS.items()]
+    return functools.reduce(operator.add, terms)
+
+
+def trollboard(
+    db: Session, *, since: datetime | None, order: TrollboardOrder, limit: int
+) -> list[TrollRow]:
+    """Users with a troll score over the messages and signals since `since`, with their
+    review reliability, in the given order."""
+    reactions, labels, rejected = (
+        _reactions_received(since),
+        _label_hits_received(since),
+        _rejections(since),
     )
+    signals = {
+        "red_flags": func.coalesce(reactions.c.red_flags, 0),
+        "spam": func.coalesce(labels.c.spam, 0),
+        "not_appropriate": func.coalesce(labels.c.not_appropriate, 0),
+        "rejected": func.coalesce(rejected.c.rejected, 0),
+        "thumbs_down": func.coalesce(reactions.c.thumbs_down, 0),
+    }
+    score = _troll_score(signals)
+    reliability = review_reliability_expression()
+    ordering = {
+        TrollboardOrder.score: (score.desc(), User.id),
+        TrollboardOrder.reliability: (reliability.asc(), score.desc(), User.id),
+    }
     rows = db.execute(
         select(
-            User.id,
+            User.id.label("user_id"),
             User.username,
             User.enabled,
-            red_flags,
-            spam,
-            not_appropriate,
-            rejected_count,
-            thumbs_down,
+            *(value.label(name) for name, value in signals.items()),
             score.label("score"),
+            reliability.label("review_reliability"),
+            func.coalesce(VolunteerReliability.reviews_settled, 0).label("reviews_settled"),
+            func.coalesce(VolunteerReliability.reviews_agreed, 0).label("reviews_agreed"),
         )
         .outerjoin(reactions, reactions.c.user_id == User.id)
         .outerjoin(labels, labels.c.user_id == User.id)
         .outerjoin(rejected, rejected.c.user_id == User.id)
+        .outerjoin(VolunteerReliability, VolunteerReliability.user_id == User.id)
         .where(score > 0)
-        .order_by(score.desc(), User.id)
+        .order_by(*ordering[order])
         .limit(limit)
     ).all()
-    return [
-        TrollRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], float(row[8]))
-        for row in rows
-    ]
+    return [TrollRow(**{**row._mapping, "score": float(row.score)}) for row in rows]
 
 
 # --- audit log -------------------------------------------------------------------------

@@ -290,9 +290,13 @@ def add_note(
 
 @router.get("/moderation/trollboard")
 def trollboard_page(
-    request: Request, db: SessionDep, moderator: ModeratorUser, window: str = "week"
+    request: Request,
+    db: SessionDep,
+    moderator: ModeratorUser,
+    window: str = "week",
+    sort: str = "score",
 ) -> Response:
-    rows = service.trollboard(db, window=window)
+    rows = service.trollboard(db, window=window, sort=sort)
     return render(
         request,
         "moderation/trollboard.html",
@@ -300,7 +304,9 @@ def trollboard_page(
             "rows": rows,
             "window": window,
             "windows": list(service.TROLLBOARD_WINDOWS),
+            "sort": sort,
             "weights": TROLL_WEIGHTS,
+            "priors": service.estimate_priors(),
         },
         block="board",
     )

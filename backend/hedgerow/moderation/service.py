@@ -33,22 +33,26 @@ from hedgerow.models import (
 from hedgerow.moderation import queries
 from hedgerow.moderation.common import clean_reason, get_user, record_action, utcnow
 from hedgerow.moderation.users import (
+    EstimatePriors,
     UserDetail,
     add_note,
     anonymise_user,
     disable_user,
     enable_user,
+    estimate_priors,
     user_detail,
 )
 from hedgerow.text import normalize_text
 
 __all__ = [
+    "EstimatePriors",
     "UserDetail",
     "add_note",
     "anonymise_user",
     "clean_reason",
     "disable_user",
     "enable_user",
+    "estimate_priors",
     "user_detail",
 ]
 
@@ -341,10 +345,23 @@ def parse_window(window: str) -> timedelta | None:
     return TROLLBOARD_WINDOWS[window]
 
 
-def trollboard(db: Session, *, window: str, limit: int = 50) -> list[queries.TrollRow]:
+def parse_trollboard_order(sort: str) -> queries.TrollboardOrder:
+    try:
+        return queries.TrollboardOrder(sort)
+    except ValueError:
+        choices = ", ".join(order.value for order in queries.TrollboardOrder)
+        raise AppError("invalid_sort", f"Sort the trollboard by one of: {choices}.", 422) from None
+
+
+def trollboard(
+    db: Session, *, window: str, sort: str = "score", limit: int = 50
+) -> list[queries.TrollRow]:
+    """Users with a troll score in the window: highest score first (`score`), or least
+    reliable reviewer first (`reliability`)."""
     span = parse_window(window)
+    order = parse_trollboard_order(sort)
     since = utcnow() - span if span is not None else None
-    return queries.trollboard(db, since=since, limit=limit)
+    return queries.trollboard(db, since=since, order=order, limit=limit)
 
 
 def audit_log(

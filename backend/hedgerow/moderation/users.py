@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hedgerow.accounts.service import anonymise_account
+from hedgerow.config import get_settings
 from hedgerow.errors import AppError
 from hedgerow.growth import service as growth
+from hedgerow.growth.schemas import VolunteerRecord
 from hedgerow.models import (
     AuditEvent,
     Message,
@@ -97,11 +98,35 @@ def add_note(db: Session, actor: User, user_id: int, *, text: str) -> UserNote:
     return note
 
 
+@dataclass(frozen=True)
+class EstimatePriors:
+    """Where the growth engine's estimates of a volunteer start before they have a record,
+    and how many reviews (messages) of evidence that start is worth."""
+
+    review_reliability: float
+    review_weight: float
+    author_acceptance: float
+    author_weight: float
+
+
+def estimate_priors() -> EstimatePriors:
+    settings = get_settings()
+    return EstimatePriors(
+        review_reliability=settings.reviewer_prior_reliability,
+        review_weight=settings.reviewer_prior_weight,
+        author_acceptance=settings.author_prior_acceptance,
+        author_weight=settings.author_prior_weight,
+    )
+
+
 @dataclass
 class UserDetail:
     user: User
     history: queries.AuthorHistory
     stats: dict[str, int]
+    # Their track record as the growth engine keeps it, and the estimates it weighs them by.
+    record: VolunteerRecord
+    priors: EstimatePriors
     messages: list[Message]
     reports_received: list[Report]
     notes: list[tuple[UserNote, str]]
@@ -110,22 +135,15 @@ class UserDetail:
 
 def user_detail(db: Session, user_id: int) -> UserDetail:
     user = get_user(db, user_id)
-    notes = [
-        (row[0], row[1])
-        for row in db.execute(
-            select(UserNote, User.username)
-            .join(User, User.id == UserNote.author_id)
-            .where(UserNote.user_id == user.id)
-            .order_by(UserNote.id.desc())
-        )
-    ]
     return UserDetail(
         user=user,
         history=queries.author_history(db, user.id),
         stats=queries.contribution_stats(db, user.id),
+        record=growth.volunteer_record(db, user.id),
+        priors=estimate_priors(),
         messages=queries.recent_messages(db, user.id),
         reports_received=queries.reports_received(db, user.id),
-        notes=notes,
+        notes=queries.notes_on(db, user.id),
         audit=queries.audit_events(
             db,
             actor_id=None,
