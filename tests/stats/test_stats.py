@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from hedgerow.export.agreement import AgreementTally, krippendorff_alpha
 from hedgerow.models import Label, Ranking, ReviewState, TreeState
 from hedgerow.stats import service
 from tests.factories import csrf_token, make_user
@@ -135,3 +137,55 @@ def test_todays_top_contributors_leave_out_opted_out_users_and_are_cached(db: Se
 
     make_tree(db, make_user(db))  # within the cache period the same answer comes back
     assert service.top_contributors(db, period="day") == top
+
+
+def test_live_agreement_is_measured_by_the_job_with_the_exports_figures(
+    db: Session, client: TestClient
+) -> None:
+    """The /stats figures come from the export's own tally (alpha per label, W per language,
+    reviews per message) over the newest work; the page says when none were measured."""
+    viewer = make_user(db)
+    log_in_as(client, db, viewer)
+    assert "Not measured yet" in client.get("/stats").text
+
+    reviewers = [make_user(db) for _ in range(3)]
+    tree, root = make_tree(db, make_user(db))
+    first = add_reply(db, tree, root, make_user(db))
+    second = add_reply(db, tree, root, make_user(db))
+    # Spam: the reviewers agree on the root and split on the first reply.
+    given = {root.id: (0.0, 0.0, 0.0), first.id: (0.0, 1.0, 0.0)}
+    for message_id, values in given.items():
+        for reviewer, value in zip(reviewers, values, strict=True):
+            db.add(
+                Label(
+                    message_id=message_id,
+                    user_id=reviewer.id,
+                    values={"spam": value},
+                    guideline_version="x",
+                )
+            )
+    for ranker in reviewers[:2]:
+        db.add(
+            Ranking(
+                parent_message_id=root.id,
+                user_id=ranker.id,
+                ordered_message_ids=[second.id, first.id],
+                not_rankable=False,
+            )
+        )
+    db.flush()
+
+    figures = service.refresh_live_agreement(db)
+    tally = AgreementTally()
+    tally.add_label_unit("spam", [0.0, 0.0, 0.0])
+    tally.add_label_unit("spam", [0.0, 1.0, 0.0])
+    expected_alpha = krippendorff_alpha(tally.coincidences["spam"], "nominal")
+    assert figures["labels"]["spam"]["alpha"] == pytest.approx(expected_alpha)
+    assert figures["labels"]["spam"]["units"] == 2
+    assert figures["rankings"]["by_language"]["en"] == {"mean_w": 1.0, "sibling_sets": 1}
+    assert figures["reviewers_per_message"]["mean"] is not None
+
+    page = client.get("/stats").text
+    assert "Not measured yet" not in page
+    assert f"{expected_alpha:.2f}" in page
+    assert service.live_agreement() == figures

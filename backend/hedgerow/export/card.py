@@ -167,14 +167,18 @@ Mean value (0 to 1) over every review that gave the label:
 """
 
 
-def release_agreement(stats: ReleaseStats) -> dict[str, Any]:
-    """The agreement figures of the card and the manifest: yes/no questions and flags are
-    nominal labels (any two different answers disagree as much), 5-point scales interval
-    ones (disagreement grows with the squared distance)."""
-    levels: dict[str, Level] = {
+def label_levels() -> dict[str, Level]:
+    """Each label's level of measurement: yes/no questions and flags are nominal (any two
+    different answers disagree as much), 5-point scales interval (disagreement grows with
+    the squared distance)."""
+    return {
         label.name: "interval" if label.kind == LabelKind.scale else "nominal" for label in LABELS
     }
-    return agreement_report(stats.agreement, levels)
+
+
+def release_agreement(stats: ReleaseStats) -> dict[str, Any]:
+    """The agreement figures of the card and the manifest."""
+    return agreement_report(stats.agreement, label_levels())
 
 
 def _figure(value: float | None) -> str:

@@ -191,3 +191,53 @@ def label_means(db: Session) -> list:
         .order_by(entry.c.key)
     )
     return list(db.execute(query))
+
+
+# --- live agreement (read by the periodic job, never in a request) --------------------
+
+
+def recent_label_values(db: Session, limit: int) -> list[tuple[int, dict]]:
+    """(message id, values) of the newest `limit` labels given to a message's current text
+    (walks label's primary key backwards)."""
+    return [
+        (message_id, values)
+        for message_id, values in db.execute(
+            select(Label.message_id, Label.values)
+            .where(~Label.before_edit)
+            .order_by(Label.id.desc())
+            .limit(limit)
+        )
+    ]
+
+
+def recent_rankings(db: Session, limit: int) -> list[tuple]:
+    """The newest `limit` rankings as (parent id, language, user id, order, grades,
+    not_rankable, before_edit), the positions export.agreement reads after the first."""
+    return list(
+        db.execute(
+            select(
+                Ranking.parent_message_id,
+                Message.language,
+                Ranking.user_id,
+                Ranking.ordered_message_ids,
+                Ranking.grades,
+                Ranking.not_rankable,
+                Ranking.before_edit,
+            )
+            .join(Message, Message.id == Ranking.parent_message_id)
+            .order_by(Ranking.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def recent_review_counts(db: Session, limit: int) -> list[int]:
+    """Reviews that decided each of the newest `limit` decided messages."""
+    return list(
+        db.scalars(
+            select(Message.review_count)
+            .where(Message.review_state != ReviewState.pending, ~Message.deleted)
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+    )

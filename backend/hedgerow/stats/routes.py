@@ -49,4 +49,9 @@ def leaderboard_visibility(
 
 @router.get("/stats")
 def stats_page(request: Request, db: SessionDep, user: CurrentUser) -> Response:
-    return render(request, "stats/stats.html", {"user": user, "stats": service.site_stats(db)})
+    context = {
+        "user": user,
+        "stats": service.site_stats(db),
+        "agreement": service.live_agreement(),
+    }
+    return render(request, "stats/stats.html", context)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
 from hedgerow.errors import AppError
+from hedgerow.export.agreement import AgreementTally, agreement_report
+from hedgerow.export.card import label_levels
 from hedgerow.models import User
 from hedgerow.redis_client import get_redis
 from hedgerow.stats import queries
@@ -217,3 +220,47 @@ def site_stats(db: Session, *, days: int = 30, now: datetime | None = None) -> S
         languages=[(language, int(count)) for language, count in queries.messages_by_language(db)],
         labels=[(name, int(count), float(mean)) for name, count, mean in queries.label_means(db)],
     )
+
+
+# --- live agreement -----------------------------------------------------------------------
+
+# The newest labels, rankings and decided messages the live figures are measured on: enough
+# for stable figures, few enough that the job stays a few hundred milliseconds at any size.
+LIVE_AGREEMENT_WINDOW = 20_000
+LIVE_AGREEMENT_KEY = "stats:agreement"
+
+
+def measure_live_agreement(db: Session, *, window: int = LIVE_AGREEMENT_WINDOW) -> dict[str, Any]:
+    """The release agreement figures (Krippendorff's alpha per label, Kendall's W per
+    language, reviewers per message) over the newest work, by the export's own tally."""
+    tally = AgreementTally()
+    per_message: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for message_id, values in queries.recent_label_values(db, window):
+        for name, value in values.items():
+            per_message[message_id][name].append(float(value))
+    for labels in per_message.values():
+        for name, given in labels.items():
+            tally.add_label_unit(name, given)
+    per_set: dict[tuple[int, str], list[tuple[Any, ...]]] = defaultdict(list)
+    for parent_id, language, *ranking in queries.recent_rankings(db, window):
+        per_set[parent_id, language].append(tuple(ranking))
+    for (_parent_id, language), rankings in per_set.items():
+        tally.add_sibling_set(language, rankings)
+    tally.reviews_per_message.update(queries.recent_review_counts(db, window))
+    return {
+        **agreement_report(tally, label_levels()),
+        "window": window,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def refresh_live_agreement(db: Session) -> dict[str, Any]:
+    figures = measure_live_agreement(db)
+    get_redis().set(LIVE_AGREEMENT_KEY, json.dumps(figures))
+    return figures
+
+
+def live_agreement() -> dict[str, Any] | None:
+    """The figures the periodic job measured last (None before its first run)."""
+    cached = get_redis().get(LIVE_AGREEMENT_KEY)
+    return None if cached is None else json.loads(str(cached))
