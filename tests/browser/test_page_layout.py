@@ -9,9 +9,11 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy.orm import Session, sessionmaker
 
-from hedgerow.models import TreeState, User
+from hedgerow.accounts.security import create_user_session
+from hedgerow.models import Role, TreeState, User
 from tests.browser import crowd
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import SCREENSHOTS, screenshot
+from tests.factories import make_user
 from tests.growth.factories import add_reply, make_tree
 
 pytestmark = pytest.mark.browser
@@ -80,3 +82,61 @@ def test_rendered_markdown_has_no_extra_blank_lines(
         }"""
     )
     assert plain_white_space == "pre-wrap"
+
+
+PHONE = {"width": 375, "height": 800}
+DESKTOP = {"width": 1280, "height": 900}
+# The brand and a menu button on one row.
+PHONE_HEADER_MAX_HEIGHT = 80
+NAV_LINKS = ["Dashboard", "Chat", "My work", "Leaderboard", "Stats", "Guidelines"]
+
+
+def _screenshot_path(name: str) -> str:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return str(SCREENSHOTS / f"{name}.png")
+
+
+def _nav_link(page: Any, name: str) -> Any:
+    return page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True)
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_the_navigation_folds_into_a_menu_on_a_phone(
+    live_db: sessionmaker[Session], new_page: Any, javascript: bool
+) -> None:
+    _user_id, token = crowd.volunteer(live_db, "nina")
+    page = new_page(token, javascript=javascript)
+    page.set_viewport_size(PHONE)
+    page.goto("/dashboard")
+    header = page.locator(".site-header")
+    assert header.bounding_box()["height"] <= PHONE_HEADER_MAX_HEIGHT
+    expect(_nav_link(page, "Leaderboard")).to_be_hidden()
+    screenshot(page, f"nav-closed-{'js' if javascript else 'nojs'}")
+
+    page.get_by_text("Menu", exact=True).click()
+    for name in NAV_LINKS:
+        expect(_nav_link(page, name)).to_be_visible()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    page.set_viewport_size(PHONE)  # screenshot() widens the page; this one is of the phone
+    page.screenshot(path=str(_screenshot_path(f"nav-open-{'js' if javascript else 'nojs'}")))
+    _nav_link(page, "Leaderboard").click()
+    page.wait_for_url("**/leaderboard")
+
+
+def test_the_navigation_is_one_row_of_links_on_a_desktop(
+    live_db: sessionmaker[Session], new_page: Any
+) -> None:
+    # An admin sees the most links.
+    with live_db.begin() as db:
+        admin = make_user(db, username="oscar.admin", role=Role.admin)
+        token = create_user_session(db, admin, "playwright")
+    page = new_page(token)
+    page.set_viewport_size(DESKTOP)
+    page.goto("/dashboard")
+    links = [*NAV_LINKS, "Admin", "Datasets", "Users", "Oscar.Admin"]
+    for name in links:
+        expect(_nav_link(page, name)).to_be_visible()
+    expect(page.get_by_text("Menu", exact=True)).to_be_hidden()
+    tops = {round(_nav_link(page, name).bounding_box()["y"]) for name in links}
+    assert len(tops) == 1, f"the links wrap onto several rows: {tops}"
+    screenshot(page, "nav-admin")
