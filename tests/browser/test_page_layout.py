@@ -3,6 +3,7 @@ Markdown spacing, the navigation, the text counter, charts and review scales."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from hedgerow.accounts.security import create_user_session
 from hedgerow.models import Role, TreeState, User
 from tests.browser import crowd
 from tests.browser.conftest import SCREENSHOTS, screenshot
+from tests.browser.test_scenario import open_task
 from tests.factories import make_user
 from tests.growth.factories import add_reply, make_tree
 
@@ -140,3 +142,28 @@ def test_the_navigation_is_one_row_of_links_on_a_desktop(
     tops = {round(_nav_link(page, name).bounding_box()["y"]) for name in links}
     assert len(tops) == 1, f"the links wrap onto several rows: {tops}"
     screenshot(page, "nav-admin")
+
+
+def test_pasting_over_the_limit_keeps_the_text_and_shows_the_counter_in_error(
+    live_db: sessionmaker[Session], new_page: Any
+) -> None:
+    _user_id, token = crowd.volunteer(live_db, "petra")
+    page = new_page(token)
+    open_task(page, "write_prompt")
+    too_long = "Hedgehogs " * 1_005  # 10,050 characters, the limit is 10,000
+    page.focus("#f-text")
+    page.keyboard.insert_text(too_long)  # as a paste: the browser's own editing path
+
+    assert page.eval_on_selector("#f-text", "area => area.value.length") == len(too_long)
+    counter = page.locator("#text-counter")
+    expect(counter).to_contain_text("10050 / 10000 characters")
+    expect(counter).to_contain_text("50 over the limit")
+    expect(counter).to_have_class(re.compile(r"\bfield-error\b"))
+    expect(page.locator("#f-text")).to_have_attribute("aria-invalid", "true")
+    screenshot(page, "text-over-the-limit")
+
+    # The server refuses it and gives all of it back.
+    page.get_by_test_id("submit").click()
+    expect(page.locator("#task-error")).to_have_attribute("data-code", "text_too_long")
+    assert page.eval_on_selector("#f-text", "area => area.value") == too_long
+    expect(page.locator("#text-counter")).to_contain_text("50 over the limit")

@@ -345,3 +345,26 @@ def test_asking_for_the_kind_already_held_just_resumes_it(
     page = client.get(response.headers["location"])
     assert f'data-task-id="{held_id}"' in page.text
     assert 'data-testid="task-in-progress"' not in page.text
+
+
+def test_a_text_over_the_limit_is_kept_whole_with_the_counter_in_error(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    task_id = start(client, "write_prompt")
+    page = client.get(f"/tasks/{task_id}")
+    # No maxlength: a browser would silently cut a longer paste to the limit.
+    text_area = re.search(r'<textarea id="f-text"[^>]*>', page.text)
+    context_area = re.search(r'<textarea id="f-context"[^>]*>', page.text)
+    assert text_area and context_area
+    assert "maxlength" not in text_area.group(0) and "maxlength" not in context_area.group(0)
+    assert 'data-max-length="10000"' in text_area.group(0)
+
+    too_long = "Hedgehogs " * 1_005  # 10,050 characters
+    response = post(client, f"/tasks/{task_id}/submit", {"text": too_long})
+    assert response.status_code == 422
+    assert 'data-code="text_too_long"' in response.text
+    assert f">{too_long}</textarea>" in response.text
+    counter = re.search(r'<p id="text-counter"[^>]*>([^<]*)</p>', response.text)
+    assert counter and "field-error" in counter.group(0)
+    assert "10050 / 10000 characters" in counter.group(1) and "50 over" in counter.group(1)
+    assert reload(db, db.get(Task, task_id)).state == TaskState.leased
