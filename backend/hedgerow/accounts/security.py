@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from hedgerow.accounts import queries
 from hedgerow.config import get_settings
-from hedgerow.db import SessionDep
+from hedgerow.db import SessionDep, app_sessionmaker
 from hedgerow.errors import AppError, Forbidden, NotAuthenticated
 from hedgerow.models import Role, User, UserSession
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "hedgerow_session"
 CSRF_COOKIE = "hedgerow_csrf"
@@ -126,6 +130,25 @@ def get_optional_user(request: Request, db: SessionDep) -> User | None:
     if user is not None and user.deleted_at is not None:
         user = None
     request.state.user = user
+    return user
+
+
+def user_for_error_page(request: Request) -> User | None:
+    """Who is logged in, for an error page whose request never resolved it (a path no route
+    matches runs no dependency), so the page shows their navigation. Browser sessions only,
+    in a session of its own; None when the cookie does not resolve, and None rather than a
+    second error when the database cannot answer."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        with app_sessionmaker(request)() as db:
+            user = _user_from_session_cookie(db, token)
+    except SQLAlchemyError:
+        log.warning("could not resolve the user for an error page", exc_info=True)
+        return None
+    if user is None or user.deleted_at is not None:
+        return None
     return user
 
 
