@@ -167,3 +167,60 @@ def test_pasting_over_the_limit_keeps_the_text_and_shows_the_counter_in_error(
     expect(page.locator("#task-error")).to_have_attribute("data-code", "text_too_long")
     assert page.eval_on_selector("#f-text", "area => area.value") == too_long
     expect(page.locator("#text-counter")).to_contain_text("50 over the limit")
+
+
+# The rendered size of each chart text: SVG text shrinks with its drawing.
+CHART_TEXT_SIZES_JS = """
+(figure) => [...figure.querySelectorAll("text, .chart-label, .chart-value")]
+  .filter((element) => element.textContent.trim() && element.getClientRects().length)
+  .map((element) => {
+    const size = parseFloat(getComputedStyle(element).fontSize);
+    const scale = element instanceof SVGElement ? element.getScreenCTM().a : 1;
+    return [element.textContent.trim(), size * scale];
+  })
+"""
+MIN_CHART_TEXT_PX = 11
+
+
+def _overlapping(boxes: list[dict[str, float]]) -> list[tuple[int, int]]:
+    return [
+        (i, j)
+        for i, a in enumerate(boxes)
+        for j, b in enumerate(boxes[i + 1 :], start=i + 1)
+        if a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+    ]
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "375"])
+def test_chart_labels_are_readable_and_dates_do_not_overlap(
+    live_db: sessionmaker[Session], new_page: Any, viewport: dict[str, int]
+) -> None:
+    user_id, token = crowd.volunteer(live_db, f"quinn{viewport['width']}")
+    with live_db.begin() as db:
+        author = db.get(User, user_id)
+        assert author is not None
+        for state in (TreeState.growing, TreeState.prompt_review, TreeState.ready_for_export):
+            make_tree(db, author, state=state)
+    page = new_page(token)
+    page.set_viewport_size(viewport)
+    page.goto("/stats")
+    if viewport == DESKTOP:
+        screenshot(page, "stats")
+
+    for figure in page.locator("figure.chart").all():
+        if figure.get_by_text("No data yet.").count():
+            continue
+        sizes = figure.evaluate(CHART_TEXT_SIZES_JS)
+        assert sizes, "a chart without labels"
+        small = [(label, round(size, 1)) for label, size in sizes if size < MIN_CHART_TEXT_PX]
+        assert not small, f"chart text under {MIN_CHART_TEXT_PX} px: {small}"
+
+    dates = page.locator("#chart-per-day .chart-label")
+    assert dates.count() >= 3  # the axis is labelled, first to last day
+    boxes = [dates.nth(i).bounding_box() for i in range(dates.count())]
+    assert not _overlapping(boxes), f"date labels overlap: {boxes}"
+    chart = page.locator("#chart-per-day").bounding_box()
+    assert all(
+        chart["x"] <= b["x"] and b["x"] + b["width"] <= chart["x"] + chart["width"] + 1
+        for b in boxes
+    )
