@@ -224,3 +224,40 @@ def test_chart_labels_are_readable_and_dates_do_not_overlap(
         chart["x"] <= b["x"] and b["x"] + b["width"] <= chart["x"] + chart["width"] + 1
         for b in boxes
     )
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280", "375"])
+def test_review_scales_line_up_with_each_other(
+    live_db: sessionmaker[Session], new_page: Any, viewport: dict[str, int]
+) -> None:
+    author_id, _ = crowd.volunteer(live_db, f"rosa{viewport['width']}")
+    _user_id, token = crowd.volunteer(live_db, f"sven{viewport['width']}")
+    with live_db.begin() as db:
+        author = db.get(User, author_id)
+        assert author is not None
+        make_tree(db, author, state=TreeState.prompt_review)
+    page = new_page(token)
+    page.set_viewport_size(viewport)
+    open_task(page, "review_prompt")
+    page.set_viewport_size(viewport)
+    scales = page.locator(".scale").all()
+    assert len(scales) >= 3
+
+    # The k-th point of every scale sits at the same place, and so do the end labels.
+    columns = [
+        [round(box["x"] + box["width"] / 2) for box in (p.bounding_box() for p in points)]
+        for points in (scale.locator("input[type=radio]").all() for scale in scales)
+    ]
+    assert all(len(points) == 5 for points in columns)
+    for k in range(5):
+        at = {points[k] for points in columns}
+        assert max(at) - min(at) <= 1, f"point {k + 1} of the scales is at x = {sorted(at)}"
+    ends = [[round(e.bounding_box()["x"]) for e in s.locator(".scale-end").all()] for s in scales]
+    assert len({tuple(end) for end in ends}) == 1, f"scale ends at {ends}"
+    # Nothing sticks out of the task panel.
+    panel = page.locator(".task-work").bounding_box()
+    for scale in scales:
+        box = scale.bounding_box()
+        assert box["x"] + box["width"] <= panel["x"] + panel["width"]
+    page.locator(".scale").first.scroll_into_view_if_needed()
+    page.screenshot(path=_screenshot_path(f"review-scales-{viewport['width']}"))
