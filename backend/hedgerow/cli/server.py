@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from rich.markup import escape
 
 from hedgerow import migrate as migrations
 from hedgerow.cli.accounts import ensure_first_admin
@@ -73,8 +74,17 @@ def up(
 def migrate() -> None:
     """Apply every pending database migration."""
     with servers(redis=False) as settings:
-        migrations.upgrade(settings.database_url)
-    console.print("Database is up to date.")
+        applied = migrations.upgrade(settings.database_url)
+        heads = migrations.current_heads(settings.database_url)
+    at = ", ".join(heads) or "empty"
+    if not applied:
+        console.print(f"Database is already up to date (at {at}); nothing to apply.")
+        return
+    console.print(f"Applied {len(applied)} migration{'' if len(applied) == 1 else 's'}:")
+    for script in applied:
+        summary = " ".join((script.doc or "").split())  # docstrings span lines
+        console.print(f"  {escape(script.revision)}  {escape(summary)}")
+    console.print(f"Database is now at {at}.")
 
 
 def serve_model(
