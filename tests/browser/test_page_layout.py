@@ -261,3 +261,25 @@ def test_review_scales_line_up_with_each_other(
         assert box["x"] + box["width"] <= panel["x"] + panel["width"]
     page.locator(".scale").first.scroll_into_view_if_needed()
     page.screenshot(path=_screenshot_path(f"review-scales-{viewport['width']}"))
+
+
+def test_sign_up_errors_all_show_and_a_404_keeps_the_users_navigation(
+    live_db: sessionmaker[Session], new_page: Any
+) -> None:
+    page = new_page()
+    page.goto("/signup")
+    page.fill("#f-username", "ab")
+    page.fill("#f-password", "short")
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.locator(".field-error")).to_have_count(2)
+    expect(page.locator("#f-username-error")).to_contain_text("3 to 32 characters")
+    expect(page.locator("#f-password-error")).to_contain_text("8 to 256 characters")
+    expect(page.get_by_role("alert")).to_contain_text("2 problems")
+    screenshot(page, "signup-errors")
+
+    _user_id, token = crowd.volunteer(live_db, "tilda")
+    page = new_page(token)
+    page.goto("/no/such/page")
+    expect(_nav_link(page, "Dashboard")).to_be_visible()
+    expect(_nav_link(page, "Log in")).to_have_count(0)
+    screenshot(page, "not-found")
