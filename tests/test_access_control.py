@@ -43,6 +43,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("HEAD", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/static"): PUBLIC,
     ("GET", "/static/vendor"): PUBLIC,
+    ("GET", "/favicon.ico"): PUBLIC,
     # accounts
     ("GET", "/"): PUBLIC,
     ("GET", "/tos"): PUBLIC,

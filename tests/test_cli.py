@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -66,6 +67,21 @@ def test_migrate_builds_the_schema_on_an_empty_database(empty_database_url: str)
     engine = make_engine(empty_database_url, pool_size=1, max_overflow=0)
     assert "user" in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_migrate_says_which_migrations_it_applied(empty_database_url: str) -> None:
+    scripts = list(ScriptDirectory.from_config(migrate.alembic_config()).walk_revisions())
+    first = runner.invoke(cli, ["migrate"], terminal_width=200)
+    assert first.exit_code == 0, first.output
+    assert f"Applied {len(scripts)} migrations" in first.output
+    for script in scripts:
+        assert script.revision in first.output
+    assert "up to date" not in first.output
+
+    again = runner.invoke(cli, ["migrate"], terminal_width=200)
+    assert again.exit_code == 0, again.output
+    assert "already up to date" in again.output and "Applied" not in again.output
+    assert scripts[0].revision in again.output  # the head it is at
 
 
 def test_create_admin_creates_an_admin_who_accepted_the_terms(cli_engine: Engine) -> None:

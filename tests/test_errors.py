@@ -3,6 +3,14 @@ the CLI raise them); error_handlers.py is where they meet FastAPI."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from hedgerow.accounts.security import SESSION_COOKIE, create_user_session
+from tests.factories import make_user
 from tests.fresh_python import fresh_python_output
 
 
@@ -12,3 +20,51 @@ def test_the_error_values_import_no_web_framework() -> None:
         "print(sorted(m for m in ('fastapi', 'starlette') if m in sys.modules))"
     )
     assert loaded == "[]"
+
+
+# --- error pages know who is asking ---------------------------------------------------
+
+
+@pytest.fixture
+def live_app_client(committing_sessionmaker: sessionmaker[Session]) -> Iterator[TestClient]:
+    """The app as served: its own sessions, with real commits (no per-test override)."""
+    from hedgerow.app import create_app
+
+    with TestClient(create_app()) as client:
+        yield client
+
+
+def _nav(page: str) -> str:
+    return page.split('aria-label="Main"', 1)[1].split("</nav>", 1)[0]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/no/such/page",  # no route: no dependency ran
+        "/trees/987654321",  # a route that resolved the user, then raised NotFound
+    ],
+)
+def test_an_error_page_shows_the_logged_in_users_navigation(
+    live_app_client: TestClient, committing_sessionmaker: sessionmaker[Session], url: str
+) -> None:
+    with committing_sessionmaker.begin() as db:
+        user = make_user(db, username="wanderer")
+        token = create_user_session(db, user, "pytest")
+    live_app_client.cookies.set(SESSION_COOKIE, token)
+
+    page = live_app_client.get(url)
+
+    assert page.status_code == 404
+    nav = _nav(page.text)
+    assert 'href="/dashboard"' in nav and "Wanderer" in nav and "Log out" in nav
+    assert 'href="/login"' not in nav and 'href="/signup"' not in nav
+
+
+def test_an_error_page_for_a_stranger_or_a_stale_session_offers_to_log_in(
+    live_app_client: TestClient,
+) -> None:
+    assert 'href="/login"' in _nav(live_app_client.get("/no/such/page").text)
+    live_app_client.cookies.set(SESSION_COOKIE, "not-a-session")
+    page = live_app_client.get("/no/such/page")
+    assert page.status_code == 404 and 'href="/login"' in _nav(page.text)

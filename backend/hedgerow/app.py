@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
@@ -68,6 +68,16 @@ class CsrfCookieMiddleware:
         await self.app(scope, receive, send_with_cookie)
 
 
+FAVICON = STATIC_DIR / "favicon.ico"
+
+
+def favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico whatever icon the page links (base.html links the SVG)."""
+    return FileResponse(
+        FAVICON, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
@@ -90,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.mount("/static/vendor", StaticFiles(directory=VENDOR_DIR, check_dir=False), "vendor")
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), "static")
+    app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
 
     from hedgerow.accounts import api as accounts_api
     from hedgerow.accounts import routes as accounts_routes

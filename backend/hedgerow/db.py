@@ -60,13 +60,16 @@ def _finish(session: Session, failed: bool) -> None:
             session.commit()
 
 
+def app_sessionmaker(request: Request) -> sessionmaker[Session]:
+    """The sessions this app's requests use (an app may be given its own)."""
+    maker: sessionmaker[Session] | None = getattr(request.app.state, "sessionmaker", None)
+    return maker or get_sessionmaker()
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """A coroutine, not a plain generator: creating a session does no I/O, so only its end
     (commit or rollback) goes to the thread pool, one hop instead of two per request."""
-    maker: sessionmaker[Session] = getattr(request.app.state, "sessionmaker", None) or (
-        get_sessionmaker()
-    )
-    session = maker()
+    session = app_sessionmaker(request)()
     failed = False
     try:
         yield session

@@ -13,8 +13,10 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hedgerow.accounts.security import user_for_error_page
 from hedgerow.errors import AppError
 from hedgerow.templating import templates
 
@@ -93,8 +95,24 @@ def render_error(request: Request, error: AppError) -> Response:
     return response
 
 
+def _renders_a_page(request: Request, error: AppError) -> bool:
+    return not (
+        wants_json(request)
+        or request.headers.get("hx-request") == "true"
+        or error.code in REDIRECT_PAGES
+    )
+
+
+async def render_error_page(request: Request, error: AppError) -> Response:
+    """render_error, with the logged-in user looked up first when the request failed before
+    anything resolved it: an error page shows the navigation of whoever is logged in."""
+    if _renders_a_page(request, error) and "user" not in request.state._state:
+        request.state.user = await run_in_threadpool(user_for_error_page, request)
+    return render_error(request, error)
+
+
 async def app_error(request: Request, exc: AppError) -> Response:
-    return render_error(request, exc)
+    return await render_error_page(request, exc)
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -103,7 +121,7 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
         for err in exc.errors()
     ]
     summary = "; ".join(f"{p['field'] or 'body'}: {p['message']}" for p in problems[:5])
-    return render_error(
+    return await render_error_page(
         request,
         AppError(
             "invalid_request",
@@ -128,14 +146,14 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
     if exc.status_code == 404:
         message = "That page does not exist."
-    return render_error(
+    return await render_error_page(
         request, AppError(code, message, exc.status_code, headers=dict(exc.headers or {}))
     )
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return render_error(
+    return await render_error_page(
         request,
         AppError("internal_error", "Something went wrong on our side; it was logged.", 500),
     )

@@ -170,6 +170,60 @@ def test_sign_up_rejects_unknown_language_and_unprintable_display_name(
     assert counts(db) == before
 
 
+ALL_WRONG = {
+    "username": "ab",
+    "password": "short",
+    "display_name": "a\x00b",
+    "language": "xx",
+}
+
+
+def _field_error(body: str, field: str) -> str | None:
+    match = re.search(rf'<p id="f-{field}-error" class="field-error">([^<]*)</p>', body)
+    return match.group(1) if match else None
+
+
+def test_sign_up_shows_every_problem_at_once_each_next_to_its_field(
+    client: TestClient, db: Session
+) -> None:
+    before = counts(db)
+    response = post_form(client, "/signup", ALL_WRONG)
+    assert response.status_code == 422
+    assert 'data-error-code="invalid_signup"' in response.text
+    assert "4 problems" in response.text
+    assert "3 to 32 characters long" in (_field_error(response.text, "username") or "")
+    assert "8 to 256 characters long" in (_field_error(response.text, "password") or "")
+    assert "printable characters" in (_field_error(response.text, "display_name") or "")
+    assert "supported languages" in (_field_error(response.text, "language") or "")
+    assert 'value="ab"' in response.text  # what they typed is kept
+    assert counts(db) == before
+
+
+def test_a_taken_username_and_a_weak_password_are_reported_together(
+    client: TestClient, db: Session
+) -> None:
+    make_user(db, username="Taken")
+    response = post_form(client, "/signup", {"username": "taken", "password": "short"})
+    assert response.status_code == 422
+    assert "username is taken" in (_field_error(response.text, "username") or "")
+    assert "8 to 256" in (_field_error(response.text, "password") or "")
+
+
+def test_a_json_client_gets_every_sign_up_problem_with_its_field(
+    client: TestClient, db: Session
+) -> None:
+    before = counts(db)
+    response = post_form(client, "/signup", ALL_WRONG, headers={"Accept": "application/json"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_signup"
+    problems = {problem["field"]: problem for problem in error["details"]["problems"]}
+    assert set(problems) == {"username", "password", "display_name", "language"}
+    assert problems["password"]["code"] == "weak_password"
+    assert "8 to 256" in problems["password"]["message"]
+    assert counts(db) == before
+
+
 def test_sign_up_is_refused_when_closed(
     client: TestClient, db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hedgerow.growth.flags import refresh_open_flags
 from hedgerow.models import Message, Ranking, Tree, TreeState, User
 from tests.browser import crowd
+from tests.browser.conftest import screenshot
 from tests.browser.test_scenario import SAVED, open_task
 from tests.growth.factories import add_reply, make_tree
 
@@ -161,3 +162,28 @@ def test_tasks_work_without_javascript(live_db: sessionmaker[Session], new_page:
         ranking = db.scalars(select(Ranking)).one()
     assert ranking.ordered_message_ids == [ids[1], ids[0]]
     assert ranking.grades == ["much_better"]
+
+
+def test_asking_for_another_kind_while_holding_a_task_offers_to_finish_or_skip_it(
+    live_db: sessionmaker[Session], new_page: Any
+) -> None:
+    crowd.volunteer(live_db, "author")
+    _user_id, token = crowd.volunteer(live_db, "judith")
+    _ranking_tree(live_db, ["Reply one.", "Reply two."])
+    page = new_page(token, javascript=False)
+    page.goto("/dashboard")
+    page.click("button[data-kind='rank_assistant_replies']")
+    expect(page.locator("#task-panel")).to_have_attribute(
+        "data-task-kind", "rank_assistant_replies"
+    )
+
+    page.goto("/dashboard")
+    page.click("button[data-kind='write_prompt']")
+    notice = page.get_by_test_id("task-in-progress")
+    expect(notice).to_contain_text("You have a task in progress: Rank assistant replies")
+    expect(notice).to_contain_text("Write a prompt")
+    screenshot(page, "task-in-progress")
+
+    page.get_by_test_id("skip-to-asked").click()
+    expect(page.locator("#task-panel")).to_have_attribute("data-task-kind", "write_prompt")
+    expect(page.get_by_test_id("task-in-progress")).to_have_count(0)

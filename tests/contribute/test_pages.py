@@ -304,3 +304,67 @@ def test_an_oversized_form_is_refused_before_parsing(
     response = post(client, f"/tasks/{task_id}/submit", {"text": "x" * 300_000})
     assert response.status_code == 413
     assert reload(db, db.get(Task, task_id)).state == TaskState.leased
+
+
+def test_asking_for_another_kind_while_holding_a_task_says_so_and_offers_finish_or_skip(
+    db: Session, client: TestClient, volunteer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ranking_setup(db, monkeypatch)
+    held_id = start(client, "rank_assistant_replies")
+
+    # The dashboard's "Write a prompt" button, without JavaScript.
+    response = post(client, "/tasks", {"kind": "write_prompt"})
+    assert response.status_code == 303
+    page = client.get(response.headers["location"])
+    assert page.status_code == 200
+    notice = page.text.split('data-testid="task-in-progress"', 1)[1].split("<header", 1)[0]
+    assert "You have a task in progress" in notice and "Rank assistant replies" in notice
+    assert "Write a prompt" in notice
+    # Finish it (the task is on the page, its form leads on to the kind asked for) ...
+    assert f'action="/tasks/{held_id}/submit"' in page.text
+    assert 'name="next_kind" value="write_prompt"' in page.text
+    # ... or skip it and get the kind asked for.
+    assert f'action="/tasks/{held_id}/skip"' in notice
+    skipped = post(client, f"/tasks/{held_id}/skip", {"next_kind": "write_prompt"})
+    assert reload(db, db.get(Task, held_id)).state == TaskState.skipped
+    new_page = client.get(skipped.headers["location"])
+    assert "<h1>Write a prompt</h1>" in new_page.text
+
+    # htmx gets the same notice in the panel.
+    held_again = start(client, "write_prompt")
+    swapped = post(client, "/tasks", {"kind": "review_prompt"}, headers=HTMX)
+    assert 'data-testid="task-in-progress"' in swapped.text
+    assert f'data-task-id="{held_again}"' in swapped.text
+
+
+def test_asking_for_the_kind_already_held_just_resumes_it(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    held_id = start(client, "write_prompt")
+    response = post(client, "/tasks", {"kind": "write_prompt"})
+    page = client.get(response.headers["location"])
+    assert f'data-task-id="{held_id}"' in page.text
+    assert 'data-testid="task-in-progress"' not in page.text
+
+
+def test_a_text_over_the_limit_is_kept_whole_with_the_counter_in_error(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    task_id = start(client, "write_prompt")
+    page = client.get(f"/tasks/{task_id}")
+    # No maxlength: a browser would silently cut a longer paste to the limit.
+    text_area = re.search(r'<textarea id="f-text"[^>]*>', page.text)
+    context_area = re.search(r'<textarea id="f-context"[^>]*>', page.text)
+    assert text_area and context_area
+    assert "maxlength" not in text_area.group(0) and "maxlength" not in context_area.group(0)
+    assert 'data-max-length="10000"' in text_area.group(0)
+
+    too_long = "Hedgehogs " * 1_005  # 10,050 characters
+    response = post(client, f"/tasks/{task_id}/submit", {"text": too_long})
+    assert response.status_code == 422
+    assert 'data-code="text_too_long"' in response.text
+    assert f">{too_long}</textarea>" in response.text
+    counter = re.search(r'<p id="text-counter"[^>]*>([^<]*)</p>', response.text)
+    assert counter and "field-error" in counter.group(0)
+    assert "10050 / 10000 characters" in counter.group(1) and "50 over" in counter.group(1)
+    assert reload(db, db.get(Task, task_id)).state == TaskState.leased

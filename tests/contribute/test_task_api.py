@@ -49,6 +49,34 @@ def test_the_task_api_needs_a_login_or_an_api_key(client: TestClient) -> None:
     assert response.status_code == 401
 
 
+def test_a_request_with_no_credentials_at_all_is_told_to_authenticate(
+    client: TestClient, db: Session
+) -> None:
+    """No session cookie and no API key: nothing for a forged request to ride on, so the
+    answer is 401 not_authenticated, not 403 csrf_failed (no CSRF token was sent)."""
+    client.cookies.clear()
+    for method, url in [
+        ("POST", "/api/v1/tasks"),
+        ("POST", "/api/v1/tasks/1/submit"),
+        ("PATCH", "/api/v1/me"),
+        ("DELETE", "/api/v1/me/api-keys/1"),
+    ]:
+        response = client.request(method, url, json={"kind": "any"})
+        assert (response.status_code, error_code(response)) == (401, "not_authenticated"), url
+    # A browser form with no session goes to the login page, not to "the form expired".
+    form = client.post("/tasks", data={"kind": "any"}, follow_redirects=False)
+    assert form.status_code == 303 and form.headers["location"].startswith("/login")
+    assert count_rows(db, Task) == 0
+
+
+def test_a_session_cookie_without_the_csrf_token_is_still_refused(
+    client: TestClient, db: Session
+) -> None:
+    client.cookies.set(SESSION_COOKIE, "whatever-it-is")
+    response = client.post("/api/v1/tasks", json={"kind": "any"})
+    assert (response.status_code, error_code(response)) == (403, "csrf_failed")
+
+
 def test_a_user_who_has_not_accepted_the_terms_cannot_contribute(
     client: TestClient, db: Session
 ) -> None:

@@ -162,7 +162,22 @@ def test_up_with_given_servers_serves_runs_jobs_and_stops_cleanly_on_sigint(
     assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
     assert "First admin account created" in running.log
     assert ADMIN_PASSWORD not in running.log  # it came from the environment
+    _assert_the_admin_box_comes_last(running)
     _stop_and_check(running, _descendants(running))
+
+
+def _assert_the_admin_box_comes_last(running: Running) -> None:
+    """The first admin's box is shown again once everything is up, after the web server's
+    "running at" line and the worker's banner and "ready" line, so it is not scrolled away."""
+    deadline = time.monotonic() + START_DEADLINE_SECONDS
+    while running.log.count("First admin account created") < 2:
+        assert time.monotonic() < deadline, f"the admin box was shown once:\n{running.log}"
+        _pause(running)
+    log = running.log
+    last_box = log.rindex("First admin account created")
+    assert last_box > log.index("Hedgerow is running at")
+    assert last_box > log.index("[queues]")  # the Celery worker's banner
+    assert last_box > log.index(" ready.")  # "celery@host ready."
 
 
 @pytest.mark.slow

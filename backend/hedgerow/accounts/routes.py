@@ -26,6 +26,7 @@ from hedgerow.accounts.security import (
 )
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
+from hedgerow.error_handlers import wants_json
 from hedgerow.errors import AppError
 from hedgerow.languages import language_choices
 from hedgerow.models import User
@@ -55,10 +56,17 @@ def see_other(location: str) -> RedirectResponse:
 
 
 def _form_error_context(error: AppError) -> dict[str, Any]:
-    field = error.details.get("field")
-    if field:
-        return {"errors": {field: error.message}, "error_code": error.code}
-    return {"form_error": error.message, "error_code": error.code}
+    """Each problem next to its field; several get a summary above the form too."""
+    problems = error.details.get("problems") or [
+        {"field": error.details.get("field"), "message": error.message}
+    ]
+    errors = {problem["field"]: problem["message"] for problem in problems if problem["field"]}
+    if not errors:
+        return {"form_error": error.message, "error_code": error.code}
+    context: dict[str, Any] = {"errors": errors, "error_code": error.code}
+    if len(problems) > 1:
+        context["form_error"] = f"Please fix the {len(problems)} problems below."
+    return context
 
 
 # --- landing and Terms --------------------------------------------------------------
@@ -125,6 +133,8 @@ def signup(
             language=language or get_settings().default_language,
         )
     except AppError as error:
+        if wants_json(request):
+            raise  # the JSON error, with every problem and its field in details
         return _signup_page(
             request, values=values, status_code=error.status, **_form_error_context(error)
         )

@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from hedgerow.accounts import queries
 from hedgerow.config import get_settings
-from hedgerow.db import SessionDep
+from hedgerow.db import SessionDep, app_sessionmaker
 from hedgerow.errors import AppError, Forbidden, NotAuthenticated
 from hedgerow.models import Role, User, UserSession
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "hedgerow_session"
 CSRF_COOKIE = "hedgerow_csrf"
@@ -129,6 +135,25 @@ def get_optional_user(request: Request, db: SessionDep) -> User | None:
     return user
 
 
+def user_for_error_page(request: Request) -> User | None:
+    """Who is logged in, for an error page whose request never resolved it (a path no route
+    matches runs no dependency), so the page shows their navigation. Browser sessions only,
+    in a session of its own; None when the cookie does not resolve, and None rather than a
+    second error when the database cannot answer."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        with app_sessionmaker(request)() as db:
+            user = _user_from_session_cookie(db, token)
+    except SQLAlchemyError:
+        log.warning("could not resolve the user for an error page", exc_info=True)
+        return None
+    if user is None or user.deleted_at is not None:
+        return None
+    return user
+
+
 OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 
@@ -193,14 +218,33 @@ def csrf_token_is_valid(token: str | None) -> bool:
     return True
 
 
+def _needs_a_user(dependant: Dependant) -> bool:
+    return any(
+        dependency.call is get_current_user or _needs_a_user(dependency)
+        for dependency in dependant.dependencies
+    )
+
+
+def _route_needs_a_user(route: object) -> bool:
+    """Whether the matched route refuses anonymous callers. Walked on each call: only
+    unsafe requests without any credentials get here, and the tree is a few dozen nodes."""
+    return isinstance(route, APIRoute) and _needs_a_user(route.dependant)
+
+
 async def verify_csrf(request: Request) -> None:
     """Double-submit check on every state-changing request made with cookies.
 
     The signed token lives in a cookie and must come back in the X-CSRF-Token header
     (htmx, fetch) or the csrf_token form field (plain forms). Requests authenticated by an
-    API key carry no ambient credentials and are exempt.
+    API key carry no ambient credentials and are exempt. So is a request with no session
+    cookie to a route that needs a logged-in user: it has no credentials for a forger to
+    ride on, and the route refuses it as not_authenticated (401 or the login page), which
+    says what is wrong where "the form expired" would not. Routes open to anonymous callers
+    (log in, sign up) keep the check.
     """
     if request.method in SAFE_METHODS or bearer_token(request) is not None:
+        return
+    if SESSION_COOKIE not in request.cookies and _route_needs_a_user(request.scope.get("route")):
         return
     cookie = request.cookies.get(CSRF_COOKIE)
     sent = request.headers.get(CSRF_HEADER)

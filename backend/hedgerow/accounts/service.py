@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -36,6 +38,7 @@ PASSWORD_MAX_LENGTH = 256
 DISPLAY_NAME_MAX_LENGTH = 64
 EMAIL_MAX_LENGTH = 254
 API_KEY_NAME_MAX_LENGTH = 64
+T = TypeVar("T")
 
 
 def _field_error(code: str, message: str, field: str, status: int = 422) -> AppError:
@@ -138,17 +141,33 @@ def create_user(
     language: str = "en",
     accept_tos: bool = False,
 ) -> User:
-    """Validate and store a new account; raises ``username_taken`` for any-case duplicates."""
-    username = validate_username(username)
-    validate_password(password)
-    display_name = validate_display_name(display_name if display_name is not None else username)
-    email = validate_email(email)
-    language = validate_language(language)
-    if queries.username_exists(db, username):
-        raise _username_taken()
+    """Validate and store a new account; raises ``username_taken`` for any-case duplicates.
+
+    Every field is checked before anything is refused, so a person fixes all the problems
+    in one go: one problem raises its own error, several raise ``invalid_signup``; either
+    way ``details["problems"]`` lists each with its field."""
+    problems: list[AppError] = []
+
+    def checked(validate: Callable[[], T]) -> T | None:
+        try:
+            return validate()
+        except AppError as problem:
+            problems.append(problem)
+            return None
+
+    valid_username = checked(partial(validate_username, username))
+    checked(partial(validate_password, password))
+    if display_name is not None:
+        display_name = checked(partial(validate_display_name, display_name))
+    email = checked(partial(validate_email, email))
+    checked(partial(validate_language, language))
+    if valid_username is not None and queries.username_exists(db, valid_username):
+        problems.append(_username_taken())
+    if problems:
+        raise _sign_up_problems(problems)
     user = User(
         username=username,
-        display_name=display_name,
+        display_name=display_name if display_name is not None else username,
         email=email,
         password_hash=hash_password(password),
         role=role.value,
@@ -166,6 +185,23 @@ def create_user(
             raise _username_taken() from exc
         raise
     return user
+
+
+def _sign_up_problems(problems: list[AppError]) -> AppError:
+    listed = [
+        {"field": problem.details.get("field"), "code": problem.code, "message": problem.message}
+        for problem in problems
+    ]
+    if len(problems) == 1:
+        problems[0].details["problems"] = listed
+        return problems[0]
+    return AppError(
+        "invalid_signup",
+        f"Please fix these {len(problems)} problems: "
+        + " ".join(problem.message for problem in problems),
+        422,
+        details={"problems": listed},
+    )
 
 
 def _username_taken() -> AppError:

@@ -59,14 +59,15 @@ def _admin_exists(db: Session) -> bool:
     return db.scalar(query.limit(1)) is not None
 
 
-def ensure_first_admin(username: str) -> None:
-    """Create the first admin unless one exists, printing a generated password once."""
+def ensure_first_admin(username: str) -> Panel | None:
+    """Create the first admin unless one exists, printing a generated password; returns
+    the box it printed (None when an admin existed), for `up` to show again last."""
     given_password = os.environ.get("HEDGEROW_ADMIN_PASSWORD")
     password = given_password or secrets.token_urlsafe(12)
 
     with get_sessionmaker().begin() as db:
         if _admin_exists(db):
-            return
+            return None
         try:
             service.create_user(
                 db, username=username, password=password, role=Role.admin, accept_tos=True
@@ -80,10 +81,10 @@ def ensure_first_admin(username: str) -> None:
             raise fail(error) from error
     # Printed after the commit, and never again: only the hash is stored.
     shown = "(from HEDGEROW_ADMIN_PASSWORD)" if given_password else password
-    console.print(
-        Panel.fit(
-            f"username: [bold]{escape(username)}[/bold]\npassword: [bold]{escape(shown)}[/bold]\n"
-            "This is shown once. Log in and keep it somewhere safe.",
-            title="First admin account created",
-        )
+    box = Panel.fit(
+        f"username: [bold]{escape(username)}[/bold]\npassword: [bold]{escape(shown)}[/bold]\n"
+        "This is shown once. Log in and keep it somewhere safe.",
+        title="First admin account created",
     )
+    console.print(box)
+    return box

@@ -9,11 +9,12 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from rich.markup import escape
 
 from hedgerow import migrate as migrations
 from hedgerow.cli.accounts import ensure_first_admin
 from hedgerow.cli.common import console, err_console, servers
-from hedgerow.cli.supervisor import Supervisor, wait_until_serving
+from hedgerow.cli.supervisor import Supervisor, wait_until_serving, wait_until_worker_answers
 from hedgerow.inference.app import create_inference_app
 from hedgerow.logs import configure_logging
 
@@ -36,7 +37,7 @@ def up(
         host = host or settings.host
         port = port or settings.port
         migrations.upgrade(settings.database_url)
-        ensure_first_admin(admin_username)
+        admin_box = ensure_first_admin(admin_username)
         python = sys.executable
         data_dir = settings.data_dir.resolve()
         uvicorn_command = [python, "-m", "uvicorn", "hedgerow.app:create_app", "--factory"]
@@ -55,7 +56,12 @@ def up(
             shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
             url = f"http://{shown_host}:{port}"
             if wait_until_serving(url, supervisor):
+                if worker:
+                    wait_until_worker_answers(settings, supervisor)
                 console.print(f"[green]Hedgerow is running at[/green] [bold]{url}[/bold]")
+                if admin_box is not None:
+                    # Again, last: the children's start-up output scrolled it away.
+                    console.print(admin_box)
                 console.print("Press Ctrl-C to stop.")
             exited = supervisor.wait()
             if exited is not None:
@@ -73,8 +79,17 @@ def up(
 def migrate() -> None:
     """Apply every pending database migration."""
     with servers(redis=False) as settings:
-        migrations.upgrade(settings.database_url)
-    console.print("Database is up to date.")
+        applied = migrations.upgrade(settings.database_url)
+        heads = migrations.current_heads(settings.database_url)
+    at = ", ".join(heads) or "empty"
+    if not applied:
+        console.print(f"Database is already up to date (at {at}); nothing to apply.")
+        return
+    console.print(f"Applied {len(applied)} migration{'' if len(applied) == 1 else 's'}:")
+    for script in applied:
+        summary = " ".join((script.doc or "").split())  # docstrings span lines
+        console.print(f"  {escape(script.revision)}  {escape(summary)}")
+    console.print(f"Database is now at {at}.")
 
 
 def serve_model(

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from types import FrameType
 
 from hedgerow.cli.common import err_console
+from hedgerow.config import Settings
 
 # How long a child gets to finish its current request or job after SIGTERM before it is
 # killed. Celery's warm shutdown waits for the running job, so this is generous.
 CHILD_STOP_TIMEOUT_SECONDS = 20.0
 WEB_READY_TIMEOUT_SECONDS = 60.0
+WORKER_READY_TIMEOUT_SECONDS = 60.0
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
@@ -77,6 +79,24 @@ class Supervisor:
                 err_console.print(f"{child.name} did not stop in {timeout:.0f}s; killing it")
                 child.process.kill()
                 child.process.wait()
+
+
+def wait_until_worker_answers(settings: Settings, supervisor: Supervisor) -> bool:
+    """Until a Celery worker answers a ping: by then it has printed its banner and its
+    "ready" line, so what `up` prints next is not scrolled away by them."""
+    from hedgerow.worker import make_celery
+
+    app = make_celery(settings)
+    deadline = time.monotonic() + WORKER_READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if supervisor.stop_requested.is_set() or supervisor.exited_child() is not None:
+            return False
+        try:
+            if app.control.ping(timeout=0.5):
+                return True
+        except Exception:  # any broker trouble: the worker cannot answer yet either
+            supervisor.stop_requested.wait(0.2)
+    return False
 
 
 def wait_until_serving(url: str, supervisor: Supervisor) -> bool:

@@ -108,6 +108,7 @@ def _task_context(
     error: AppError | None = None,
     notice: str | None = None,
     next_kind: str = "any",
+    asked_kind: str | None = None,
 ) -> dict[str, Any]:
     values = {k: str(v) for k, v in (values or view.draft or {}).items()}
     settings = get_settings()
@@ -123,6 +124,8 @@ def _task_context(
         "error": error,
         "notice": notice,
         "next_kind": next_kind,
+        "asked_kind": asked_kind if asked_kind != view.kind else None,
+        "kind_titles": KIND_TITLES,
         "language_name": language_name(view.language),
         "max_text_length": settings.max_text_length,
         "categories_with_context": sorted(CATEGORIES_WITH_CONTEXT),
@@ -191,12 +194,17 @@ def _next_task(
         if is_htmx(request):
             return _no_task_page(request, user, kind, SAVED_NOTICE if notice else None)
         return see_other("/dashboard?" + urlencode({"empty": kind}))
+    # The volunteer asked for one kind but holds a task of another: they get their task
+    # back, told so, with a way to skip it to the kind they asked for.
+    asked_kind = kind if view.resumed and kind not in ("any", view.kind) else None
     if not is_htmx(request):
         params = {"next": kind} | ({"mode": "quick"} if view.review_mode == "quick" else {})
+        params |= {"asked": asked_kind} if asked_kind else {}
         return see_other(
             f"/tasks/{view.id}?" + urlencode(params | ({"done": "1"} if notice else {}))
         )
-    response = _task_page(request, user, _task_context(view, notice=notice, next_kind=kind))
+    context = _task_context(view, notice=notice, next_kind=kind, asked_kind=asked_kind)
+    response = _task_page(request, user, context)
     response.headers["HX-Push-Url"] = _task_url(view.id, view.review_mode)
     return response
 
@@ -251,12 +259,15 @@ def task_page(
     mode: str | None = None,
     next: str = "any",
     done: str | None = None,
+    asked: str | None = None,
 ) -> Response:
     view = _open_view(db, user, task_id, mode)
     if view.state in (TaskState.done, TaskState.skipped):
         return see_other("/dashboard")
     notice = SUBMITTED_NOTICE if done else None
-    return _task_page(request, user, _task_context(view, notice=notice, next_kind=next))
+    asked_kind = asked if asked in KIND_TITLES else None
+    context = _task_context(view, notice=notice, next_kind=next, asked_kind=asked_kind)
+    return _task_page(request, user, context)
 
 
 @router.post("/tasks/{task_id}/submit")

@@ -97,8 +97,20 @@
     var limit = parseInt(text.getAttribute("data-max-length"), 10);
     var characters = Array.from(text.value).length;
     var words = text.value.trim() ? text.value.trim().split(/\s+/).length : 0;
-    counter.textContent = characters + " / " + limit + " characters · " + words + " word" + (words === 1 ? "" : "s");
-    counter.classList.toggle("field-error", characters > limit);
+    var over = characters - limit;
+    counter.textContent = over > 0
+      ? characters + " / " + limit + " characters: " + over + " over the limit. Shorten it to submit."
+      : characters + " / " + limit + " characters · " + words + " word" + (words === 1 ? "" : "s");
+    counter.classList.toggle("field-error", over > 0);
+    // The text stays whole (no maxlength); the field is marked invalid while it is too
+    // long, and no longer once shortened (other errors the server marked are left alone).
+    if (over > 0) {
+      text.setAttribute("aria-invalid", "true");
+      text.setAttribute("data-over-limit", "");
+    } else if (text.hasAttribute("data-over-limit")) {
+      text.removeAttribute("aria-invalid");
+      text.removeAttribute("data-over-limit");
+    }
   }
 
   // --- ranking --------------------------------------------------------------------
