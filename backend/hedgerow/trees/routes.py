@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from hedgerow.accounts.security import CurrentUser
+from hedgerow.accounts.security import ContributorUser, CurrentUser
 from hedgerow.db import SessionDep
 from hedgerow.inputs import Id, PageNumber
 from hedgerow.templating import render
@@ -19,7 +19,7 @@ def tree_page(
     request: Request,
     tree_id: Id,
     db: SessionDep,
-    user: CurrentUser,
+    user: ContributorUser,
     message: Id | None = Query(None, description="The message whose path is highlighted."),
 ) -> Response:
     view = service.view_tree(db, user, tree_id, selected_id=message)
