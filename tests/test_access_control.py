@@ -91,7 +91,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/tasks/language-check"): CONTRIBUTOR,
     ("GET", "/guidelines"): PUBLIC,
     ("GET", "/guidelines/{name}"): PUBLIC,
-    ("GET", "/trees/{tree_id}"): USER,
+    ("GET", "/trees/{tree_id}"): CONTRIBUTOR,
     ("GET", "/me/contributions"): USER,
     # stats
     ("GET", "/leaderboard"): USER,

@@ -3,13 +3,17 @@ the CLI raise them); error_handlers.py is where they meet FastAPI."""
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+import hedgerow
 from hedgerow.accounts.security import SESSION_COOKIE, create_user_session
+from hedgerow.errors import NotFound
 from tests.factories import make_user
 from tests.fresh_python import fresh_python_output
 
@@ -68,3 +72,39 @@ def test_an_error_page_for_a_stranger_or_a_stale_session_offers_to_log_in(
     live_app_client.cookies.set(SESSION_COOKIE, "not-a-session")
     page = live_app_client.get("/no/such/page")
     assert page.status_code == 404 and 'href="/login"' in _nav(page.text)
+
+
+def _not_found_arguments() -> list[tuple[str, str]]:
+    """Every literal NotFound(...) argument in the code base, with where it is."""
+    found: list[tuple[str, str]] = []
+    package = Path(hedgerow.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "NotFound"):
+                continue
+            argument = node.args[0] if node.args else None
+            assert isinstance(argument, ast.Constant) or argument is None, (
+                f"{path}:{node.lineno}: NotFound takes a literal, so this test can read it"
+            )
+            where = f"{path.relative_to(package)}:{node.lineno}"
+            found.append((where, argument.value if argument is not None else "page"))
+    return found
+
+
+def test_every_not_found_message_is_one_plain_sentence() -> None:
+    arguments = _not_found_arguments()
+    assert len(arguments) > 10
+    problems = []
+    for where, argument in arguments:
+        message = NotFound(argument).message
+        sentence = message[:-1]
+        if not (message[0].isupper() and message.endswith(".") and "." not in sentence):
+            problems.append(f"{where}: {message!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_not_found_names_the_thing_or_takes_a_whole_sentence() -> None:
+    assert NotFound("message").message == "That message does not exist."
+    assert NotFound().message == "That page does not exist."
+    assert NotFound("No such dataset release.").message == "No such dataset release."
+    assert NotFound("No such dataset release.").status == 404

@@ -28,8 +28,13 @@ class AppError(Exception):
 
 
 class NotFound(AppError):
+    """``NotFound("message")`` says "That message does not exist."; a whole sentence
+    (``NotFound("This release has no such file.")``) is used as it is."""
+
     def __init__(self, what: str = "page") -> None:
-        super().__init__("not_found", f"That {what} does not exist.", 404)
+        is_sentence = what.endswith((".", "!", "?"))
+        message = what if is_sentence else f"That {what} does not exist."
+        super().__init__("not_found", message, 404)
 
 
 class Forbidden(AppError):

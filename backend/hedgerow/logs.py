@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextvars
+import copy
 import json
 import logging
+import re
 import secrets
 import time
 from typing import Any
@@ -17,6 +19,16 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
 access_log = logging.getLogger("hedgerow.access")
+
+# C0 and C1 control characters and the Unicode line and paragraph separators: anything a
+# terminal or a log viewer may take as the end of a line or a command.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_control_characters(text: str) -> str:
+    """Show control characters as Python escapes (``\\n``, ``\\x1b``): a value a client
+    sent (a path, a header) can then never start a line of its own in the log."""
+    return _CONTROL_CHARACTERS.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 class RequestIdFilter(logging.Filter):
@@ -42,6 +54,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload)
 
 
+class TextFormatter(logging.Formatter):
+    """The plain-text format, with control characters in the message escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        escaped = copy.copy(record)
+        escaped.message = escape_control_characters(record.message)
+        return super().formatMessage(escaped)
+
+
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
@@ -49,7 +70,7 @@ def configure_logging(settings: Settings) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+            TextFormatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
         )
     root = logging.getLogger("hedgerow")
     root.handlers = [handler]

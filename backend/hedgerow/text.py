@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import Annotated, Any
+
+from annotated_types import MaxLen
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from hedgerow.errors import AppError
 
@@ -35,3 +40,44 @@ def normalize_text(raw: str, max_length: int, *, field: str = "text") -> str:
                 422,
             )
     return text
+
+
+# The most any single text field may hold; fields with a tighter rule say so with
+# Field(max_length=...) / Form(max_length=...).
+MAX_TEXT_LENGTH = 100_000
+
+
+def _check_text(value: str) -> str:
+    """NFC-normalise a text and refuse what PostgreSQL or UTF-8 cannot hold."""
+    if "\x00" in value:
+        raise PydanticCustomError(
+            "text_contains_nul", "The text contains a NUL character (U+0000)."
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise PydanticCustomError(
+            "text_not_unicode",
+            "The text contains a lone surrogate at position {position}; it is not Unicode text.",
+            {"position": error.start},
+        ) from None
+    return unicodedata.normalize("NFC", value)
+
+
+# Text a person typed or a client sent: NFC, no NUL, no lone surrogates, bounded length.
+Text = Annotated[str, MaxLen(MAX_TEXT_LENGTH), AfterValidator(_check_text)]
+
+
+def _check_json_strings(value: Any) -> Any:
+    """Every string in a JSON value (keys too) follows the Text rules."""
+    if isinstance(value, str):
+        return _check_text(value)
+    if isinstance(value, list):
+        return [_check_json_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {_check_text(key): _check_json_strings(item) for key, item in value.items()}
+    return value
+
+
+# A free-form JSON object a client stores with us (a draft): its strings follow Text.
+JsonObject = Annotated[dict[str, Any], AfterValidator(_check_json_strings)]

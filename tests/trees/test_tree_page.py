@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from hedgerow.models import Message, Role, Tree, User
+from hedgerow.models import Message, Role, Tree, TreeState, User
 from tests.factories import make_user
 from tests.growth.factories import add_reply, make_tree
 from tests.page_helpers import log_in_as
@@ -71,3 +71,35 @@ def test_unknown_tree_is_404_and_anonymous_goes_to_login(db: Session, client: Te
     assert client.get("/trees/1", follow_redirects=False).status_code == 303
     log_in_as(client, db, make_user(db))
     assert client.get("/trees/999999").status_code == 404
+
+
+def test_the_tree_viewer_needs_the_terms(db: Session, client: TestClient) -> None:
+    tree, _ = make_tree(db, make_user(db))
+    log_in_as(client, db, make_user(db, tos=False))
+
+    page = client.get(f"/trees/{tree.id}", follow_redirects=False)
+
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/tos")
+
+
+def test_a_halted_tree_is_hidden_from_volunteers_but_not_from_moderators(
+    db: Session, client: TestClient
+) -> None:
+    author = make_user(db)
+    tree, root = make_tree(db, author)
+    root.text = "A prompt in a halted tree"
+    tree.state = TreeState.halted
+    db.flush()
+
+    for viewer in (make_user(db), author):
+        log_in_as(client, db, viewer)
+        hidden = client.get(f"/trees/{tree.id}")
+        assert hidden.status_code == 404
+        assert "A prompt in a halted tree" not in hidden.text
+        assert hidden.text.count("does not exist") == client.get("/trees/999999").text.count(
+            "does not exist"
+        )
+
+    log_in_as(client, db, make_user(db, role=Role.moderator))
+    assert "A prompt in a halted tree" in client.get(f"/trees/{tree.id}").text

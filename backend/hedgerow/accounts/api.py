@@ -8,6 +8,7 @@ from hedgerow.accounts import service
 from hedgerow.accounts.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Me, ProfileUpdate
 from hedgerow.accounts.security import CurrentUser
 from hedgerow.db import SessionDep
+from hedgerow.inputs import Id
 
 router = APIRouter(tags=["accounts"])
 
@@ -44,5 +45,5 @@ def create_api_key(
 
 
 @router.delete("/me/api-keys/{key_id}")
-def revoke_api_key(key_id: int, user: CurrentUser, db: SessionDep) -> ApiKeyOut:
+def revoke_api_key(key_id: Id, user: CurrentUser, db: SessionDep) -> ApiKeyOut:
     return ApiKeyOut.of(service.revoke_api_key(db, user, key_id))

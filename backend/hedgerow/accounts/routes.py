@@ -28,6 +28,7 @@ from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
 from hedgerow.error_handlers import wants_json
 from hedgerow.errors import AppError
+from hedgerow.inputs import Id, Text
 from hedgerow.languages import language_choices
 from hedgerow.models import User
 from hedgerow.templating import is_htmx, render
@@ -78,7 +79,7 @@ def landing(request: Request, user: OptionalUser) -> Response:
 
 
 @router.get("/tos")
-def terms(request: Request, user: OptionalUser, next: str = "/") -> Response:
+def terms(request: Request, user: OptionalUser, next: Text = "/") -> Response:
     return render(request, "accounts/tos.html", {"user": user, "next": safe_next(next)})
 
 
@@ -99,7 +100,7 @@ def _signup_page(
 
 
 @router.get("/signup")
-def signup_form(request: Request, user: OptionalUser, next: str = "/") -> Response:
+def signup_form(request: Request, user: OptionalUser, next: Text = "/") -> Response:
     if user is not None:
         return see_other(safe_next(next))
     values = {"language": get_settings().default_language, "next": safe_next(next)}
@@ -155,7 +156,7 @@ def _login_page(
 
 
 @router.get("/login")
-def login_form(request: Request, user: OptionalUser, next: str = "/") -> Response:
+def login_form(request: Request, user: OptionalUser, next: Text = "/") -> Response:
     if user is not None:
         return see_other(safe_next(next))
     return _login_page(request, values={"next": safe_next(next)})
@@ -289,7 +290,7 @@ def create_api_key(
 
 
 @router.post("/settings/api-keys/{key_id}/revoke")
-def revoke_api_key(request: Request, key_id: int, user: CurrentUser, db: SessionDep) -> Response:
+def revoke_api_key(request: Request, key_id: Id, user: CurrentUser, db: SessionDep) -> Response:
     service.revoke_api_key(db, user, key_id)
     if is_htmx(request):
         return _settings_page(request, db, user, block="api_keys", saved="revoked")

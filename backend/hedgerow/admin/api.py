@@ -8,6 +8,7 @@ from hedgerow.accounts.security import AdminUser
 from hedgerow.admin import service
 from hedgerow.admin.schemas import AdminUserOut, AnonymiseRequest, RoleChange
 from hedgerow.db import SessionDep
+from hedgerow.inputs import Id, Offset, Text
 from hedgerow.moderation import service as moderation_service
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -17,23 +18,23 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 def list_users(
     admin: AdminUser,
     db: SessionDep,
-    q: str | None = None,
+    q: Text | None = None,
     limit: int = service.PAGE_SIZE,
-    offset: int = 0,
+    offset: Offset = 0,
 ) -> list[AdminUserOut]:
     users = service.search_users(db, query=q, limit=limit, offset=offset)
     return [AdminUserOut.of(user) for user in users]
 
 
 @router.post("/users/{user_id}/role")
-def change_role(user_id: int, body: RoleChange, admin: AdminUser, db: SessionDep) -> AdminUserOut:
+def change_role(user_id: Id, body: RoleChange, admin: AdminUser, db: SessionDep) -> AdminUserOut:
     user = service.change_user_role(db, user_id=user_id, role=body.role, actor=admin)
     return AdminUserOut.of(user)
 
 
 @router.post("/users/{user_id}/anonymise")
 def anonymise(
-    user_id: int, body: AnonymiseRequest, admin: AdminUser, db: SessionDep
+    user_id: Id, body: AnonymiseRequest, admin: AdminUser, db: SessionDep
 ) -> AdminUserOut:
     """Delete a user on request: name removed, contributions kept under a pseudonym."""
     user = moderation_service.anonymise_user(db, admin, user_id, reason=body.reason)

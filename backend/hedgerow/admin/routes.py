@@ -13,6 +13,7 @@ from hedgerow.accounts.security import AdminUser, ModeratorUser
 from hedgerow.admin import service
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
+from hedgerow.inputs import Id, PageNumber, Text
 from hedgerow.models import Role, User
 from hedgerow.moderation import service as moderation_service
 from hedgerow.templating import is_htmx, render
@@ -50,8 +51,8 @@ def users_page(
     request: Request,
     admin: AdminUser,
     db: SessionDep,
-    q: str = "",
-    page: int = 1,
+    q: Text = "",
+    page: PageNumber = 1,
     changed: int | None = None,
 ) -> Response:
     # The notice after a no-JavaScript role change names the user from the database, never
@@ -64,12 +65,12 @@ def users_page(
 @router.post("/users/{user_id}/role")
 def change_role(
     request: Request,
-    user_id: int,
+    user_id: Id,
     admin: AdminUser,
     db: SessionDep,
-    role: Annotated[str, Form()] = "",
-    q: Annotated[str, Form()] = "",
-    page: Annotated[int, Form()] = 1,
+    role: Annotated[Text, Form()] = "",
+    q: Annotated[Text, Form()] = "",
+    page: Annotated[PageNumber, Form()] = 1,
 ) -> Response:
     try:
         user = service.change_user_role(
@@ -112,10 +113,10 @@ def admin_home(request: Request, user: ModeratorUser, db: SessionDep) -> Respons
 
 @router.post("/users/{user_id}/anonymise")
 def anonymise(
-    user_id: int,
+    user_id: Id,
     admin: AdminUser,
     db: SessionDep,
-    reason: Annotated[str, Form()] = "",
+    reason: Annotated[Text, Form()] = "",
 ) -> Response:
     moderation_service.anonymise_user(db, admin, user_id, reason=reason)
     return RedirectResponse(f"/moderation/users/{user_id}", status_code=303)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hedgerow.inputs import Text
 from hedgerow.models import Role, User
 
 
@@ -44,4 +45,4 @@ class RoleChange(BaseModel):
 class AnonymiseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(max_length=500)
+    reason: Text = Field(max_length=500)

@@ -25,6 +25,7 @@ from hedgerow.chat.schemas import (
 )
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep, get_sessionmaker
+from hedgerow.inputs import Id, Text
 from hedgerow.models import Chat, ChatMessage, ChatMessageStatus
 
 router = APIRouter(tags=["chat"])
@@ -91,7 +92,7 @@ def create_chat(db: SessionDep, user: ContributorUser, body: NewChat | None = No
 
 
 @router.get("/chats/{chat_id}", response_model=ChatDetail)
-def get_chat(chat_id: int, db: SessionDep, user: ContributorUser, selected: str = "") -> ChatDetail:
+def get_chat(chat_id: Id, db: SessionDep, user: ContributorUser, selected: Text = "") -> ChatDetail:
     chat = service.get_chat(db, user, chat_id)
     chosen = [int(part) for part in selected.split(",") if part.strip().isdigit()]
     return ChatDetail(
@@ -109,7 +110,7 @@ def get_chat(chat_id: int, db: SessionDep, user: ContributorUser, selected: str 
 
 
 @router.patch("/chats/{chat_id}", response_model=ChatOut)
-def update_chat(chat_id: int, body: ChatUpdate, db: SessionDep, user: ContributorUser) -> ChatOut:
+def update_chat(chat_id: Id, body: ChatUpdate, db: SessionDep, user: ContributorUser) -> ChatOut:
     chat = service.get_chat(db, user, chat_id)
     service.update_chat(
         db,
@@ -123,15 +124,13 @@ def update_chat(chat_id: int, body: ChatUpdate, db: SessionDep, user: Contributo
 
 
 @router.delete("/chats/{chat_id}", status_code=204)
-def delete_chat(chat_id: int, db: SessionDep, user: ContributorUser) -> Response:
+def delete_chat(chat_id: Id, db: SessionDep, user: ContributorUser) -> Response:
     service.delete_chat(db, service.get_chat(db, user, chat_id))
     return Response(status_code=204)
 
 
 @router.post("/chats/{chat_id}/messages", response_model=ExchangeOut, status_code=201)
-def send_prompt(
-    chat_id: int, body: NewPrompt, db: SessionDep, user: ContributorUser
-) -> ExchangeOut:
+def send_prompt(chat_id: Id, body: NewPrompt, db: SessionDep, user: ContributorUser) -> ExchangeOut:
     chat = service.get_chat(db, user, chat_id)
     exchange = service.add_prompt(
         db, chat, text=body.text, parent_id=body.parent_id, sampling=_sampling(body)
@@ -149,7 +148,7 @@ def send_prompt(
     status_code=201,
 )
 def regenerate(
-    chat_id: int, message_id: int, body: Regenerate, db: SessionDep, user: ContributorUser
+    chat_id: Id, message_id: Id, body: Regenerate, db: SessionDep, user: ContributorUser
 ) -> ExchangeOut:
     chat = service.get_chat(db, user, chat_id)
     reply = service.regenerate(db, chat, message_id, _sampling(body))
@@ -160,7 +159,7 @@ def regenerate(
 
 @router.get("/chats/{chat_id}/messages/{message_id}/stream")
 def stream_reply(
-    chat_id: int, message_id: int, request: Request, db: SessionDep, user: ContributorUser
+    chat_id: Id, message_id: Id, request: Request, db: SessionDep, user: ContributorUser
 ) -> Response:
     """Server-sent events for a pending answer; a finished one comes back as one `done`."""
     chat = service.get_chat(db, user, chat_id)
@@ -189,7 +188,7 @@ def stream_reply(
 
 
 @router.post("/chats/{chat_id}/messages/{message_id}/stop", status_code=202)
-def stop_reply(chat_id: int, message_id: int, db: SessionDep, user: ContributorUser) -> dict:
+def stop_reply(chat_id: Id, message_id: Id, db: SessionDep, user: ContributorUser) -> dict:
     chat = service.get_chat(db, user, chat_id)
     reply = service.get_message(db, chat, message_id)
     streaming.request_stop(reply.id)
@@ -198,7 +197,7 @@ def stop_reply(chat_id: int, message_id: int, db: SessionDep, user: ContributorU
 
 @router.post("/chats/{chat_id}/messages/{message_id}/thumbs", response_model=MessageOut)
 def set_thumbs(
-    chat_id: int, message_id: int, body: Thumbs, db: SessionDep, user: ContributorUser
+    chat_id: Id, message_id: Id, body: Thumbs, db: SessionDep, user: ContributorUser
 ) -> MessageOut:
     chat = service.get_chat(db, user, chat_id)
     return message_out(service.set_thumbs(db, chat, message_id, body.value))
@@ -206,7 +205,7 @@ def set_thumbs(
 
 @router.post("/chats/{chat_id}/messages/{message_id}/report", response_model=MessageOut)
 def report(
-    chat_id: int, message_id: int, body: ReportIn, db: SessionDep, user: ContributorUser
+    chat_id: Id, message_id: Id, body: ReportIn, db: SessionDep, user: ContributorUser
 ) -> MessageOut:
     chat = service.get_chat(db, user, chat_id)
     return message_out(service.report(db, chat, message_id, body.reason))
@@ -214,7 +213,7 @@ def report(
 
 @router.post("/chats/{chat_id}/messages/{message_id}/to-lottery", status_code=201)
 def send_to_lottery(
-    chat_id: int, message_id: int, db: SessionDep, user: ContributorUser
+    chat_id: Id, message_id: Id, db: SessionDep, user: ContributorUser
 ) -> dict[str, int]:
     """The prompt of a thumbed-down answer becomes a prompt for the volunteers."""
     chat = service.get_chat(db, user, chat_id)

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse, Response
 from hedgerow.accounts.security import ContributorUser, OptionalUser
 from hedgerow.chat import arena, service
 from hedgerow.db import SessionDep
+from hedgerow.inputs import Id, Text
 from hedgerow.templating import render
 
 router = APIRouter(prefix="/arena", include_in_schema=False)
@@ -22,7 +23,7 @@ def arena_page(request: Request, user: ContributorUser) -> Response:
 
 @router.post("")
 async def start_battle(
-    user: ContributorUser, db: SessionDep, prompt: Annotated[str, Form()] = ""
+    user: ContributorUser, db: SessionDep, prompt: Annotated[Text, Form()] = ""
 ) -> Response:
     text = service.clean_text(prompt)
     pair = await arena.pick_pair()
@@ -37,16 +38,14 @@ def leaderboard_page(request: Request, user: OptionalUser, db: SessionDep) -> Re
 
 
 @router.get("/{battle_id}")
-def battle_page(
-    request: Request, battle_id: int, user: ContributorUser, db: SessionDep
-) -> Response:
+def battle_page(request: Request, battle_id: Id, user: ContributorUser, db: SessionDep) -> Response:
     battle = arena.get_battle(db, user, battle_id)
     return render(request, "chat/battle.html", {"battle": battle})
 
 
 @router.post("/{battle_id}/vote")
 def vote(
-    battle_id: int, user: ContributorUser, db: SessionDep, choice: Annotated[str, Form()] = ""
+    battle_id: Id, user: ContributorUser, db: SessionDep, choice: Annotated[Text, Form()] = ""
 ) -> Response:
     arena.vote(db, arena.get_battle(db, user, battle_id), choice)
     return RedirectResponse(f"/arena/{battle_id}", status_code=303)

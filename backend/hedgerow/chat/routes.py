@@ -12,6 +12,7 @@ from hedgerow.accounts.security import ContributorUser
 from hedgerow.chat import api, lottery, service
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
+from hedgerow.inputs import Id, Text
 from hedgerow.templating import render
 
 router = APIRouter(prefix="/chat", include_in_schema=False)
@@ -45,7 +46,7 @@ def new_chat(user: ContributorUser, db: SessionDep) -> Response:
 
 @router.get("/{chat_id}")
 def chat_page(
-    request: Request, chat_id: int, user: ContributorUser, db: SessionDep, selected: str = ""
+    request: Request, chat_id: Id, user: ContributorUser, db: SessionDep, selected: Text = ""
 ) -> Response:
     chat = service.get_chat(db, user, chat_id)
     chosen = [int(part) for part in selected.split(",") if part.strip().isdigit()]
@@ -73,11 +74,11 @@ def chat_page(
 
 @router.post("/{chat_id}/messages")
 def send_prompt(
-    chat_id: int,
+    chat_id: Id,
     user: ContributorUser,
     db: SessionDep,
-    text: Annotated[str, Form()] = "",
-    parent_id: Annotated[str, Form()] = "",
+    text: Annotated[Text, Form()] = "",
+    parent_id: Annotated[Text, Form()] = "",
     temperature: Annotated[float, Form()] = 0.7,
     top_p: Annotated[float, Form()] = 0.95,
     max_tokens: Annotated[int, Form()] = 512,
@@ -96,11 +97,11 @@ def send_prompt(
 
 @router.post("/{chat_id}/messages/{message_id}/regenerate")
 def regenerate(
-    chat_id: int,
-    message_id: int,
+    chat_id: Id,
+    message_id: Id,
     user: ContributorUser,
     db: SessionDep,
-    path: Annotated[str, Form()] = "",
+    path: Annotated[Text, Form()] = "",
 ) -> Response:
     chat = service.get_chat(db, user, chat_id)
     previous = service.get_message(db, chat, message_id)
@@ -117,12 +118,12 @@ def regenerate(
 
 @router.post("/{chat_id}/messages/{message_id}/thumbs")
 def thumbs(
-    chat_id: int,
-    message_id: int,
+    chat_id: Id,
+    message_id: Id,
     user: ContributorUser,
     db: SessionDep,
     value: Annotated[int, Form()],
-    path: Annotated[str, Form()] = "",
+    path: Annotated[Text, Form()] = "",
 ) -> Response:
     chat = service.get_chat(db, user, chat_id)
     service.set_thumbs(db, chat, message_id, value)
@@ -131,12 +132,12 @@ def thumbs(
 
 @router.post("/{chat_id}/messages/{message_id}/report")
 def report(
-    chat_id: int,
-    message_id: int,
+    chat_id: Id,
+    message_id: Id,
     user: ContributorUser,
     db: SessionDep,
-    reason: Annotated[str, Form()] = "",
-    path: Annotated[str, Form()] = "",
+    reason: Annotated[Text, Form()] = "",
+    path: Annotated[Text, Form()] = "",
 ) -> Response:
     chat = service.get_chat(db, user, chat_id)
     service.report(db, chat, message_id, reason)
@@ -145,13 +146,13 @@ def report(
 
 @router.post("/{chat_id}/settings")
 def chat_settings(
-    chat_id: int,
+    chat_id: Id,
     user: ContributorUser,
     db: SessionDep,
-    title: Annotated[str, Form()] = "",
+    title: Annotated[Text, Form()] = "",
     hidden: Annotated[bool, Form()] = False,
     allow_data_use: Annotated[bool, Form()] = False,
-    model: Annotated[str, Form()] = "",
+    model: Annotated[Text, Form()] = "",
 ) -> Response:
     chat = service.get_chat(db, user, chat_id)
     service.update_chat(
@@ -166,18 +167,18 @@ def chat_settings(
 
 
 @router.post("/{chat_id}/delete")
-def delete_chat(chat_id: int, user: ContributorUser, db: SessionDep) -> Response:
+def delete_chat(chat_id: Id, user: ContributorUser, db: SessionDep) -> Response:
     service.delete_chat(db, service.get_chat(db, user, chat_id))
     return _see_other("/chat")
 
 
 @router.post("/{chat_id}/messages/{message_id}/to-lottery")
 def send_to_lottery(
-    chat_id: int,
-    message_id: int,
+    chat_id: Id,
+    message_id: Id,
     user: ContributorUser,
     db: SessionDep,
-    path: Annotated[str, Form()] = "",
+    path: Annotated[Text, Form()] = "",
 ) -> Response:
     chat = service.get_chat(db, user, chat_id)
     lottery.send_prompt_to_lottery(db, chat, message_id, user)

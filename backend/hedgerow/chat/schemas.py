@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from hedgerow.inputs import Id, Text
+
 
 class SamplingIn(BaseModel):
     temperature: float = 0.7
@@ -15,20 +17,20 @@ class SamplingIn(BaseModel):
 
 
 class NewChat(BaseModel):
-    model: str | None = Field(default=None, max_length=200)
+    model: Text | None = Field(default=None, max_length=200)
 
 
 class ChatUpdate(BaseModel):
-    title: str | None = None
+    title: Text | None = None
     hidden: bool | None = None
     allow_data_use: bool | None = None
-    model: str | None = Field(default=None, max_length=200)
+    model: Text | None = Field(default=None, max_length=200)
 
 
 class NewPrompt(SamplingIn):
     # Not length-limited here: the service refuses over-long text with its own message.
-    text: str
-    parent_id: int | None = None
+    text: Text
+    parent_id: Id | None = None
 
 
 class Regenerate(SamplingIn):
@@ -40,7 +42,7 @@ class Thumbs(BaseModel):
 
 
 class ReportIn(BaseModel):
-    reason: str
+    reason: Text
 
 
 class ChatOut(BaseModel):

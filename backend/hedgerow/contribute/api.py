@@ -25,6 +25,7 @@ from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
 from hedgerow.growth import service
 from hedgerow.growth.schemas import GUIDELINE_VERSION, LABELS
+from hedgerow.inputs import Id, Text
 
 # The longest honest body is a prompt plus a context passage at the text limit, as UTF-8
 # (up to 4 bytes a character) and JSON-escaped; anything far beyond is not a volunteer.
@@ -47,7 +48,7 @@ router = APIRouter(tags=["tasks"], dependencies=[Depends(limit_body_size)])
 
 @router.get("/tasks/available", response_model=AvailableOut)
 def tasks_available(
-    db: SessionDep, user: ContributorUser, language: str | None = Query(None, max_length=16)
+    db: SessionDep, user: ContributorUser, language: Text | None = Query(None, max_length=16)
 ) -> AvailableOut:
     """How many items of work of each kind you could be handed now."""
     language = language or user.language
@@ -69,21 +70,21 @@ def request_task(body: TaskRequest, db: SessionDep, user: ContributorUser) -> Ta
 
 @router.post("/tasks/{task_id}/submit", response_model=SubmitResult)
 def submit_task(
-    task_id: int, body: SubmitRequest, db: SessionDep, user: ContributorUser
+    task_id: Id, body: SubmitRequest, db: SessionDep, user: ContributorUser
 ) -> SubmitResult:
     result = service.submit_task(db, user, task_id, body)
     return SubmitResult(task_id=task_id, **asdict(result))
 
 
 @router.post("/tasks/{task_id}/skip", response_model=SkipResult)
-def skip_task(task_id: int, body: SkipRequest, db: SessionDep, user: ContributorUser) -> SkipResult:
+def skip_task(task_id: Id, body: SkipRequest, db: SessionDep, user: ContributorUser) -> SkipResult:
     service.skip_task(db, user, task_id, body.reason)
     return SkipResult(task_id=task_id)
 
 
 @router.post("/tasks/{task_id}/draft", response_model=DraftResult)
 def save_draft(
-    task_id: int, body: DraftRequest, db: SessionDep, user: ContributorUser
+    task_id: Id, body: DraftRequest, db: SessionDep, user: ContributorUser
 ) -> DraftResult:
     """Autosave what you typed; extends your lease."""
     deadline = service.save_draft(db, user, task_id, body.draft)
@@ -100,6 +101,6 @@ def labels() -> LabelsOut:
 
 
 @router.post("/messages/{message_id}/red-flag", response_model=RedFlagResult)
-def red_flag(message_id: int, db: SessionDep, user: ContributorUser) -> RedFlagResult:
+def red_flag(message_id: Id, db: SessionDep, user: ContributorUser) -> RedFlagResult:
     """Flag a message as harmful; enough flags remove it and its replies."""
     return RedFlagResult.model_validate(service.record_red_flag(db, user, message_id))

@@ -35,6 +35,7 @@ from hedgerow.growth.schemas import (
     REVIEW_MODES,
     TaskView,
 )
+from hedgerow.inputs import Id, Text, check_form_texts
 from hedgerow.languages import language_name
 from hedgerow.markdown import render_markdown
 from hedgerow.models import TaskState, User
@@ -77,7 +78,9 @@ T = TypeVar("T")
 
 
 async def _form(request: Request) -> FormData:
-    return await request.form()
+    form = await request.form()
+    check_form_texts(form)
+    return form
 
 
 TaskForm = Annotated[FormData, Depends(_form)]
@@ -243,8 +246,8 @@ def start_task(
     request: Request,
     db: SessionDep,
     user: ContributorUser,
-    kind: Annotated[str, Form()] = "any",
-    review_mode: Annotated[str, Form()] = "full",
+    kind: Annotated[Text, Form()] = "any",
+    review_mode: Annotated[Text, Form()] = "full",
 ) -> Response:
     """Your current task if you hold one, else a new one of `kind`."""
     return _next_task(request, db, user, kind=kind, review_mode=review_mode)
@@ -253,11 +256,11 @@ def start_task(
 @router.get("/tasks/{task_id}")
 def task_page(
     request: Request,
-    task_id: int,
+    task_id: Id,
     db: SessionDep,
     user: ContributorUser,
     mode: str | None = None,
-    next: str = "any",
+    next: Text = "any",
     done: str | None = None,
     asked: str | None = None,
 ) -> Response:
@@ -272,7 +275,7 @@ def task_page(
 
 @router.post("/tasks/{task_id}/submit")
 def submit_task(
-    request: Request, task_id: int, db: SessionDep, user: ContributorUser, form: TaskForm
+    request: Request, task_id: Id, db: SessionDep, user: ContributorUser, form: TaskForm
 ) -> Response:
     values = forms.form_values(form)
     next_kind = str(form.get("next_kind") or "any")
@@ -291,7 +294,7 @@ def submit_task(
 
 @router.post("/tasks/{task_id}/skip")
 def skip_task(
-    request: Request, task_id: int, db: SessionDep, user: ContributorUser, form: TaskForm
+    request: Request, task_id: Id, db: SessionDep, user: ContributorUser, form: TaskForm
 ) -> Response:
     next_kind = str(form.get("next_kind") or "any")
     reason = str(form.get("reason") or "")
@@ -304,8 +307,8 @@ def skip_task(
 @router.post("/tasks/{task_id}/report/{message_id}")
 def report_reply(
     request: Request,
-    task_id: int,
-    message_id: int,
+    task_id: Id,
+    message_id: Id,
     db: SessionDep,
     user: ContributorUser,
     form: TaskForm,

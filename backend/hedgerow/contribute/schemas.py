@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hedgerow.growth.schemas import Submission
+from hedgerow.inputs import JsonObject, Text
 
 TaskKindOrAny = Literal[
     "any",
@@ -26,7 +27,7 @@ class TaskRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"kind": "any", "language": "en"}]})
 
     kind: TaskKindOrAny = "any"
-    language: str | None = Field(
+    language: Text | None = Field(
         default=None, max_length=16, description="Defaults to the user's language."
     )
     review_mode: Literal["full", "quick"] = Field(
@@ -138,7 +139,7 @@ class SubmitResult(BaseModel):
 class SkipRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "not my expertise"}]})
 
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Text | None = Field(default=None, max_length=500)
 
 
 class SkipResult(BaseModel):
@@ -151,7 +152,7 @@ class DraftRequest(BaseModel):
         json_schema_extra={"examples": [{"draft": {"text": "Hedgehogs hiber"}}]}
     )
 
-    draft: dict[str, Any]
+    draft: JsonObject
 
 
 class DraftResult(BaseModel):

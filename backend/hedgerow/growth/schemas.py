@@ -23,6 +23,7 @@ from hedgerow.growth.labels import (
     ReviewMode,
 )
 from hedgerow.models import TaskKind
+from hedgerow.text import Text
 
 PROMPT_CATEGORIES = (
     "brainstorming",
@@ -79,14 +80,14 @@ class Submission(BaseModel):
     ``not_rankable``, and optional ``grades`` between neighbours.
     """
 
-    text: str | None = None
-    category: str | None = None
-    context: str | None = None
-    labels: dict[str, float] | None = None
+    text: Text | None = None
+    category: Text | None = None
+    context: Text | None = None
+    labels: dict[Text, float] | None = None
     mode: Literal["full", "quick"] = "full"
     ranking: list[int] | None = None
     not_rankable: bool = False
-    grades: list[str] | None = None
+    grades: list[Text] | None = None
 
     def echo(self) -> dict[str, Any]:
         """What the volunteer sent, returned in errors so that the UI can keep it."""

@@ -6,10 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hedgerow.inputs import Text
+
 
 class ChatMessageIn(BaseModel):
     role: Literal["system", "user", "assistant"]
-    content: str = Field(max_length=100_000)
+    content: Text = Field(max_length=100_000)
 
 
 class ChatCompletionRequest(BaseModel):
@@ -17,7 +19,7 @@ class ChatCompletionRequest(BaseModel):
     # send them by default.
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field(min_length=1, max_length=200)
+    model: Text = Field(min_length=1, max_length=200)
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=500)
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
@@ -25,4 +27,4 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     seed: int | None = None
     # OpenAI's end-user id; the per-user rate limit counts by it.
-    user: str | None = Field(default=None, max_length=200)
+    user: Text | None = Field(default=None, max_length=200)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 
 from hedgerow.accounts.security import ContributorUser, ModeratorUser
 from hedgerow.db import SessionDep
+from hedgerow.inputs import Id, PageNumber, Text
 from hedgerow.moderation import service
 from hedgerow.moderation.schemas import (
     AuditEventOut,
@@ -28,7 +29,7 @@ router = APIRouter(tags=["moderation"])
 
 @router.post("/messages/{message_id}/report", status_code=201)
 def report_message(
-    message_id: int, body: ReportRequest, db: SessionDep, user: ContributorUser
+    message_id: Id, body: ReportRequest, db: SessionDep, user: ContributorUser
 ) -> ReportOut:
     """Report a message to the moderators; once per message (``already_reported``)."""
     report = service.report_message(db, user, message_id, reason=body.reason, text=body.text)
@@ -36,7 +37,7 @@ def report_message(
 
 
 @router.get("/moderation/queue")
-def queue(db: SessionDep, moderator: ModeratorUser, page: int = 1) -> list[QueueEntryOut]:
+def queue(db: SessionDep, moderator: ModeratorUser, page: PageNumber = 1) -> list[QueueEntryOut]:
     items, _ = service.queue_page(db, page=page)
     return [
         QueueEntryOut(
@@ -56,7 +57,7 @@ def queue(db: SessionDep, moderator: ModeratorUser, page: int = 1) -> list[Queue
 
 @router.post("/moderation/messages/{message_id}/dismiss")
 def dismiss(
-    message_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+    message_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> MessageIdsOut:
     service.dismiss_reports(db, moderator, message_id, reason=body.reason)
     return MessageIdsOut(message_ids=[message_id])
@@ -64,7 +65,7 @@ def dismiss(
 
 @router.post("/moderation/messages/{message_id}/delete")
 def delete(
-    message_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+    message_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> MessageIdsOut:
     """Soft-delete the message and everything below it."""
     ids = service.delete_message(db, moderator, message_id, reason=body.reason)
@@ -73,7 +74,7 @@ def delete(
 
 @router.post("/moderation/messages/{message_id}/undelete")
 def undelete(
-    message_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+    message_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> MessageIdsOut:
     """Bring back exactly the subtree deleted with this message."""
     ids = service.undelete_message(db, moderator, message_id, reason=body.reason)
@@ -82,7 +83,7 @@ def undelete(
 
 @router.post("/moderation/messages/{message_id}/edit")
 def edit(
-    message_id: int, body: EditRequest, db: SessionDep, moderator: ModeratorUser
+    message_id: Id, body: EditRequest, db: SessionDep, moderator: ModeratorUser
 ) -> RevisionOut:
     revision = service.edit_message(
         db, moderator, message_id, new_text=body.text, reason=body.reason
@@ -92,7 +93,7 @@ def edit(
 
 @router.post("/moderation/trees/{tree_id}/halt")
 def halt(
-    tree_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+    tree_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> TreeStateOut:
     tree = service.halt_tree(db, moderator, tree_id, reason=body.reason)
     return TreeStateOut(tree_id=tree.id, state=tree.state)
@@ -100,7 +101,7 @@ def halt(
 
 @router.post("/moderation/trees/{tree_id}/resume")
 def resume(
-    tree_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+    tree_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> TreeStateOut:
     tree = service.resume_tree(db, moderator, tree_id, reason=body.reason)
     return TreeStateOut(tree_id=tree.id, state=tree.state)
@@ -108,7 +109,7 @@ def resume(
 
 @router.post("/moderation/users/{user_id}/disable")
 def disable(
-    user_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+    user_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> UserStateOut:
     """Disable the account; its waiting prompts leave the lottery and its leases end."""
     user = service.disable_user(db, moderator, user_id, reason=body.reason)
@@ -117,7 +118,7 @@ def disable(
 
 @router.post("/moderation/users/{user_id}/enable")
 def enable(
-    user_id: int, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+    user_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> UserStateOut:
     user = service.enable_user(db, moderator, user_id, reason=body.reason)
     return UserStateOut(user_id=user.id, enabled=user.enabled)
@@ -125,7 +126,7 @@ def enable(
 
 @router.post("/moderation/users/{user_id}/notes", status_code=201)
 def add_note(
-    user_id: int, body: NoteRequest, db: SessionDep, moderator: ModeratorUser
+    user_id: Id, body: NoteRequest, db: SessionDep, moderator: ModeratorUser
 ) -> dict[str, int]:
     note = service.add_note(db, moderator, user_id, text=body.text)
     return {"id": note.id}
@@ -143,11 +144,11 @@ def bulk(body: BulkRequest, db: SessionDep, moderator: ModeratorUser) -> BulkRes
 def audit(
     db: SessionDep,
     moderator: ModeratorUser,
-    actor: str | None = Query(None, max_length=32),
-    action: str | None = Query(None, max_length=64),
-    target_type: str | None = Query(None, max_length=32),
-    target_id: int | None = None,
-    page: int = 1,
+    actor: Text | None = Query(None, max_length=32),
+    action: Text | None = Query(None, max_length=64),
+    target_type: Text | None = Query(None, max_length=32),
+    target_id: Id | None = None,
+    page: PageNumber = 1,
 ) -> list[AuditEventOut]:
     rows, _ = service.audit_log(
         db, actor=actor, action=action, target_type=target_type, target_id=target_id, page=page

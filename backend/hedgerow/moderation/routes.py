@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from hedgerow.accounts.security import ContributorUser, ModeratorUser, safe_next
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
+from hedgerow.inputs import MAX_ID, Id, PageNumber, Text, check_form_texts
 from hedgerow.models import Message, ReportReason, Role
 from hedgerow.moderation import service
 from hedgerow.moderation.queries import REASON_SEVERITY, TROLL_WEIGHTS
@@ -23,7 +24,7 @@ from hedgerow.templating import is_htmx, render
 
 router = APIRouter(include_in_schema=False)
 
-FormText = Annotated[str, Form()]
+FormText = Annotated[Text, Form()]
 REPORT_REASONS = [reason.value for reason in ReportReason]
 
 
@@ -46,10 +47,10 @@ def _report_context(message_id: int, next_url: str, **extra: object) -> dict[str
 @router.get("/messages/{message_id}/report")
 def report_form(
     request: Request,
-    message_id: int,
+    message_id: Id,
     db: SessionDep,
     user: ContributorUser,
-    next: str = Query("/dashboard", max_length=2000),
+    next: Text = Query("/dashboard", max_length=2000),
     done: bool = False,
 ) -> Response:
     message = db.get(Message, message_id)
@@ -65,7 +66,7 @@ def report_form(
 @router.post("/messages/{message_id}/report")
 def report_message(
     request: Request,
-    message_id: int,
+    message_id: Id,
     db: SessionDep,
     user: ContributorUser,
     reason: FormText = "",
@@ -106,7 +107,7 @@ def moderation_home(moderator: ModeratorUser) -> Response:
 
 @router.get("/moderation/queue")
 def queue_page(
-    request: Request, db: SessionDep, moderator: ModeratorUser, page: int = 1
+    request: Request, db: SessionDep, moderator: ModeratorUser, page: PageNumber = 1
 ) -> Response:
     items, has_next = service.queue_page(db, page=page)
     return render(
@@ -124,7 +125,7 @@ def queue_page(
 
 @router.get("/moderation/messages/{message_id}")
 def message_page(
-    request: Request, message_id: int, db: SessionDep, moderator: ModeratorUser
+    request: Request, message_id: Id, db: SessionDep, moderator: ModeratorUser
 ) -> Response:
     detail = service.message_detail(db, message_id)
     return render(request, "moderation/message.html", {"detail": detail})
@@ -136,7 +137,7 @@ def _message_page_url(message_id: int) -> str:
 
 @router.post("/moderation/messages/{message_id}/dismiss")
 def dismiss(
-    message_id: int,
+    message_id: Id,
     db: SessionDep,
     moderator: ModeratorUser,
     reason: FormText = "",
@@ -148,7 +149,7 @@ def dismiss(
 
 @router.post("/moderation/messages/{message_id}/delete")
 def delete(
-    message_id: int,
+    message_id: Id,
     db: SessionDep,
     moderator: ModeratorUser,
     reason: FormText = "",
@@ -160,7 +161,7 @@ def delete(
 
 @router.post("/moderation/messages/{message_id}/undelete")
 def undelete(
-    message_id: int,
+    message_id: Id,
     db: SessionDep,
     moderator: ModeratorUser,
     reason: FormText = "",
@@ -173,7 +174,7 @@ def undelete(
 @router.post("/moderation/messages/{message_id}/edit")
 def edit(
     request: Request,
-    message_id: int,
+    message_id: Id,
     db: SessionDep,
     moderator: ModeratorUser,
     text: FormText = "",
@@ -200,7 +201,7 @@ def edit(
 
 @router.post("/moderation/trees/{tree_id}/halt")
 def halt(
-    tree_id: int,
+    tree_id: Id,
     db: SessionDep,
     moderator: ModeratorUser,
     reason: FormText = "",
@@ -212,7 +213,7 @@ def halt(
 
 @router.post("/moderation/trees/{tree_id}/resume")
 def resume(
-    tree_id: int,
+    tree_id: Id,
     db: SessionDep,
     moderator: ModeratorUser,
     reason: FormText = "",
@@ -225,9 +226,10 @@ def resume(
 @router.post("/moderation/bulk")
 async def bulk(request: Request, db: SessionDep, moderator: ModeratorUser) -> Response:
     form = await request.form()
+    check_form_texts(form)
     ids: list[int] = []
     for value in form.getlist("message_ids"):
-        if not isinstance(value, str) or not value.isdigit():
+        if not isinstance(value, str) or not value.isdigit() or int(value) > MAX_ID:
             raise AppError("invalid_selection", "The selection names an unknown message.", 422)
         ids.append(int(value))
     action = form.get("action")
@@ -252,7 +254,7 @@ def _user_page_url(user_id: int) -> str:
 
 
 @router.get("/moderation/users/{user_id}")
-def user_page(request: Request, user_id: int, db: SessionDep, moderator: ModeratorUser) -> Response:
+def user_page(request: Request, user_id: Id, db: SessionDep, moderator: ModeratorUser) -> Response:
     detail = service.user_detail(db, user_id)
     return render(
         request,
@@ -263,7 +265,7 @@ def user_page(request: Request, user_id: int, db: SessionDep, moderator: Moderat
 
 @router.post("/moderation/users/{user_id}/disable")
 def disable(
-    user_id: int, db: SessionDep, moderator: ModeratorUser, reason: FormText = ""
+    user_id: Id, db: SessionDep, moderator: ModeratorUser, reason: FormText = ""
 ) -> Response:
     service.disable_user(db, moderator, user_id, reason=reason)
     return _back("", _user_page_url(user_id))
@@ -271,7 +273,7 @@ def disable(
 
 @router.post("/moderation/users/{user_id}/enable")
 def enable(
-    user_id: int, db: SessionDep, moderator: ModeratorUser, reason: FormText = ""
+    user_id: Id, db: SessionDep, moderator: ModeratorUser, reason: FormText = ""
 ) -> Response:
     service.enable_user(db, moderator, user_id, reason=reason)
     return _back("", _user_page_url(user_id))
@@ -279,7 +281,7 @@ def enable(
 
 @router.post("/moderation/users/{user_id}/notes")
 def add_note(
-    user_id: int, db: SessionDep, moderator: ModeratorUser, text: FormText = ""
+    user_id: Id, db: SessionDep, moderator: ModeratorUser, text: FormText = ""
 ) -> Response:
     service.add_note(db, moderator, user_id, text=text)
     return _back("", _user_page_url(user_id))
@@ -317,11 +319,11 @@ def audit_page(
     request: Request,
     db: SessionDep,
     moderator: ModeratorUser,
-    actor: str = Query("", max_length=32),
-    action: str = Query("", max_length=64),
-    target_type: str = Query("", max_length=32),
-    target_id: int | None = None,
-    page: int = 1,
+    actor: Text = Query("", max_length=32),
+    action: Text = Query("", max_length=64),
+    target_type: Text = Query("", max_length=32),
+    target_id: Id | None = None,
+    page: PageNumber = 1,
 ) -> Response:
     rows, has_next = service.audit_log(
         db, actor=actor, action=action, target_type=target_type, target_id=target_id, page=page

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hedgerow.inputs import Id, Text
 from hedgerow.models import AuditEvent, Report, ReportReason
 
 
@@ -14,7 +15,7 @@ class ReportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: ReportReason
-    text: str | None = Field(default=None, max_length=2000)
+    text: Text | None = Field(default=None, max_length=2000)
 
 
 class ReportOut(BaseModel):
@@ -40,28 +41,28 @@ class ReportOut(BaseModel):
 class ReasonRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Text | None = Field(default=None, max_length=500)
 
 
 class EditRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str
-    reason: str = Field(max_length=500)
+    text: Text
+    reason: Text = Field(max_length=500)
 
 
 class NoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(max_length=4000)
+    text: Text = Field(max_length=4000)
 
 
 class BulkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    action: str
-    message_ids: list[int] = Field(max_length=100)
-    reason: str | None = Field(default=None, max_length=500)
+    action: Text
+    message_ids: list[Id] = Field(max_length=100)
+    reason: Text | None = Field(default=None, max_length=500)
 
 
 class BulkResult(BaseModel):

@@ -6,6 +6,7 @@ from fastapi import APIRouter, BackgroundTasks
 
 from hedgerow.accounts.security import AdminUser
 from hedgerow.db import SessionDep
+from hedgerow.inputs import Id
 from hedgerow.models import ModelVersion, TrainingRun
 from hedgerow.training import queries, service
 from hedgerow.training.schemas import (
@@ -82,12 +83,12 @@ def start_run(
 
 
 @router.get("/{version_id}")
-def get_version(version_id: int, admin: AdminUser, db: SessionDep) -> ModelVersionDetail:
+def get_version(version_id: Id, admin: AdminUser, db: SessionDep) -> ModelVersionDetail:
     return _detail(db, service.get_version(db, version_id))
 
 
 @router.post("/{version_id}/promote")
-def promote(version_id: int, admin: AdminUser, db: SessionDep) -> ModelVersionDetail:
+def promote(version_id: Id, admin: AdminUser, db: SessionDep) -> ModelVersionDetail:
     return _detail(db, service.promote(db, version_id, actor=admin))
 
 

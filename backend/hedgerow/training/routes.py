@@ -11,6 +11,7 @@ from hedgerow.accounts.security import AdminUser
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
+from hedgerow.inputs import Id
 from hedgerow.models import Release
 from hedgerow.templating import is_htmx, render
 from hedgerow.training import artifacts, queries, service
@@ -49,7 +50,7 @@ def start_run(
     admin: AdminUser,
     db: SessionDep,
     background: BackgroundTasks,
-    release_id: Annotated[int, Form()],
+    release_id: Annotated[Id, Form()],
     # A checkbox: present when ticked.
     dpo: Annotated[bool, Form()] = False,
 ) -> Response:
@@ -61,7 +62,7 @@ def start_run(
 
 
 @router.get("/versions/{version_id}")
-def version_page(request: Request, version_id: int, admin: AdminUser, db: SessionDep) -> Response:
+def version_page(request: Request, version_id: Id, admin: AdminUser, db: SessionDep) -> Response:
     version = service.get_version(db, version_id)
     run = queries.run_of(db, version_id)
     context: dict[str, Any] = {
@@ -80,7 +81,7 @@ def version_page(request: Request, version_id: int, admin: AdminUser, db: Sessio
 
 
 @router.post("/versions/{version_id}/promote")
-def promote(request: Request, version_id: int, admin: AdminUser, db: SessionDep) -> Response:
+def promote(request: Request, version_id: Id, admin: AdminUser, db: SessionDep) -> Response:
     service.promote(db, version_id, actor=admin)
     return _see_other(request, f"/admin/training/versions/{version_id}")
 
@@ -92,7 +93,7 @@ def roll_back(request: Request, name: str, admin: AdminUser, db: SessionDep) -> 
 
 
 @router.get("/compare")
-def compare_page(request: Request, admin: AdminUser, db: SessionDep, a: int, b: int) -> Response:
+def compare_page(request: Request, admin: AdminUser, db: SessionDep, a: Id, b: Id) -> Response:
     if a == b:
         raise AppError("same_version", "Pick two different versions to compare.", 422)
     left = service.get_version(db, a)

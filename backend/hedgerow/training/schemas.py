@@ -7,11 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hedgerow.inputs import Id
+
 
 class StartRun(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    release_id: int
+    release_id: Id
     # Override the settings for this run: a DPO stage after SFT, and processes (0: one
     # per GPU).
     dpo: bool | None = None
@@ -36,7 +38,7 @@ class ModelVersionOut(BaseModel):
     id: int
     name: str
     base_model: str
-    release_id: int
+    release_id: Id
     status: str
     failure_reason: str | None
     config: dict[str, Any]

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from hedgerow.errors import NotFound
-from hedgerow.models import Role, Tree, User
+from hedgerow.models import Role, Tree, TreeState, User
 from hedgerow.trees import queries
 
 
@@ -57,9 +57,11 @@ def _rank_order(node: TreeNode) -> tuple[int, int]:
 
 def view_tree(db: Session, viewer: User, tree_id: int, selected_id: int | None = None) -> TreeView:
     tree = queries.get_tree(db, tree_id)
-    if tree is None:
-        raise NotFound("There is no tree with that id.")
     is_moderator = viewer.has_role(Role.moderator)
+    # A halted tree is the moderators' business: to anyone else it does not exist, with
+    # the same answer as a missing one.
+    if tree is None or (tree.state == TreeState.halted and not is_moderator):
+        raise NotFound("There is no tree with that id.")
     rows = queries.tree_messages(db, tree_id, include_deleted=is_moderator)
     nodes: dict[int, TreeNode] = {}
     root: TreeNode | None = None
