@@ -146,5 +146,5 @@ def test_a_tree_from_sign_up_to_ready_for_export(
     expect(alice.locator("tr.viewer")).to_contain_text("(you)")
     screenshot(alice, "leaderboard")
     alice.goto("/stats")
-    expect(alice.locator("svg")).to_have_count(4)
+    expect(alice.locator("figure.chart [role=img]")).to_have_count(4)  # four charts drawn
     screenshot(alice, "stats")

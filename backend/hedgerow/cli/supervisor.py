@@ -3,6 +3,7 @@ order, and watched so that one exiting on its own stops the rest."""
 
 from __future__ import annotations
 
+import gc
 import signal
 import subprocess
 import sys
@@ -12,9 +13,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from hedgerow.cli.common import err_console
 from hedgerow.config import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 # How long a child gets to finish its current request or job after SIGTERM before it is
 # killed. Celery's warm shutdown waits for the running job, so this is generous.
@@ -88,15 +93,28 @@ def wait_until_worker_answers(settings: Settings, supervisor: Supervisor) -> boo
 
     app = make_celery(settings)
     deadline = time.monotonic() + WORKER_READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if supervisor.stop_requested.is_set() or supervisor.exited_child() is not None:
-            return False
-        try:
-            if app.control.ping(timeout=0.5):
-                return True
-        except Exception:  # any broker trouble: the worker cannot answer yet either
-            supervisor.stop_requested.wait(0.2)
-    return False
+    try:
+        while time.monotonic() < deadline:
+            if supervisor.stop_requested.is_set() or supervisor.exited_child() is not None:
+                return False
+            try:
+                if app.control.ping(timeout=0.5):
+                    return True
+            except Exception:  # any broker trouble: the worker cannot answer yet either
+                supervisor.stop_requested.wait(0.2)
+        return False
+    finally:
+        _let_go_of_the_broker(app)
+
+
+def _let_go_of_the_broker(app: Celery) -> None:
+    """Close every connection the ping opened: the embedded Redis shuts down only once its
+    last client has gone. Celery keeps them in two pools and in objects that refer to each
+    other, which only the garbage collector frees (app.close() alone leaves four open)."""
+    app.amqp.producer_pool.force_close_all()
+    app.pool.force_close_all()
+    app.close()
+    gc.collect()
 
 
 def wait_until_serving(url: str, supervisor: Supervisor) -> bool:
