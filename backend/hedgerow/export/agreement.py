@@ -3,8 +3,9 @@
 - **Reviewers**: Krippendorff's alpha per label, with messages as the units and reviewers as
   the coders. Alpha depends on the data only through the label's coincidence matrix (every
   ordered pair of values that two reviewers gave the same message, weighted 1/(m - 1) for a
-  message with m values), so each part adds its messages into per-label matrices over the
-  few values a label takes, and alpha is computed once from their sum.
+  message with m values), so each part counts its messages per label and multiset of
+  values (`LabelUnitCounter`), makes its matrices over the few values a label takes from
+  those counts, and alpha is computed once from the sum of the parts' matrices.
 - **Rankers**: Kendall's W per sibling set over its usable rankings, summed per language.
 - **Redundancy**: how many messages took how many reviews.
 
