@@ -45,7 +45,13 @@ ADD_REVIEWS = """
 WITH people AS (SELECT min(id) AS first_id, count(*) AS how_many FROM "user")
 INSERT INTO label (message_id, user_id, values, mode, guideline_version)
 SELECT m.id, people.first_id + (m.id * 7 + g) % people.how_many,
-       jsonb_build_object('spam', 0, 'lang_mismatch', 0, 'quality', (g % 5) / 4.0),
+       -- Reviewers who mostly agree: spam and wrong language are rare, and the quality
+       -- of each message varies by a step or two among its reviewers.
+       jsonb_build_object(
+           'spam', (abs(hashint8(m.id * 3 + g)) % 23 = 0)::int,
+           'lang_mismatch', (abs(hashint8(m.id * 5 + g)) % 31 = 0)::int,
+           'quality', least(4, abs(hashint8(m.id)) % 4 + abs(hashint8(m.id * 7 + g)) % 2) / 4.0
+       ),
        'quick', '2026-11'
   FROM message m CROSS JOIN generate_series(1, 3) g CROSS JOIN people
 """

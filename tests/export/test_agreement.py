@@ -134,7 +134,7 @@ def test_label_units_are_counted_per_distinct_summary_and_folded_in_bulk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Messages with the same labels share one summary; the counter adds them as if each
-    had been added on its own, also when it folds early to stay small."""
+    had been added on its own, also when it counts them in early to stay small."""
     monkeypatch.setattr(LabelUnitCounter, "FOLD_EVERY", 2)
     label_values = LabelValues()
     texts = ['{"spam": 0, "quality": 0.5}', '{"spam": 1, "quality": 0.75}', '{"quality": 1}']
@@ -155,7 +155,7 @@ def test_label_units_are_counted_per_distinct_summary_and_folded_in_bulk(
         parsed = [json.loads(values) for values in chosen]
         for name in ("spam", "quality"):
             direct.add_label_unit(name, [float(p[name]) for p in parsed if name in p])
-    counter.fold()
+    counter.finish()
     assert counted == direct
 
 

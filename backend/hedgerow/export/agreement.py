@@ -3,8 +3,9 @@
 - **Reviewers**: Krippendorff's alpha per label, with messages as the units and reviewers as
   the coders. Alpha depends on the data only through the label's coincidence matrix (every
   ordered pair of values that two reviewers gave the same message, weighted 1/(m - 1) for a
-  message with m values), so each part adds its messages into per-label matrices over the
-  few values a label takes, and alpha is computed once from their sum.
+  message with m values), so each part counts its messages per label and multiset of
+  values (`LabelUnitCounter`), makes its matrices over the few values a label takes from
+  those counts, and alpha is computed once from the sum of the parts' matrices.
 - **Rankers**: Kendall's W per sibling set over its usable rankings, summed per language.
 - **Redundancy**: how many messages took how many reviews.
 
@@ -22,7 +23,8 @@ from fractions import Fraction
 from typing import Any, Literal
 
 Level = Literal["nominal", "interval"]
-# (label name, the values its reviewers gave one message), for labels given by two or more.
+# (label name, the values its reviewers gave one message, sorted), for labels given by two
+# reviewers or more.
 LabelUnits = tuple[tuple[str, tuple[float, ...]], ...]
 # A label's coincidence matrix: {(value, other value): weight}, zero entries left out.
 Coincidences = dict[tuple[float, float], Fraction]
@@ -101,35 +103,47 @@ class AgreementTally:
 
 
 class LabelUnitCounter:
-    """Counts messages per distinct `LabelUnits` and adds them into `tally` in bulk.
+    """Counts a part's messages per label and multiset of values, and adds them into
+    `tally`'s coincidence matrices when the part is finished.
 
-    Messages with the same label values share one LabelUnits tuple (see
-    labels.LabelValues), so a message costs one dictionary update here, not a pass over
-    its labels; tuples are told apart by identity (each is held until it is added in, so
-    its id is not reused meanwhile). At most FOLD_EVERY are held: memory stays flat."""
+    Messages with the same labels share one LabelUnits tuple (see labels.LabelValues), so a
+    message costs one dictionary update here, not a pass over its labels: tuples are told
+    apart by identity (each is held until it is counted in, so its id is not reused
+    meanwhile), and at most FOLD_EVERY are held before they are counted per (label, sorted
+    values). A label takes a few values (0/1, or five steps), so there are few such
+    multisets, and making the matrices' fractions from them once per part costs nothing
+    per message. Memory stays flat."""
 
     FOLD_EVERY = 4_096
 
     def __init__(self, tally: AgreementTally) -> None:
         self._tally = tally
         self._held: dict[int, list[Any]] = {}
+        self._messages: Counter[tuple[str, tuple[float, ...]]] = Counter()
 
     def count(self, units: LabelUnits) -> None:
         found = self._held.get(id(units))
         if found is None:
             if len(self._held) >= self.FOLD_EVERY:
-                self.fold()
+                self._fold()
             self._held[id(units)] = [units, 1]
         else:
             found[1] += 1
 
-    def fold(self) -> None:
-        """Add what was counted into the tally."""
-        add = self._tally.add_label_unit
-        for units, messages in self._held.values():
-            for name, values in units:
-                add(name, values, messages)
+    def _fold(self) -> None:
+        messages = self._messages
+        for units, count in self._held.values():
+            for unit in units:
+                messages[unit] += count
         self._held.clear()
+
+    def finish(self) -> None:
+        """Add what was counted into the tally."""
+        self._fold()
+        add = self._tally.add_label_unit
+        for (name, values), count in self._messages.items():
+            add(name, values, count)
+        self._messages.clear()
 
 
 # --- the statistics -------------------------------------------------------------------
@@ -161,12 +175,14 @@ def _rank_deviations(orders: Sequence[Sequence[Hashable]]) -> tuple[int, int] | 
     an item's rank sum over the m orders; None with fewer than two such items."""
     first = orders[0]
     common = set(first)
+    same_length = True
     for order in orders[1:]:
         common.intersection_update(order)
+        same_length = same_length and len(order) == len(first)
     items = len(common)
     if items < 2:
         return None
-    if len(first) == items and all(len(order) == items for order in orders):
+    if same_length and len(first) == items:
         # Nearly always: every ranker ordered the same replies, each once.
         rank_sums = dict.fromkeys(first, 0)
         for order in orders:

@@ -76,7 +76,9 @@ class LabelValues:
                 [entry["value"] for entry in by_name.values()],
                 [len(values[name]) for name in by_name],
                 totals,
-                tuple((name, tuple(values[name])) for name in by_name if len(values[name]) > 1),
+                tuple(
+                    (name, tuple(sorted(values[name]))) for name in by_name if len(values[name]) > 1
+                ),
             )
             if len(self._summaries) >= LABEL_VALUES_CACHE:
                 self._summaries.clear()

@@ -424,7 +424,7 @@ class PartWriters:
     # --- closing --------------------------------------------------------------------
 
     def close(self) -> PartOutcome:
-        self._label_units.fold()
+        self._label_units.finish()
         self._flush_messages()
         self._messages.close()
         self._deflate_tree_lines()
