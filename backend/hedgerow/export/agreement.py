@@ -106,8 +106,8 @@ class LabelUnitCounter:
     """Counts a part's messages per label and multiset of values, and adds them into
     `tally`'s coincidence matrices when the part is finished.
 
-    Messages with the same labels share one LabelUnits tuple (see labels.LabelValues), so a
-    message costs one dictionary update here, not a pass over its labels: tuples are told
+    Messages with the same labels share one LabelUnits tuple (see labels.LabelValues), so
+    they are counted together, not label by label: tuples are told
     apart by identity (each is held until it is counted in, so its id is not reused
     meanwhile), and at most FOLD_EVERY are held before they are counted per (label, sorted
     values). A label takes a few values (0/1, or five steps), so there are few such
@@ -121,14 +121,15 @@ class LabelUnitCounter:
         self._held: dict[int, list[Any]] = {}
         self._messages: Counter[tuple[str, tuple[float, ...]]] = Counter()
 
-    def count(self, units: LabelUnits) -> None:
+    def count(self, units: LabelUnits, messages: int = 1) -> None:
+        """`messages` messages whose labels are `units`."""
         found = self._held.get(id(units))
         if found is None:
             if len(self._held) >= self.FOLD_EVERY:
                 self._fold()
-            self._held[id(units)] = [units, 1]
+            self._held[id(units)] = [units, messages]
         else:
-            found[1] += 1
+            found[1] += messages
 
     def _fold(self) -> None:
         messages = self._messages
