@@ -175,6 +175,10 @@ def test_kendalls_w_counts_only_the_replies_every_ranker_ordered() -> None:
     # Reply 4 came after the first ranking: the set is compared on replies 1-3.
     assert kendalls_w([[1, 2, 3], [4, 1, 2, 3]]) == 1
     assert kendalls_w([[1, 2], [3, 4]]) is None
+    # A reply repeated in an order counts once, at its first place.
+    assert kendalls_w([[1, 1, 3], [1, 2, 3]]) == 1
+    assert kendalls_w([[1, 2, 3], [3, 3, 1]]) == 0
+    assert kendalls_w([[5, 5], [5, 5]]) is None
 
 
 def test_sibling_sets_need_two_usable_rankings() -> None:

@@ -106,8 +106,8 @@ class LabelUnitCounter:
     """Counts a part's messages per label and multiset of values, and adds them into
     `tally`'s coincidence matrices when the part is finished.
 
-    Messages with the same labels share one LabelUnits tuple (see labels.LabelValues), so a
-    message costs one dictionary update here, not a pass over its labels: tuples are told
+    Messages with the same labels share one LabelUnits tuple (see labels.LabelValues), so
+    they are counted together, not label by label: tuples are told
     apart by identity (each is held until it is counted in, so its id is not reused
     meanwhile), and at most FOLD_EVERY are held before they are counted per (label, sorted
     values). A label takes a few values (0/1, or five steps), so there are few such
@@ -121,14 +121,15 @@ class LabelUnitCounter:
         self._held: dict[int, list[Any]] = {}
         self._messages: Counter[tuple[str, tuple[float, ...]]] = Counter()
 
-    def count(self, units: LabelUnits) -> None:
+    def count(self, units: LabelUnits, messages: int = 1) -> None:
+        """`messages` messages whose labels are `units`."""
         found = self._held.get(id(units))
         if found is None:
             if len(self._held) >= self.FOLD_EVERY:
                 self._fold()
-            self._held[id(units)] = [units, 1]
+            self._held[id(units)] = [units, messages]
         else:
-            found[1] += 1
+            found[1] += messages
 
     def _fold(self) -> None:
         messages = self._messages
@@ -171,35 +172,55 @@ def _w_of(deviations: int, rankers: int, items: int) -> Fraction:
 
 
 def _rank_deviations(orders: Sequence[Sequence[Hashable]]) -> tuple[int, int] | None:
-    """(sum over items of (2 R_i - m (n + 1))^2, n) for the items every order holds, R_i
+    """(sum over items of (2 R_i - m (n + 1))^2, n) for the n items every order holds, R_i
     an item's rank sum over the m orders; None with fewer than two such items."""
-    first = orders[0]
-    common = set(first)
-    same_length = True
-    for order in orders[1:]:
-        common.intersection_update(order)
-        same_length = same_length and len(order) == len(first)
-    items = len(common)
-    if items < 2:
-        return None
-    if same_length and len(first) == items:
-        # Nearly always: every ranker ordered the same replies, each once.
-        rank_sums = dict.fromkeys(first, 0)
-        for order in orders:
-            for rank, item in enumerate(order, 1):
-                rank_sums[item] += rank
-    else:
-        rank_sums = dict.fromkeys(common, 0)
-        for order in orders:
-            rank = 0
-            seen: set[Hashable] = set()
-            for item in order:
-                if item in common and item not in seen:
-                    seen.add(item)
-                    rank += 1
-                    rank_sums[item] += rank
+    rank_sums = _rank_sums_of_permutations(orders)
+    if rank_sums is None:
+        rank_sums = _rank_sums_over_common_items(orders)
+        if len(rank_sums) < 2:
+            return None
+    items = len(rank_sums)
     middle = len(orders) * (items + 1)
-    return sum((2 * total - middle) ** 2 for total in rank_sums.values()), items
+    deviations = 0
+    for total in rank_sums.values():
+        deviations += (2 * total - middle) ** 2
+    return deviations, items
+
+
+def _rank_sums_of_permutations(orders: Sequence[Sequence[Hashable]]) -> dict[Hashable, int] | None:
+    """Each item's rank sum when every order holds the same items once each (nearly always:
+    every ranker ordered the whole sibling set); None otherwise. Plain loops: this runs for
+    every ranked sibling set of the release."""
+    first = orders[0]
+    rank_sums = dict.fromkeys(first, 0)
+    items = len(first)
+    if len(rank_sums) != items:
+        return None
+    for order in orders:
+        if len(order) != items or (order is not first and len(set(order)) != items):
+            return None
+        for rank, item in enumerate(order, 1):
+            total = rank_sums.get(item)
+            if total is None:
+                return None
+            rank_sums[item] = total + rank
+    return rank_sums
+
+
+def _rank_sums_over_common_items(orders: Sequence[Sequence[Hashable]]) -> dict[Hashable, int]:
+    """Each item's rank sum over the items every order holds, ranked among those (a reply
+    added or removed between rankings is left out; a repeated one counts once)."""
+    common = set(orders[0]).intersection(*orders[1:])
+    rank_sums = dict.fromkeys(common, 0)
+    for order in orders:
+        rank = 0
+        seen: set[Hashable] = set()
+        for item in order:
+            if item in common and item not in seen:
+                seen.add(item)
+                rank += 1
+                rank_sums[item] += rank
+    return rank_sums
 
 
 def _squared_distance(level: Level, value: float, other: float) -> Fraction:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -67,7 +67,7 @@ DEFLATE_CHUNK_BYTES = 1 << 20
 
 
 _ROLE_OF = attrgetter("role")
-_REVIEW_COUNT_OF = attrgetter("review_count")
+_REVIEW_COUNT_OF = itemgetter("review_count")
 
 
 def _json_line(value: Any) -> bytes:
@@ -221,7 +221,6 @@ class PartWriters:
         iso_timestamp = shapes.iso_timestamp
         label_summary = self.label_values.summary
         label_sums, label_counts = self.stats.label_sums, self.stats.label_counts
-        count_label_units = self._label_units.count
         row_labels = self._row_labels
         by_id: dict[int, dict[str, Any]] = {}
         public = []
@@ -232,9 +231,6 @@ class PartWriters:
                 for name, total, count in summary.totals:
                     label_sums[name] += total
                     label_counts[name] += count
-                # Into the reviewers' agreement (labels given by two reviewers or more).
-                if summary.units:
-                    count_label_units(summary.units)
             else:
                 summary = NO_LABELS
             row_labels.append(summary)
@@ -292,7 +288,6 @@ class PartWriters:
         stats.trees_by_category[root.category or "none"] += 1
         stats.messages_by_split[split] += size
         stats.messages_by_role.update(map(_ROLE_OF, nodes))
-        stats.agreement.reviews_per_message.update(map(_REVIEW_COUNT_OF, nodes))
         stats.rows[TREES_FILE] += 1
         stats.rows[MESSAGES_FILE] += size
 
@@ -415,17 +410,32 @@ class PartWriters:
 
     def _flush_messages(self) -> None:
         if self._rows:
+            self._count_agreement()
             batch = message_batch(self._rows, self._row_labels, self._row_trees)
             self._messages.write_batch(batch)
             self._rows.clear()
             self._row_labels.clear()
             self._row_trees.clear()
 
+    def _count_agreement(self) -> None:
+        """Count the rows waiting for the next record batch into the release's agreement:
+        their reviews, and their labels given by two reviewers or more. Counted per batch
+        with C-level passes over the rows rather than in the per-message loop: messages
+        with the same labels share one summary, so a batch has few distinct ones."""
+        self.stats.agreement.reviews_per_message.update(map(_REVIEW_COUNT_OF, self._rows))
+        summaries = self._row_labels
+        by_id = dict(zip(map(id, summaries), summaries, strict=True))
+        count_units = self._label_units.count
+        for key, messages in Counter(map(id, summaries)).items():
+            units = by_id[key].units
+            if units:
+                count_units(units, messages)
+
     # --- closing --------------------------------------------------------------------
 
     def close(self) -> PartOutcome:
-        self._label_units.finish()
         self._flush_messages()
+        self._label_units.finish()
         self._messages.close()
         self._deflate_tree_lines()
         # A sync flush ends the part on a byte boundary without ending the deflate stream,
