@@ -93,14 +93,15 @@ def reliability(settled: int, agreed: int, prior: float, prior_weight: float) ->
     return (agreed + prior * prior_weight) / (settled + prior_weight)
 
 
-def _weight(reliability_estimate: float) -> float:
-    bounded = min(max(reliability_estimate, RELIABILITY_FLOOR), RELIABILITY_CEILING)
-    return math.log(bounded / (1.0 - bounded))
-
-
 def log_odds(probability: float) -> float:
+    """Log-odds of a probability kept within [1 - ceiling, ceiling]: nothing is certain."""
     bounded = min(max(probability, 1.0 - RELIABILITY_CEILING), RELIABILITY_CEILING)
     return math.log(bounded / (1.0 - bounded))
+
+
+def _weight(reliability_estimate: float) -> float:
+    # At or below one half a vote tells nothing (its weight is zero, never negative).
+    return log_odds(max(reliability_estimate, RELIABILITY_FLOOR))
 
 
 def accept_probability(votes: Sequence[tuple[bool, float]], prior: float = 0.5) -> float:
