@@ -55,6 +55,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/logout"): PUBLIC,
     ("GET", "/settings"): USER,
     ("POST", "/settings/profile"): USER,
+    ("POST", "/settings/password"): USER,
+    ("POST", "/settings/sessions/log-out-others"): USER,
     ("POST", "/settings/api-keys"): USER,
     ("POST", "/settings/api-keys/{key_id}/revoke"): USER,
     ("POST", "/settings/delete-account"): USER,

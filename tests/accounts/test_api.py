@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from hedgerow.accounts.security import sha256_hex
 from hedgerow.models import ApiKey, AuditEvent, Role, User
-from tests.accounts.helpers import counts, error_code
-from tests.factories import api_headers, make_api_key, make_user
+from tests.accounts.helpers import counts, error_code, log_in
+from tests.factories import api_headers, csrf_token, make_api_key, make_user
 
 
 def test_me_describes_the_caller(client: TestClient, db: Session) -> None:
@@ -73,7 +73,13 @@ def test_api_key_is_returned_once_and_stored_only_as_a_hash(
 ) -> None:
     user = make_user(db)
     headers = api_headers(make_api_key(db, user, name="bootstrap"))
-    created = client.post("/api/v1/me/api-keys", json={"name": "pipeline"}, headers=headers)
+    # Keys are made from a browser session (an API key cannot make keys).
+    log_in(client, user.username)
+    created = client.post(
+        "/api/v1/me/api-keys",
+        json={"name": "pipeline"},
+        headers={"X-CSRF-Token": csrf_token(client)},
+    )
     assert created.status_code == 201
     assert created.headers["cache-control"] == "no-store"
     body = created.json()
@@ -116,9 +122,25 @@ def test_api_key_use_sets_last_used_at(client: TestClient, db: Session) -> None:
     assert listed[0]["last_used_at"] is not None
 
 
+def test_an_api_key_cannot_make_api_keys(client: TestClient, db: Session) -> None:
+    """A leaked key must not mint keys that would outlive its revocation."""
+    user = make_user(db)
+    headers = api_headers(make_api_key(db, user, name="leaked"))
+    before = counts(db)
+    response = client.post("/api/v1/me/api-keys", json={"name": "child"}, headers=headers)
+    assert response.status_code == 403 and error_code(response) == "session_required"
+    # Nor through the settings form, which the key can reach as well.
+    form = client.post("/settings/api-keys", data={"name": "child"}, headers=headers)
+    assert form.status_code == 403
+    assert counts(db) == before
+    # The key still does what keys are for.
+    assert client.get("/api/v1/me/api-keys", headers=headers).status_code == 200
+
+
 def test_api_key_names_are_validated(client: TestClient, db: Session) -> None:
     user = make_user(db)
-    headers = api_headers(make_api_key(db, user))
+    log_in(client, user.username)
+    headers = {"X-CSRF-Token": csrf_token(client)}
     before = counts(db)
     for body in ({"name": ""}, {"name": "   "}, {"name": "x" * 65}, {"name": "a\x00b"}):
         response = client.post("/api/v1/me/api-keys", json=body, headers=headers)

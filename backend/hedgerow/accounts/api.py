@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from hedgerow.accounts import service
 from hedgerow.accounts.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Me, ProfileUpdate
-from hedgerow.accounts.security import CurrentUser
+from hedgerow.accounts.security import CurrentUser, SessionUser
 from hedgerow.db import SessionDep
 from hedgerow.inputs import Id
 
@@ -37,8 +37,10 @@ def list_api_keys(user: CurrentUser, db: SessionDep) -> list[ApiKeyOut]:
 
 @router.post("/me/api-keys", status_code=201)
 def create_api_key(
-    body: ApiKeyCreate, user: CurrentUser, db: SessionDep, response: Response
+    body: ApiKeyCreate, user: SessionUser, db: SessionDep, response: Response
 ) -> ApiKeyCreated:
+    """A new key, for a browser session only: an API key cannot make keys, so revoking a
+    leaked key leaves nothing behind that it made."""
     key, raw_key = service.create_api_key(db, user, name=body.name)
     response.headers["Cache-Control"] = "no-store"
     return ApiKeyCreated(**ApiKeyOut.of(key).model_dump(), key=raw_key)

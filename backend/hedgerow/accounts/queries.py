@@ -71,5 +71,24 @@ def delete_sessions_of(db: Session, user_id: int) -> None:
     db.execute(delete(UserSession).where(UserSession.user_id == user_id))
 
 
+def delete_other_sessions(db: Session, user_id: int, keep_token_hash: str | None) -> int:
+    """Delete the user's sessions but the one with `keep_token_hash`; returns how many."""
+    statement = delete(UserSession).where(UserSession.user_id == user_id)
+    if keep_token_hash is not None:
+        statement = statement.where(UserSession.token_hash != keep_token_hash)
+    return len(db.execute(statement.returning(UserSession.id)).all())
+
+
+def live_sessions_of(db: Session, user_id: int, now: datetime) -> list[UserSession]:
+    """The user's sessions that still log them in, newest first (ix_user_session_user_id)."""
+    return list(
+        db.scalars(
+            select(UserSession)
+            .where(UserSession.user_id == user_id, UserSession.expires_at > now)
+            .order_by(UserSession.created_at.desc(), UserSession.id.desc())
+        )
+    )
+
+
 def delete_api_keys_of(db: Session, user_id: int) -> None:
     db.execute(delete(ApiKey).where(ApiKey.user_id == user_id))

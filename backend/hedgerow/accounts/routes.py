@@ -18,10 +18,12 @@ from hedgerow.accounts.security import (
     SESSION_COOKIE,
     CurrentUser,
     OptionalUser,
+    SessionUser,
     clear_session_cookie,
     create_user_session,
     delete_user_session,
     safe_next,
+    session_token_hash,
     set_session_cookie,
 )
 from hedgerow.config import get_settings
@@ -226,6 +228,9 @@ def _settings_page(
         "user": user,
         "languages": language_choices(),
         "api_keys": service.list_api_keys(db, user),
+        "sessions": service.live_sessions(db, user),
+        "this_session": session_token_hash(request),
+        "session_days": get_settings().session_days,
         "values": values or {"display_name": user.display_name, "language": user.language},
         "saved": request.query_params.get("saved"),
         **extra,
@@ -264,9 +269,50 @@ def update_profile(
     return see_other("/settings?saved=profile")
 
 
+@router.post("/settings/password")
+def change_password(
+    request: Request,
+    user: SessionUser,
+    db: SessionDep,
+    current_password: FormText = "",
+    new_password: FormText = "",
+    new_password_again: FormText = "",
+) -> Response:
+    """A new password; every other session is logged out, this one stays."""
+    try:
+        service.change_password(
+            db,
+            user,
+            current_password=current_password,
+            new_password=new_password,
+            new_password_again=new_password_again,
+            keep_token_hash=session_token_hash(request),
+        )
+    except AppError as error:
+        return _settings_page(
+            request,
+            db,
+            user,
+            block="password",
+            status_code=error.status,
+            **_form_error_context(error),
+        )
+    if is_htmx(request):
+        return _settings_page(request, db, user, block="password", saved="password")
+    return see_other("/settings?saved=password#password")
+
+
+@router.post("/settings/sessions/log-out-others")
+def log_out_other_sessions(request: Request, user: SessionUser, db: SessionDep) -> Response:
+    service.log_out_other_sessions(db, user, keep_token_hash=session_token_hash(request))
+    if is_htmx(request):
+        return _settings_page(request, db, user, block="sessions", saved="sessions")
+    return see_other("/settings?saved=sessions#sessions")
+
+
 @router.post("/settings/api-keys")
 def create_api_key(
-    request: Request, user: CurrentUser, db: SessionDep, name: FormText = ""
+    request: Request, user: SessionUser, db: SessionDep, name: FormText = ""
 ) -> Response:
     try:
         key, raw_key = service.create_api_key(db, user, name=name)

@@ -2,7 +2,7 @@
 
 Routes declare what they need with the typed dependencies at the bottom:
 ``CurrentUser`` (logged in), ``ContributorUser`` (logged in and accepted the Terms),
-``ModeratorUser``, ``AdminUser``.
+``ModeratorUser``, ``AdminUser``; ``SessionUser`` for what only a browser session may do.
 """
 
 from __future__ import annotations
@@ -71,6 +71,12 @@ def delete_user_session(db: Session, token: str) -> None:
     if row is not None:
         db.delete(row)
         db.flush()
+
+
+def session_token_hash(request: HTTPConnection) -> str | None:
+    """The stored hash of the session this request came with, if it has a cookie."""
+    token = request.cookies.get(SESSION_COOKIE)
+    return sha256_hex(token) if token else None
 
 
 def _user_from_session_cookie(db: Session, token: str) -> User | None:
@@ -182,6 +188,24 @@ async def get_contributor(user: CurrentUser) -> User:
 
 
 ContributorUser = Annotated[User, Depends(get_contributor)]
+
+
+async def get_session_user(request: Request, user: CurrentUser) -> User:
+    """The user, when they came with a browser session rather than an API key.
+
+    Keys are for scripts: a leaked key must not be able to mint more keys (which would
+    outlive revoking it), change the password or end the owner's sessions."""
+    if request.state.auth_method != "session":
+        raise AppError(
+            "session_required",
+            "Only a logged-in browser session can do this, not an API key. "
+            "Log in on the website and use the settings page.",
+            403,
+        )
+    return user
+
+
+SessionUser = Annotated[User, Depends(get_session_user)]
 
 
 def require_role(minimum: Role):

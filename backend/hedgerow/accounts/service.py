@@ -27,7 +27,7 @@ from hedgerow.audit import record_audit
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
 from hedgerow.growth import service as growth
-from hedgerow.models import ApiKey, Role, User
+from hedgerow.models import ApiKey, Role, User, UserSession
 from hedgerow.models.user import USERNAME_MAX_LENGTH
 
 USERNAME_MIN_LENGTH = 3
@@ -308,6 +308,66 @@ def update_profile(
         user.language = new_language
     db.flush()
     return user
+
+
+# --- password and sessions ----------------------------------------------------------
+
+
+def change_password(
+    db: Session,
+    user: User,
+    *,
+    current_password: str,
+    new_password: str,
+    new_password_again: str,
+    keep_token_hash: str | None,
+) -> int:
+    """Set a new password after checking the current one, and log out every other session
+    (whoever may have learnt the old password is logged out with it). Returns how many
+    sessions ended. Nothing changes unless everything is right."""
+    if len(current_password) > PASSWORD_MAX_LENGTH or not verify_password(
+        user.password_hash, current_password
+    ):
+        raise _field_error(
+            "invalid_credentials",
+            "Your current password is not right; the password was not changed.",
+            "current_password",
+            400,
+        )
+    try:
+        validate_password(new_password)
+    except AppError as error:
+        error.details["field"] = "new_password"
+        raise
+    if new_password != new_password_again:
+        raise _field_error(
+            "password_mismatch",
+            "The two new passwords differ; type it twice.",
+            "new_password_again",
+        )
+    user.password_hash = hash_password(new_password)
+    ended = queries.delete_other_sessions(db, user.id, keep_token_hash)
+    _audit(
+        db,
+        actor=user,
+        action="user.change_password",
+        target=user,
+        before=None,
+        after={"other_sessions_ended": ended},
+    )
+    db.flush()
+    return ended
+
+
+def log_out_other_sessions(db: Session, user: User, *, keep_token_hash: str | None) -> int:
+    """End every session of the user but this one; returns how many ended."""
+    ended = queries.delete_other_sessions(db, user.id, keep_token_hash)
+    db.flush()
+    return ended
+
+
+def live_sessions(db: Session, user: User) -> list[UserSession]:
+    return queries.live_sessions_of(db, user.id, utcnow())
 
 
 # --- API keys -----------------------------------------------------------------------
