@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     login_attempts_per_window: int = 10
     login_window_seconds: int = 300
     signup_open: bool = True
+    # Accounts one client address may create per window (0: no limit).
+    signups_per_window: int = Field(default=5, ge=0)
+    signup_window_seconds: int = Field(default=3600, ge=1)
     default_language: str = "en"
     languages: list[str] = ["en", "de", "es", "fr", "it", "pt", "ru", "zh", "ja", "uk"]
 
@@ -95,6 +98,11 @@ class Settings(BaseSettings):
     lease_minutes: int = 60
     max_text_length: int = 10_000
     red_flags_to_delete: int = 4
+    # A red flag counts toward red_flags_to_delete only from a volunteer who was shown the
+    # message and has this many accepted contributions (messages accepted plus reviews
+    # that went as the decision did) with a reliability estimate above one half; other
+    # flags go to the moderators' queue as reports. Moderators' flags always count.
+    red_flag_trusted_contributions: int = Field(default=10, ge=0)
     skips_to_halt: int = 25
     rank_prompter_replies: bool = False
 

@@ -252,3 +252,28 @@ def test_api_key_is_shown_once_in_settings_listed_and_revocable(
     )
     assert "revoked" in client.get("/settings").text
     assert counts(db)["api_key"] == 1
+
+
+def test_sign_up_is_rate_limited_per_client_address(
+    app: FastAPI, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_settings(), "signups_per_window", 2)
+
+    def sign_up(client: TestClient, username: str):  # type: ignore[no-untyped-def]
+        client.cookies.clear()  # each sign-up logs in; start every one logged out
+        form = {"username": username, "password": "a good long password"}
+        return post_form(client, "/signup", form)
+
+    with TestClient(app, client=("198.51.100.7", 40000)) as farm:
+        assert [sign_up(farm, name).status_code for name in ("sybil1", "sybil2")] == [303, 303]
+        refused = sign_up(farm, "sybil3")
+        assert refused.status_code == 429
+        assert 'data-code="signup_rate_limited"' in refused.text
+        assert 0 < int(refused.headers["retry-after"]) <= get_settings().signup_window_seconds
+        assert 'value="sybil3"' in refused.text  # what they typed stays in the form
+    assert db.scalars(select(User).where(User.username == "sybil3")).first() is None
+    # Failed attempts do not use up the allowance, and other addresses are not affected.
+    with TestClient(app, client=("203.0.113.20", 40000)) as neighbour:
+        assert post_form(neighbour, "/signup", {"username": "x"}).status_code == 422
+        assert sign_up(neighbour, "honest1").status_code == 303
+        assert sign_up(neighbour, "honest2").status_code == 303

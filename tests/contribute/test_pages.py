@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session
 
 from hedgerow.models import Label, Message, Ranking, Task, TaskState, Tree, TreeState, User
 from tests.factories import csrf_token, make_user
-from tests.growth.factories import add_reply, count_rows, make_tree, override_settings, reload
+from tests.growth.factories import (
+    add_reply,
+    count_rows,
+    give_track_record,
+    make_tree,
+    override_settings,
+    reload,
+)
 from tests.page_helpers import log_in_as
 
 HTMX = {"HX-Request": "true"}
@@ -287,6 +294,9 @@ def test_report_a_reply_from_inside_a_ranking(
     db: Session, client: TestClient, volunteer: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _tree, replies = ranking_setup(db, monkeypatch)
+    # A volunteer with a track record: the ranking task showed them the reply, so the
+    # flag counts toward deleting it.
+    give_track_record(db, volunteer)
     task_id = start(client, "rank_assistant_replies")
     response = post(client, f"/tasks/{task_id}/report/{replies[0].id}", {}, headers=HTMX)
     assert response.status_code == 200

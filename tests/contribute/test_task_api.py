@@ -13,7 +13,13 @@ from hedgerow.accounts.security import SESSION_COOKIE, create_user_session
 from hedgerow.growth import service
 from hedgerow.models import Label, Message, Ranking, Task, TaskState, Tree, TreeState, User
 from tests.factories import api_headers, csrf_token, make_api_key, make_user
-from tests.growth.factories import count_rows, make_tree, override_settings, reload
+from tests.growth.factories import (
+    count_rows,
+    make_tree,
+    make_trusted_viewer,
+    override_settings,
+    reload,
+)
 
 QUICK_LABELS = {"spam": 0, "lang_mismatch": 0, "quality": 0.75}
 
@@ -381,6 +387,16 @@ def test_a_second_submission_with_other_content_is_refused_and_changes_nothing(
 
 def test_red_flag_endpoint(client: TestClient, db: Session) -> None:
     _tree, root = make_tree(db, make_user(db))
+    trusted = make_trusted_viewer(db, root)
+    response = client.post(f"/api/v1/messages/{root.id}/red-flag", headers=headers_for(db, trusted))
+    assert response.json() == {
+        "message_id": root.id,
+        "red_flag_count": 1,
+        "newly_flagged": True,
+        "deleted": False,
+        "counted": True,
+    }
+    # A newcomer's flag reaches the moderators as a report and does not count.
     _, headers = volunteer(db)
     response = client.post(f"/api/v1/messages/{root.id}/red-flag", headers=headers)
     assert response.json() == {
@@ -388,6 +404,7 @@ def test_red_flag_endpoint(client: TestClient, db: Session) -> None:
         "red_flag_count": 1,
         "newly_flagged": True,
         "deleted": False,
+        "counted": False,
     }
     missing = client.post("/api/v1/messages/999999/red-flag", headers=headers)
     assert missing.status_code == 404

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.config import get_settings
 from hedgerow.growth.flags import refresh_open_flags
+from hedgerow.growth.shown import record_tree_visit
 from hedgerow.growth.submission import new_message
 from hedgerow.models import (
     GrowthPolicy,
@@ -21,7 +22,9 @@ from hedgerow.models import (
     Tree,
     TreeState,
     User,
+    VolunteerReliability,
 )
+from tests.factories import make_user
 
 _texts = itertools.count(1)
 
@@ -147,3 +150,18 @@ def reload(db: Session, obj: Any) -> Any:
     db.flush()
     db.refresh(obj)
     return obj
+
+
+def give_track_record(db: Session, user: User, *, agreed: int = 10, settled: int = 10) -> User:
+    """A volunteer with `agreed` of `settled` reviews that went as the decision did."""
+    db.add(VolunteerReliability(user_id=user.id, reviews_settled=settled, reviews_agreed=agreed))
+    db.flush()
+    return user
+
+
+def make_trusted_viewer(db: Session, message: Message) -> User:
+    """A volunteer whose red flag on `message` counts: a track record (enough accepted
+    contributions at the default setting) and a visit of its tree that showed it."""
+    user = give_track_record(db, make_user(db))
+    record_tree_visit(db, user.id, message.tree_id, message.id)
+    return user

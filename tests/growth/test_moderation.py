@@ -10,12 +10,20 @@ from hedgerow.errors import AppError
 from hedgerow.growth import service
 from hedgerow.models import AuditEvent, Message, Reaction, ReviewState, TreeState
 from tests.factories import make_user
-from tests.growth.factories import add_reply, count_rows, make_tree, override_settings, reload
+from tests.growth.factories import (
+    add_reply,
+    count_rows,
+    make_tree,
+    make_trusted_viewer,
+    override_settings,
+    reload,
+)
 
 
 def flag(db: Session, message: Message, times: int) -> None:
+    """Red flags that count: from trusted volunteers who were shown the message."""
     for _ in range(times):
-        service.record_red_flag(db, make_user(db), message.id)
+        service.record_red_flag(db, make_trusted_viewer(db, message), message.id)
 
 
 def test_red_flags_soft_delete_a_reply_with_its_subtree(
@@ -53,9 +61,10 @@ def test_red_flags_soft_delete_a_reply_with_its_subtree(
 
 
 def test_a_red_flag_counts_once_per_user(db: Session) -> None:
-    author, flagger = make_user(db), make_user(db)
+    author = make_user(db)
     tree, root = make_tree(db, author)
     reply = add_reply(db, tree, root, make_user(db))
+    flagger = make_trusted_viewer(db, reply)
     first = service.record_red_flag(db, flagger, reply.id)
     again = service.record_red_flag(db, flagger, reply.id)
     assert (first.newly_flagged, again.newly_flagged) == (True, False)

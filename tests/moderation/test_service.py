@@ -35,7 +35,13 @@ from hedgerow.models import (
 )
 from hedgerow.moderation import service
 from tests.factories import make_user
-from tests.growth.factories import add_reply, make_tree, override_settings, reload
+from tests.growth.factories import (
+    add_reply,
+    make_tree,
+    make_trusted_viewer,
+    override_settings,
+    reload,
+)
 
 START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -118,11 +124,17 @@ def test_severe_reports_feed_auto_moderation(db: Session, monkeypatch: pytest.Mo
     author = make_user(db)
     tree, root = make_tree(db, author)
     reply = add_reply(db, tree, root, author)
-    service.report_message(db, make_user(db), reply.id, reason=ReportReason.low_quality, text="")
+
+    def report(reason: ReportReason) -> None:
+        # From volunteers whose red flags count (trusted, shown the message).
+        reporter = make_trusted_viewer(db, reply)
+        service.report_message(db, reporter, reply.id, reason=reason, text="")
+
+    report(ReportReason.low_quality)
     assert reload(db, reply).red_flag_count == 0  # a mild reason is for a human to judge
-    service.report_message(db, make_user(db), reply.id, reason=ReportReason.offensive, text="")
+    report(ReportReason.offensive)
     assert (reload(db, reply).red_flag_count, reply.deleted) == (1, False)
-    service.report_message(db, make_user(db), reply.id, reason=ReportReason.hate_speech, text="")
+    report(ReportReason.hate_speech)
     assert reload(db, reply).deleted is True
 
 

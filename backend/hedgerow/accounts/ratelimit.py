@@ -1,4 +1,4 @@
-"""Failed-login counters in Redis, per client IP and per username.
+"""Failed-login counters in Redis, per client IP and per username; sign-ups per client IP.
 
 A fixed window per key: the first failure starts the window (the key's TTL), every further
 failure counts against it. Once either counter reaches the limit, logins from that IP or
@@ -70,3 +70,37 @@ def record_failed_login(ip: str, username: str) -> None:
 def clear_username_failures(username: str) -> None:
     """A successful login forgives the username's failures (not the IP's)."""
     _client().delete(_keys("", username)[1])
+
+
+# --- sign-ups ------------------------------------------------------------------------
+
+SIGNUP_KEY_PREFIX = "hedgerow:signups:ip"
+
+
+def check_signup_allowed(ip: str) -> None:
+    """Raise 429 ``signup_rate_limited`` with Retry-After when this client address created
+    its window's share of accounts: throwaway accounts come cheap otherwise."""
+    settings = get_settings()
+    if settings.signups_per_window == 0:
+        return
+    key = f"{SIGNUP_KEY_PREFIX}:{ip}"
+    pipe = _client().pipeline(transaction=False)
+    pipe.get(key)
+    pipe.ttl(key)
+    count, ttl = pipe.execute()
+    if count is not None and int(count) >= settings.signups_per_window:
+        raise AppError(
+            "signup_rate_limited",
+            "Too many accounts were created from your network recently. Please try again later.",
+            429,
+            headers={"Retry-After": str(max(int(ttl), 1))},
+        )
+
+
+def record_signup(ip: str) -> None:
+    """Count an account created from this address (a window starts at the first)."""
+    key = f"{SIGNUP_KEY_PREFIX}:{ip}"
+    pipe = _client().pipeline(transaction=True)
+    pipe.set(key, 0, ex=get_settings().signup_window_seconds, nx=True)
+    pipe.incr(key)
+    pipe.execute()

@@ -125,9 +125,11 @@ def signup(
         "language": language,
         "next": safe_next(next),
     }
+    ip = client_ip(request)
     try:
         if not get_settings().signup_open:
             raise AppError("signup_closed", "Sign-up is closed on this server.", 403)
+        ratelimit.check_signup_allowed(ip)
         user = service.create_user(
             db,
             username=username,
@@ -138,9 +140,12 @@ def signup(
     except AppError as error:
         if wants_json(request):
             raise  # the JSON error, with every problem and its field in details
-        return _signup_page(
+        response = _signup_page(
             request, values=values, status_code=error.status, **_form_error_context(error)
         )
+        response.headers.update(error.headers)
+        return response
+    ratelimit.record_signup(ip)
     response = see_other("/tos?" + urlencode({"next": safe_next(next)}))
     set_session_cookie(response, create_user_session(db, user, request.headers.get("user-agent")))
     return response

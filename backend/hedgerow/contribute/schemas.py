@@ -177,3 +177,8 @@ class RedFlagResult(BaseModel):
     red_flag_count: int
     newly_flagged: bool
     deleted: bool
+    counted: bool = Field(
+        description="Whether the flag counts toward automatic deletion: only from volunteers "
+        "who were shown the message and have earned trust. Otherwise it reached the "
+        "moderators as a report."
+    )

@@ -41,6 +41,8 @@ from hedgerow.models import (
     Ranking,
     Reaction,
     ReactionKind,
+    Report,
+    ReportReason,
     Task,
     TaskKind,
     TaskState,
@@ -48,6 +50,9 @@ from hedgerow.models import (
     TreeState,
     VolunteerReliability,
 )
+
+# The note on the report a red flag becomes when it does not count toward deletion.
+FLAG_REPORT_TEXT = "Red-flagged as harmful."
 
 # Advisory lock namespaces (the two-int form of pg_advisory_xact_lock).
 LOTTERY_LOCK_NAMESPACE = 8101
@@ -533,6 +538,23 @@ def insert_red_flag(db: Session, message_id: int, user_id: int) -> bool:
         .values(message_id=message_id, user_id=user_id, kind=ReactionKind.red_flag)
         .on_conflict_do_nothing()
         .returning(Reaction.id)
+    )
+    return inserted is not None
+
+
+def insert_flag_report(db: Session, message_id: int, user_id: int) -> bool:
+    """A red flag that does not count toward deletion, filed as a report for the
+    moderators' queue; False when this user had reported the message already."""
+    inserted = db.scalar(
+        insert(Report)
+        .values(
+            message_id=message_id,
+            reporter_id=user_id,
+            reason=ReportReason.offensive,
+            text=FLAG_REPORT_TEXT,
+        )
+        .on_conflict_do_nothing(index_elements=[Report.message_id, Report.reporter_id])
+        .returning(Report.id)
     )
     return inserted is not None
 

@@ -46,6 +46,7 @@ from hedgerow.growth.queries import (
 )
 from hedgerow.growth.redundancy import reliability
 from hedgerow.growth.schemas import Submission, SubmitOutcome, TaskView, VolunteerRecord
+from hedgerow.growth.shown import record_tree_visit
 from hedgerow.growth.submission import own_task, plant_prompt, submit_task, validated_text
 from hedgerow.growth.tree_state import maybe_start_ranking
 from hedgerow.models import Task, TaskState, Tree, User
@@ -73,6 +74,7 @@ __all__ = [
     "labels_for",
     "own_task",
     "record_red_flag",
+    "record_tree_visit",
     "request_task",
     "resume_tree",
     "review_reliability_expression",

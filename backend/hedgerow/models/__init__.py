@@ -12,7 +12,7 @@ from hedgerow.models.reliability import VolunteerReliability
 from hedgerow.models.report import Report, ReportReason, ReportStatus
 from hedgerow.models.task import Task, TaskKind, TaskState
 from hedgerow.models.training import ModelVersion, ModelVersionStatus, TrainingRun
-from hedgerow.models.tree import GrowthPolicy, Tree, TreeState
+from hedgerow.models.tree import GrowthPolicy, Tree, TreeState, TreeVisit
 from hedgerow.models.user import ApiKey, Role, User, UserNote, UserSession
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "TrainingRun",
     "Tree",
     "TreeState",
+    "TreeVisit",
     "User",
     "UserNote",
     "UserSession",

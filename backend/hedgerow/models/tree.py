@@ -118,3 +118,23 @@ class Tree(Base):
     entered_lottery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     drawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TreeVisit(Base):
+    """A user saw this tree in the tree viewer, up to its newest message then shown.
+
+    The evidence that a red flag's author was shown the message (growth/shown.py) when no
+    task of theirs showed it. One row per user and tree, rewritten only when a visit shows
+    a newer message than the row says, so reloading the viewer writes nothing. Message ids
+    grow with time, so every message the viewer showed has an id at or below the mark.
+    """
+
+    __tablename__ = "tree_visit"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
+    tree_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tree.id", ondelete="CASCADE"), primary_key=True
+    )
+    newest_message_id: Mapped[int] = mapped_column(BigInteger)

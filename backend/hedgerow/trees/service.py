@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from hedgerow.errors import NotFound
+from hedgerow.growth import service as growth
 from hedgerow.models import Role, Tree, TreeState, User
 from hedgerow.trees import queries
 
@@ -89,6 +90,9 @@ def view_tree(db: Session, viewer: User, tree_id: int, selected_id: int | None =
             # its replies stay hidden with it.
             nodes[row.parent_id].children.append(node)
             nodes[node.id] = node
+    if nodes:
+        # What the viewer was shown: the evidence that lets their red flags count.
+        growth.record_tree_visit(db, viewer.id, tree_id, max(nodes))
     for node in nodes.values():
         node.children.sort(key=_rank_order)
     if selected_id is not None and selected_id in nodes:
