@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.growth import service
 from hedgerow.growth.schemas import Submission, TaskView
-from hedgerow.models import User
+from hedgerow.models import User, VolunteerReliability
 from hedgerow.sim.corpus import seed
 from tests.factories import make_user
 
@@ -94,6 +94,7 @@ def test_task_request_and_submit_use_indexes_on_a_large_corpus(
         volunteer_id = make_user(db).id
 
     checked: dict[str, list[str]] = {}
+    reviewed_id: int | None = None
     for kind in HOT_PATH_KINDS:
         with captured_statements(engine) as statements:
             with committing_sessionmaker.begin() as db:
@@ -102,10 +103,28 @@ def test_task_request_and_submit_use_indexes_on_a_large_corpus(
             with committing_sessionmaker.begin() as db:
                 user = db.get_one(User, volunteer_id)
                 service.submit_task(db, user, task.id, _answer(task))
-        assert statements, f"no SQL captured for {kind}"
-        with engine.connect() as conn:
-            for statement, parameters in statements:
-                problems = scans_on_large_tables(conn, statement, parameters)
-                if problems:
-                    checked.setdefault(kind, []).append(f"{problems}: {statement[:300]}")
+        if kind == "review_assistant_reply":
+            reviewed_id = task.target_message_id
+        _check_plans(engine, kind, statements, checked)
+
+    # A red flag from a trusted volunteer: the "was it shown to them" query runs too.
+    assert reviewed_id is not None
+    with committing_sessionmaker.begin() as db:
+        # (The reviews above may have made the volunteer's row already.)
+        db.merge(VolunteerReliability(user_id=volunteer_id, reviews_settled=20, reviews_agreed=20))
+    with captured_statements(engine) as statements, committing_sessionmaker.begin() as db:
+        user = db.get_one(User, volunteer_id)
+        assert service.record_red_flag(db, user, reviewed_id).counted
+    _check_plans(engine, "red_flag", statements, checked)
     assert checked == {}, json.dumps(checked, indent=2)
+
+
+def _check_plans(
+    engine: Engine, kind: str, statements: list[tuple[str, Any]], checked: dict[str, list[str]]
+) -> None:
+    assert statements, f"no SQL captured for {kind}"
+    with engine.connect() as conn:
+        for statement, parameters in statements:
+            problems = scans_on_large_tables(conn, statement, parameters)
+            if problems:
+                checked.setdefault(kind, []).append(f"{problems}: {statement[:300]}")
