@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     skips_to_halt: int = 25
     rank_prompter_replies: bool = False
 
+    # Jobs (Celery). A job is acknowledged when it ends; one whose worker died entirely
+    # (not just the process running it) is delivered again this long after it started,
+    # so it must be longer than the longest job (a training run). A job still running
+    # then is delivered a second time, and the export and training locks make that second
+    # delivery do nothing.
+    broker_visibility_timeout_seconds: int = Field(default=12 * 3600, ge=1)
+
     # Dataset releases. None means data_dir / "releases".
     releases_dir: Path | None = None
     # Anyone (no account, no API key) may list and download releases.

@@ -89,11 +89,15 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_default_queue=DEFAULT_QUEUE,
         # Training jobs need the GPU machine; everything else runs on any worker.
         task_routes={"training.*": {"queue": TRAIN_QUEUE}},
-        # Acknowledge after the job ran, one job at a time per process: a worker that dies
-        # mid-job leaves the job to be redelivered, and long exports do not hold back
-        # short jobs prefetched behind them.
+        # Acknowledge after the job ran, one job at a time per process: long exports do
+        # not hold back short jobs prefetched behind them. A job the broker gave to a
+        # worker that died entirely stays unacknowledged and is delivered again after the
+        # visibility timeout; when only the process running it dies, jobs that declare
+        # `reject_on_worker_lost` (exports, training runs) are handed back at once, others
+        # are acknowledged as failed (a job that kills its process would loop otherwise).
         task_acks_late=True,
         worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_seconds},
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

@@ -13,7 +13,7 @@ import torch
 from hedgerow.export.run import run_export
 from hedgerow.export.schemas import ExportFilters
 from hedgerow.models import ModelVersion, ModelVersionStatus
-from hedgerow.training import runner, service, trainer
+from hedgerow.training import queries, runner, service, trainer
 from tests.growth.factories import override_settings
 from tests.training.conftest import Corpus
 
@@ -110,3 +110,27 @@ def test_a_finished_version_is_not_trained_again(corpus: Corpus, models_dir: Pat
     with corpus.maker() as db:
         again = db.get_one(ModelVersion, version_id)
     assert again.failure_reason == "earlier"
+
+
+def test_a_run_interrupted_too_often_is_not_attempted_again(
+    corpus: Corpus, models_dir: Path
+) -> None:
+    """A run that kills its worker every time would otherwise be handed back forever."""
+    with corpus.maker.begin() as db:
+        version_id = service.start_run(db, corpus.release_id, requested_by=None).id
+        run = queries.run_of(db, version_id)
+        run.attempts = runner.MAX_ATTEMPTS
+        version = db.get_one(ModelVersion, version_id)
+        version.status = ModelVersionStatus.training.value  # as the last killed attempt left it
+    # ...with its checkpoints and its log.
+    checkpoint = models_dir / ".work" / str(version_id) / "checkpoints" / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    (models_dir / "logs").mkdir()
+
+    assert runner.run_training(corpus.maker, version_id) == ModelVersionStatus.failed
+
+    with corpus.maker() as db:
+        version = db.get_one(ModelVersion, version_id)
+        assert queries.run_of(db, version_id).attempts == runner.MAX_ATTEMPTS
+    assert f"interrupted {runner.MAX_ATTEMPTS} times" in (version.failure_reason or "")
+    _assert_nothing_registered(version, models_dir)

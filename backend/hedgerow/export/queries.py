@@ -70,6 +70,11 @@ def running_releases(db: Session) -> Sequence[Release]:
     return db.scalars(select(Release).where(Release.state == ReleaseState.running)).all()
 
 
+def release_of_job(db: Session, job_id: str) -> Release | None:
+    # uq_release_job_id
+    return db.scalar(select(Release).where(Release.job_id == job_id))
+
+
 def pruned_release_names(db: Session) -> list[str]:
     return list(db.scalars(select(Release.name).where(Release.state == ReleaseState.pruned)))
 
@@ -111,6 +116,11 @@ def take_advisory_lock(conn: Connection, key: int, *, wait: str) -> None:
     conn.execute(text(f"SET lock_timeout = '{wait}'"))
     conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
     conn.execute(text("RESET lock_timeout"))
+
+
+def try_advisory_lock(conn: Connection, key: int) -> bool:
+    """Take the session-level advisory lock `key` if nobody holds it; never waits."""
+    return bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
 
 
 def release_advisory_lock(conn: Connection, key: int) -> None:

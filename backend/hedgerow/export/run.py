@@ -39,7 +39,7 @@ from hedgerow.export.parts import (
 from hedgerow.export.schemas import SCHEMA_VERSION, ExportFilters
 from hedgerow.export.shapes import Pseudonyms
 from hedgerow.export.writers import CARD_FILE, CHATS_FILE, MANIFEST_FILE, ReleaseStats
-from hedgerow.models import Release, ReleaseKind
+from hedgerow.models import Release, ReleaseKind, ReleaseState
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,12 @@ def run_export(
     pinned: bool = False,
     progress: ProgressCallback | None = None,
     settings: Settings | None = None,
+    job_id: str | None = None,
 ) -> ExportOutcome:
+    """Make and publish a release. `job_id`, the Celery job running it, makes a job's runs
+    idempotent: a delivery of the job after its worker died takes over the release row of
+    the earlier attempt (whose files the cleanup removed), and a delivery after the
+    release was published returns that release."""
     settings = settings or get_settings()
     filters = filters or ExportFilters()
     engine = maker.kw["bind"]
@@ -91,7 +96,30 @@ def run_export(
         _take_export_lock(lock_connection)
         try:
             _clean_up_after_dead_exports(maker, settings.releases_root)
-            return _export_holding_lock(maker, kind, filters, pinned, progress, settings)
+            release = _claim_release(maker, kind, filters, pinned, job_id)
+            if release.state != ReleaseState.running:
+                return _earlier_outcome(release, settings)
+            return _export_holding_lock(maker, release, filters, progress, settings)
+        finally:
+            queries.release_advisory_lock(lock_connection, EXPORT_LOCK_KEY)
+            lock_connection.commit()
+
+
+def clean_up_dead_exports(
+    maker: sessionmaker[Session], settings: Settings | None = None
+) -> list[str]:
+    """Mark the releases of exports that died `failed` (with the reason) and remove their
+    files, unless an export is running now; returns the names marked. The periodic job:
+    otherwise a killed export's row would show as running until the next export."""
+    settings = settings or get_settings()
+    engine = maker.kw["bind"]
+    with engine.connect() as lock_connection:
+        taken = queries.try_advisory_lock(lock_connection, EXPORT_LOCK_KEY)
+        lock_connection.commit()
+        if not taken:
+            return []  # a live export holds the lock: no running row is stale
+        try:
+            return _clean_up_after_dead_exports(maker, settings.releases_root)
         finally:
             queries.release_advisory_lock(lock_connection, EXPORT_LOCK_KEY)
             lock_connection.commit()
@@ -109,8 +137,9 @@ def _take_export_lock(connection: Connection) -> None:
     connection.commit()
 
 
-def _clean_up_after_dead_exports(maker: sessionmaker[Session], root: Path) -> None:
-    """Runs under the lock: any release still `running` belongs to a dead process."""
+def _clean_up_after_dead_exports(maker: sessionmaker[Session], root: Path) -> list[str]:
+    """Runs under the lock: any release still `running` belongs to a dead process.
+    Returns the names of those releases."""
     with maker.begin() as db:
         interrupted = service.fail_interrupted_releases(db)
         # A release pruned, or killed between its rename and its commit, may still be
@@ -121,21 +150,55 @@ def _clean_up_after_dead_exports(maker: sessionmaker[Session], root: Path) -> No
     removed = publish.remove_leftovers(root)
     if interrupted or removed:
         logger.warning("cleaned up after dead exports: %s rows, %s", len(interrupted), removed)
+    return interrupted
 
 
-def _export_holding_lock(
+def _claim_release(
     maker: sessionmaker[Session],
     kind: ReleaseKind,
     filters: ExportFilters,
     pinned: bool,
+    job_id: str | None,
+) -> Release:
+    """The release row this run writes: a new one, or the row an earlier delivery of the
+    same job made (published already, or taken over for another attempt)."""
+    with maker.begin() as db:
+        release = service.release_of_job(db, job_id)
+        if release is None:
+            return service.new_release(db, kind, filters, pinned, job_id)
+        if release.state in (ReleaseState.published, ReleaseState.pruned):
+            return release
+        taken_over = service.take_over_release(db, release)
+    if not taken_over:
+        # Committed above: the row says why it stopped.
+        raise ExportGaveUp(release.error or "")
+    logger.warning(
+        "export job %s: attempt %s on release %s", job_id, release.attempts, release.name
+    )
+    return release
+
+
+class ExportGaveUp(RuntimeError):
+    """A job whose export was interrupted too often; its release row says so."""
+
+
+def _earlier_outcome(release: Release, settings: Settings) -> ExportOutcome:
+    """What a delivery of a job that already published its release returns."""
+    counts = release.counts or {}
+    stats = ReleaseStats(trees=counts.get("trees", 0), messages=counts.get("messages", 0))
+    return ExportOutcome(release.id, release.name, settings.releases_root / release.name, stats)
+
+
+def _export_holding_lock(
+    maker: sessionmaker[Session],
+    release: Release,
+    filters: ExportFilters,
     progress: ProgressCallback | None,
     settings: Settings,
 ) -> ExportOutcome:
-    """A release row, its files written into a partial directory, published by a rename,
-    then the row marked published; on any failure, the partial directory goes and the
-    row says why."""
-    with maker.begin() as db:
-        release = service.new_release(db, kind, filters, pinned)
+    """The release's files written into a partial directory, published by a rename, then
+    the row marked published; on any failure, the partial directory goes and the row says
+    why."""
     root = settings.releases_root
     partial = publish.make_partial_directory(root, release.name)
     try:

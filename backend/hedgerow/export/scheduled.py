@@ -24,9 +24,17 @@ def nightly_schedule(cron: str) -> crontab:
     )
 
 
+# How often releases left `running` by a dead export are marked failed. Cheap: one
+# try-lock, and when no export runs, one query for running rows.
+DEAD_EXPORT_SWEEP_SECONDS = 5 * 60.0
+
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "export.nightly_release": {
         "task": "export.nightly_release",
         "schedule": nightly_schedule(get_settings().export_nightly_cron),
+    },
+    "export.clean_up_dead_exports": {
+        "task": "export.clean_up_dead_exports",
+        "schedule": DEAD_EXPORT_SWEEP_SECONDS,
     },
 }

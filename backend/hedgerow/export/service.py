@@ -22,6 +22,14 @@ from hedgerow.export.writers import CARD_FILE, ReleaseStats
 from hedgerow.models import AuditEvent, Release, ReleaseKind, ReleaseState, Role, User
 
 INTERRUPTED = "The export stopped before it published (the process died or was killed)."
+# Runs of one export job: a job whose worker dies is delivered again and takes over its
+# release row; one that killed its worker this often (out of memory, say) would only do
+# it again.
+MAX_ATTEMPTS = 3
+GAVE_UP = (
+    "The export was interrupted {attempts} times (its worker died each time, for example "
+    "out of memory); it is not retried again."
+)
 
 
 def utcnow() -> datetime:
@@ -31,7 +39,13 @@ def utcnow() -> datetime:
 # --- a release's row through its run ------------------------------------------------
 
 
-def new_release(db: Session, kind: ReleaseKind, filters: ExportFilters, pinned: bool) -> Release:
+def new_release(
+    db: Session,
+    kind: ReleaseKind,
+    filters: ExportFilters,
+    pinned: bool,
+    job_id: str | None = None,
+) -> Release:
     now = utcnow()
     release = Release(
         name=f"{now:%Y-%m-%d-%H%M%S}-{kind.value}-{secrets.token_hex(2)}",
@@ -40,11 +54,36 @@ def new_release(db: Session, kind: ReleaseKind, filters: ExportFilters, pinned: 
         pinned=pinned,
         schema_version=SCHEMA_VERSION,
         filters=filters.model_dump(mode="json"),
+        job_id=job_id,
     )
     db.add(release)
     db.flush()
     db.refresh(release)
     return release
+
+
+def release_of_job(db: Session, job_id: str | None) -> Release | None:
+    """The release an earlier delivery of this job made, if any (under the export lock)."""
+    return queries.release_of_job(db, job_id) if job_id is not None else None
+
+
+def take_over_release(db: Session, release: Release) -> bool:
+    """Start another attempt on the row of an earlier, interrupted attempt of the same job
+    (its files are already gone: `fail_interrupted_releases` and the leftovers sweep ran
+    first). False, with the row failed for good, once the attempts are used up."""
+    release.finished_at = utcnow()
+    if release.attempts >= MAX_ATTEMPTS:
+        release.state = ReleaseState.failed.value
+        release.error = GAVE_UP.format(attempts=release.attempts)
+        db.flush()
+        return False
+    release.attempts += 1
+    release.state = ReleaseState.running.value
+    release.error = None
+    release.finished_at = None
+    release.messages_done = release.messages_total = 0
+    db.flush()
+    return True
 
 
 def fail_interrupted_releases(db: Session) -> list[str]:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     text,
@@ -67,5 +68,11 @@ class Release(Base):
     messages_total: Mapped[int] = mapped_column(Integer, server_default="0")
     messages_done: Mapped[int] = mapped_column(Integer, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
+    # The Celery job that makes it (None from the command line): a job delivered again
+    # after its worker died takes over this row instead of making another release.
+    job_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Runs of that job that started on this row; a job that keeps killing its worker
+    # stops after a few (see export.service.MAX_ATTEMPTS).
+    attempts: Mapped[int] = mapped_column(SmallInteger, server_default="1")
     created_at: Mapped[datetime] = created_at_column()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

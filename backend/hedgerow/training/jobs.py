@@ -9,7 +9,10 @@ from hedgerow.db import get_sessionmaker
 from hedgerow.training import runner, service
 
 
-@shared_task(name=service.TRAIN_JOB)
+# Acknowledged when the run ends and handed back to the broker if the process running it
+# dies, so another attempt resumes from the last checkpoint; the version's advisory lock
+# makes a second delivery of a run that is still going do nothing.
+@shared_task(name=service.TRAIN_JOB, acks_late=True, reject_on_worker_lost=True)
 def train_model_version_job(version_id: int) -> str | None:
     """Train, evaluate and register one model version (resuming from its checkpoint if an
     earlier attempt was killed)."""

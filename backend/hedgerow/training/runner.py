@@ -46,6 +46,10 @@ FINISHED_STATUSES = (
     ModelVersionStatus.serving,
     ModelVersionStatus.failed,
 )
+# Attempts a run gets: a killed run is delivered again (and resumed), but one that kills
+# its worker every time (out of memory, say) would loop forever. Generous, as restarts
+# of the trainer for a deployment count too.
+MAX_ATTEMPTS = 5
 
 
 def run_training(
@@ -115,6 +119,20 @@ def _run_holding_lock(
         if version.status in FINISHED_STATUSES:
             # A redelivered job for a run that already ended.
             return version.status
+        attempts = queries.run_of(db, version_id).attempts
+        name = version.name
+    if attempts >= MAX_ATTEMPTS:
+        reason = (
+            f"The run was interrupted {attempts} times (its worker died each time, for "
+            "example out of memory); it is not attempted again."
+        )
+        logger.error("model version %s: %s", version_id, reason)
+        # Its checkpoints were kept only to resume.
+        artifacts.remove_work_directory(artifacts.RunPaths.for_version(settings, version_id, name))
+        _register_failure(maker, version_id, reason)
+        return ModelVersionStatus.failed.value
+    with maker.begin() as db:
+        version = db.get_one(ModelVersion, version_id)
         attempt = _begin_attempt(db, version, settings)
     paths = attempt.paths
     log_handler = artifacts.attach_run_log(paths.log)
