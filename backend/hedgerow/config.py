@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     # (not just the process running it) is delivered again this long after it started,
     # so it must be longer than the longest job (a training run). A job still running
     # then is delivered a second time, and the export and training locks make that second
-    # delivery do nothing.
+    # delivery end without a second release or run.
     broker_visibility_timeout_seconds: int = Field(default=12 * 3600, ge=1)
 
     # Dataset releases. None means data_dir / "releases".
