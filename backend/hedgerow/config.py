@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     login_attempts_per_window: int = 10
     login_window_seconds: int = 300
     signup_open: bool = True
-    # Accounts one client address may create per window (0: no limit).
-    signups_per_window: int = Field(default=5, ge=0)
+    # Accounts one client address may create per window (0: no limit). Generous enough
+    # for a classroom behind one NAT address, far from what a sybil farm wants.
+    signups_per_window: int = Field(default=10, ge=0)
     signup_window_seconds: int = Field(default=3600, ge=1)
     default_language: str = "en"
     languages: list[str] = ["en", "de", "es", "fr", "it", "pt", "ru", "zh", "ja", "uk"]
