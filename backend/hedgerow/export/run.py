@@ -72,6 +72,10 @@ class ExportOutcome:
     stats: ReleaseStats
 
 
+class ExportGaveUp(RuntimeError):
+    """A job whose export was interrupted too often; its release row says so."""
+
+
 # --- the run ------------------------------------------------------------------------
 
 
@@ -96,7 +100,7 @@ def run_export(
         _take_export_lock(lock_connection)
         try:
             _clean_up_after_dead_exports(maker, settings.releases_root)
-            release = _claim_release(maker, kind, filters, pinned, job_id)
+            release = _claim_release(maker, kind, filters, pinned, job_id, settings.releases_root)
             if release.state != ReleaseState.running:
                 return _earlier_outcome(release, settings)
             return _export_holding_lock(maker, release, filters, progress, settings)
@@ -159,6 +163,7 @@ def _claim_release(
     filters: ExportFilters,
     pinned: bool,
     job_id: str | None,
+    root: Path,
 ) -> Release:
     """The release row this run writes: a new one, or the row an earlier delivery of the
     same job made (published already, or taken over for another attempt)."""
@@ -172,14 +177,12 @@ def _claim_release(
     if not taken_over:
         # Committed above: the row says why it stopped.
         raise ExportGaveUp(release.error or "")
+    # Never published, so whatever carries its name on disk is a dead attempt's.
+    publish.remove_directory(root / release.name)
     logger.warning(
         "export job %s: attempt %s on release %s", job_id, release.attempts, release.name
     )
     return release
-
-
-class ExportGaveUp(RuntimeError):
-    """A job whose export was interrupted too often; its release row says so."""
 
 
 def _earlier_outcome(release: Release, settings: Settings) -> ExportOutcome:
