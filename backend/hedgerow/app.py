@@ -19,6 +19,7 @@ from hedgerow.accounts.security import (
 from hedgerow.config import Settings, get_settings
 from hedgerow.error_handlers import EXCEPTION_HANDLERS
 from hedgerow.logs import RequestContextMiddleware, configure_logging
+from hedgerow.metrics import MetricsMiddleware
 from hedgerow.ops.admission import TaskAdmissionMiddleware
 from hedgerow.templating import STATIC_DIR, VENDOR_DIR
 
@@ -97,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CsrfCookieMiddleware, secure=settings.cookies_secure)
     app.add_middleware(TaskAdmissionMiddleware, limit=settings.task_requests_in_flight)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: the time counted is what the client waited, admission queueing included.
+    app.add_middleware(MetricsMiddleware)
 
     app.mount("/static/vendor", StaticFiles(directory=VENDOR_DIR, check_dir=False), "vendor")
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), "static")

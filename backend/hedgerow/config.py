@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     # few statements: with dozens of threads sharing one GIL those few statements stretch
     # out and everyone else queues on the locks (measured in bench/README.md).
     task_requests_in_flight: int = 4
+    # The bearer token a Prometheus scraper presents at /metrics (admins may read it too).
+    metrics_token: str | None = None
 
     # Accounts
     session_days: int = 30
