@@ -9,6 +9,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hedgerow.accounts.auth_cache import CACHE as AUTH_CACHE
 from hedgerow.accounts.security import (
     CSRF_COOKIE,
     bearer_token,
@@ -94,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings
+    if settings.auth_cache_seconds > 0 and settings.redis_url:
+        AUTH_CACHE.listening()  # subscribe now, so the first requests can use the cache
 
     app.add_middleware(CsrfCookieMiddleware, secure=settings.cookies_secure)
     app.add_middleware(TaskAdmissionMiddleware, limit=settings.task_requests_in_flight)

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
 
     # Accounts
     session_days: int = 30
+    # How long a process trusts what an API key or session cookie resolved to (0: always
+    # ask the database). Revoking, logging out, disabling or any change to the user forgets
+    # it at once in every process (accounts/auth_cache.py).
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     login_attempts_per_window: int = 10
     login_window_seconds: int = 300
     signup_open: bool = True
