@@ -1,7 +1,13 @@
-"""HTTP load on the task hand-out: request a task, then submit it, at fixed concurrency.
+"""HTTP load on the task hand-out: request a task, then submit it, closed or open loop.
 
     python bench/load.py --database-url postgresql://postgres@127.0.0.1/hedgerow_bench \
-        --redis-url redis://127.0.0.1:6379/14 --concurrency 32 --seconds 30
+        --redis-url redis://127.0.0.1:6379/14 --concurrency 32 --seconds 30 --with-worker
+    python bench/load.py ... --rate 150   # open loop: 150 cycles/s offered
+
+Closed loop (the default): --concurrency volunteers, each starting its next cycle when the
+last one ends. Open loop (--rate): cycles start on a fixed schedule by whichever volunteer
+of the pool is idle, and latencies count from the scheduled start (bench/open_loop.py).
+--with-worker also runs the Celery worker and beat, as `hedgerow up` does.
 
 Starts the real web server (uvicorn, as `hedgerow up` does) against a seeded database (see
 bench/seed.py), creates benchmark volunteers with API keys, and drives the JSON API from
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -21,11 +28,13 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from open_loop import OpenLoopResult, arrival_offsets, run_open_loop  # bench/, beside this
 from sqlalchemy.orm import Session
 
 from hedgerow.db import make_engine
@@ -158,6 +167,39 @@ def error_code(body: Any) -> str:
         return "?"
 
 
+async def one_cycle(
+    connection: Connection,
+    samples: Samples,
+    rng: random.Random,
+    serial: int,
+    scheduled: float | None = None,
+) -> str:
+    """Request a task, then submit it; returns the outcome. Open-loop cycles pass their
+    scheduled start, and their task request's latency counts from it."""
+    started = time.perf_counter()
+    status, task = await connection.post("/api/v1/tasks", {"kind": "any", "language": "en"})
+    requested = time.perf_counter()
+    samples.request_ms.append((requested - (started if scheduled is None else scheduled)) * 1000)
+    if status != 200:
+        outcome = f"request {status} {error_code(task)}"
+        samples.count(outcome)
+        return outcome
+    body = answer(task, rng, serial)
+    before_submit = time.perf_counter()
+    status, result = await connection.post(f"/api/v1/tasks/{task['id']}/submit", body)
+    done = time.perf_counter()
+    samples.submit_ms.append((done - before_submit) * 1000)
+    if status == 200:
+        samples.cycle_ms.append((done - (started if scheduled is None else scheduled)) * 1000)
+        outcome = f"done {task['kind']}"
+    else:
+        outcome = f"submit {status} {error_code(result)}"
+        # Give the task back so this volunteer is not stuck on it.
+        await connection.post(f"/api/v1/tasks/{task['id']}/skip", {"reason": "bench"})
+    samples.count(outcome)
+    return outcome
+
+
 async def volunteer(
     connection: Connection,
     deadline: float,
@@ -167,26 +209,9 @@ async def volunteer(
     serial = 0
     while time.perf_counter() < deadline:
         serial += 1
-        started = time.perf_counter()
-        status, task = await connection.post("/api/v1/tasks", {"kind": "any", "language": "en"})
-        requested = time.perf_counter()
-        samples.request_ms.append((requested - started) * 1000)
-        if status != 200:
-            samples.count(f"request {status} {error_code(task)}")
+        outcome = await one_cycle(connection, samples, rng, serial)
+        if outcome.startswith("request"):
             await asyncio.sleep(0.05)
-            continue
-        body = answer(task, rng, serial)
-        before_submit = time.perf_counter()
-        status, result = await connection.post(f"/api/v1/tasks/{task['id']}/submit", body)
-        done = time.perf_counter()
-        samples.submit_ms.append((done - before_submit) * 1000)
-        if status == 200:
-            samples.cycle_ms.append((done - started) * 1000)
-            samples.count(f"done {task['kind']}")
-        else:
-            samples.count(f"submit {status} {error_code(result)}")
-            # Give the task back so this volunteer is not stuck on it.
-            await connection.post(f"/api/v1/tasks/{task['id']}/skip", {"reason": "bench"})
 
 
 async def drive(port: int, keys: list[str], seconds: float, seed: int) -> Samples:
@@ -204,6 +229,28 @@ async def drive(port: int, keys: list[str], seconds: float, seed: int) -> Sample
         for connection in connections:
             await connection.close()
     return samples
+
+
+async def drive_open_loop(
+    port: int, keys: list[str], rate: float, seconds: float, seed: int
+) -> tuple[Samples, OpenLoopResult]:
+    """Cycles started at `rate` per second by whichever volunteer is idle (see open_loop)."""
+    samples = Samples()
+    connections = [Connection("127.0.0.1", port, key) for key in keys]
+    rng = random.Random(seed)
+    serials = itertools.count()
+
+    async def cycle(connection: Connection, scheduled: float) -> str:
+        return await one_cycle(connection, samples, rng, next(serials), scheduled)
+
+    try:
+        result = await run_open_loop(
+            arrival_offsets(rate, seconds), connections, cycle, seconds=seconds
+        )
+    finally:
+        for connection in connections:
+            await connection.close()
+    return samples, result
 
 
 def start_server(
@@ -241,6 +288,41 @@ def start_server(
         time.sleep(0.2)
     server.kill()
     raise RuntimeError("the server did not become ready within 60 s")
+
+
+def start_background(
+    database_url: str, redis_url: str, schedule_dir: str
+) -> list[subprocess.Popen]:
+    """A Celery worker and beat, as `hedgerow up` runs them: the periodic jobs (the lottery
+    top-up, lease expiry) are part of the load a server really carries."""
+    env = dict(
+        os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url, HEDGEROW_LOG_LEVEL="WARNING"
+    )
+    celery = [sys.executable, "-m", "celery", "-A", "hedgerow.worker:celery_app"]
+    schedule = os.path.join(schedule_dir, "celerybeat-schedule")
+    return [
+        # Their banners would bury the report; warnings still reach stderr.
+        subprocess.Popen(
+            [*celery, "worker", "-Q", "default", "-l", "WARNING"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [*celery, "beat", "-l", "WARNING", "--schedule", schedule],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        ),
+    ]
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -294,11 +376,24 @@ class CpuUse:
     server: float
     database: float
     driver: float
+    background: float = 0.0  # the Celery worker and beat, with --with-worker
 
 
-def report(samples: Samples, seconds: float, label: str, cpu: CpuUse | None = None) -> None:
+def report(
+    samples: Samples,
+    seconds: float,
+    label: str,
+    cpu: CpuUse | None = None,
+    open_loop: OpenLoopResult | None = None,
+) -> None:
     cycles = len(samples.cycle_ms)
     print(f"\n## {label}")
+    if open_loop is not None:
+        print(
+            f"open loop: {open_loop.offered} cycles offered at {open_loop.offered_rate:.1f}/s; "
+            "task request and full cycle latencies count from each scheduled start; "
+            f"longest wait for an idle volunteer {1000 * max(open_loop.waits_s or [0]):.1f} ms"
+        )
     print("| measure | count | per second | p50 ms | p95 ms | p99 ms |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, values in (
@@ -320,56 +415,110 @@ def report(samples: Samples, seconds: float, label: str, cpu: CpuUse | None = No
         total = cpu.server + cpu.database + cpu.driver
         print(
             f"\nCPU seconds: web server {cpu.server:.1f}, PostgreSQL {cpu.database:.1f}, "
-            f"load driver {cpu.driver:.1f}; per HTTP request (task requests + submissions): "
+            f"load driver {cpu.driver:.1f}, worker + beat {cpu.background:.1f}; "
+            "per HTTP request (task requests + submissions): "
             f"{1000 * cpu.server / http_requests:.2f} + {1000 * cpu.database / http_requests:.2f}"
             f" + {1000 * cpu.driver / http_requests:.2f} = {1000 * total / http_requests:.2f} ms"
         )
+        if cycles:
+            print(
+                "server + PostgreSQL per completed cycle: "
+                f"{1000 * cpu.server / cycles:.2f} + {1000 * cpu.database / cycles:.2f} = "
+                f"{1000 * (cpu.server + cpu.database) / cycles:.2f} ms"
+            )
 
 
-def main() -> None:
+def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--redis-url", required=True)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=32,
+        help="volunteers (closed loop: each starts its next cycle when the last ends)",
+    )
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: start this many cycles per second, each by an idle volunteer of the "
+        "--concurrency pool; latency counts from the scheduled start",
+    )
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument(
+        "--with-worker",
+        action="store_true",
+        help="also run a Celery worker and beat, as `hedgerow up` does",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--label", default="load")
     parser.add_argument(
         "--app", default="hedgerow.app:create_app", help="ASGI app factory to serve"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> None:
+    args = parse_arguments()
     keys = create_volunteers(args.database_url, args.concurrency)
     port = free_port()
     # Named connections, so that the PostgreSQL backends serving the server can be found.
     application_name = f"hedgerow-load-{RUN_ID}"
     separator = "&" if "?" in args.database_url else "?"
     server_url = f"{args.database_url}{separator}application_name={application_name}"
-    server = start_server(server_url, args.redis_url, port, args.workers, args.app)
-    try:
-        server_pids = process_tree(server.pid)
-        server_before = sum(process_cpu_seconds(pid) for pid in server_pids)
-        backends_before = {
-            pid: process_cpu_seconds(pid)
-            for pid in backend_pids(args.database_url, application_name)
-        }
-        driver_before = time.process_time()
-        samples = asyncio.run(drive(port, keys, args.seconds, args.seed))
-        driver = time.process_time() - driver_before
-        server_cpu = sum(process_cpu_seconds(pid) for pid in server_pids) - server_before
-        database_cpu = sum(
-            process_cpu_seconds(pid) - backends_before.get(pid, 0.0)
-            for pid in backend_pids(args.database_url, application_name)
-        )
-        cpu = CpuUse(server=server_cpu, database=database_cpu, driver=driver)
-    finally:
-        server.send_signal(signal.SIGINT)
+    background: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory() as schedule_dir:
+        if args.with_worker:
+            background = start_background(server_url, args.redis_url, schedule_dir)
+        server = start_server(server_url, args.redis_url, port, args.workers, args.app)
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    report(samples, args.seconds, args.label, cpu)
+            samples, open_loop, cpu = measure(
+                args, port, keys, server, background, application_name
+            )
+        finally:
+            stop([server, *background])
+    report(samples, args.seconds, args.label, cpu, open_loop)
+
+
+def measure(
+    args: argparse.Namespace,
+    port: int,
+    keys: list[str],
+    server: subprocess.Popen,
+    background: list[subprocess.Popen],
+    application_name: str,
+) -> tuple[Samples, OpenLoopResult | None, CpuUse]:
+    server_pids = process_tree(server.pid)
+    background_pids = [pid for process in background for pid in process_tree(process.pid)]
+
+    def cpu_of(pids: list[int]) -> float:
+        return sum(process_cpu_seconds(pid) for pid in pids)
+
+    server_before, background_before = cpu_of(server_pids), cpu_of(background_pids)
+    backends_before = {
+        pid: process_cpu_seconds(pid) for pid in backend_pids(args.database_url, application_name)
+    }
+    driver_before = time.process_time()
+    open_loop: OpenLoopResult | None = None
+    if args.rate is None:
+        samples = asyncio.run(drive(port, keys, args.seconds, args.seed))
+    else:
+        samples, open_loop = asyncio.run(
+            drive_open_loop(port, keys, args.rate, args.seconds, args.seed)
+        )
+    database_cpu = sum(
+        process_cpu_seconds(pid) - backends_before.get(pid, 0.0)
+        for pid in backend_pids(args.database_url, application_name)
+    )
+    cpu = CpuUse(
+        server=cpu_of(server_pids) - server_before,
+        database=database_cpu,
+        driver=time.process_time() - driver_before,
+        background=cpu_of(background_pids) - background_before,
+    )
+    return samples, open_loop, cpu
 
 
 if __name__ == "__main__":

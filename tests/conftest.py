@@ -113,10 +113,13 @@ def committing_sessionmaker(engine: Engine) -> Iterator[sessionmaker[Session]]:
 
 @pytest.fixture(autouse=True)
 def redis_db() -> Iterator[redis_lib.Redis]:
+    from hedgerow.accounts.auth_cache import CACHE
     from hedgerow.config import get_settings
 
     client = redis_lib.Redis.from_url(get_settings().redis_url or "", decode_responses=True)
     client.flushdb()
+    # A test's rolled-back users must not be remembered by the next test.
+    CACHE.forget(None)
     yield client
     client.close()
 

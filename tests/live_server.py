@@ -57,9 +57,10 @@ def serving_process(
 
 
 @contextmanager
-def live_uvicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """Start the server with `env`, wait until /readyz answers, yield its base URL; stop it
-    on the way out. Its output goes to `log_path`, quoted in any start-up failure."""
+def live_uvicorn(env: dict[str, str], log_path: Path, workers: int = 1) -> Iterator[str]:
+    """Start the server with `env` (and `workers` processes), wait until /readyz answers,
+    yield its base URL; stop it on the way out. Its output goes to `log_path`, quoted in any
+    start-up failure."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = [
@@ -74,6 +75,8 @@ def live_uvicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
         str(port),
         "--log-level",
         "warning",
+        "--workers",
+        str(workers),
     ]
     with serving_process(command, env, log_path, f"{base_url}/readyz", "the server"):
         yield base_url

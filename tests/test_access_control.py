@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from starlette.routing import Mount
 
 from hedgerow.accounts.security import SESSION_COOKIE, create_user_session
+from hedgerow.error_handlers import MACHINE_PATHS
 from hedgerow.models import Role, User
 from tests.factories import csrf_token, make_user
 
@@ -35,6 +36,7 @@ ACCESS: dict[tuple[str, str], str] = {
     # ops, docs, static files
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
+    ("GET", "/metrics"): ADMIN,  # or the HEDGEROW_METRICS_TOKEN scraper
     ("GET", "/api/openapi.json"): PUBLIC,
     ("HEAD", "/api/openapi.json"): PUBLIC,
     ("GET", "/api/docs"): PUBLIC,
@@ -285,7 +287,7 @@ def test_every_route_lets_in_exactly_the_roles_the_table_allows(
 
 
 def _expected_refusal(path: str, role_name: str, rule: str) -> set[int]:
-    is_api = path.startswith("/api/")
+    is_api = path.startswith(MACHINE_PATHS)  # answered in JSON, whoever asks
     if role_name == "anonymous":
         # JSON callers are told to authenticate; browsers are sent to the login page.
         return {401} if is_api else {303}

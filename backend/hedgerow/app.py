@@ -9,6 +9,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hedgerow.accounts.auth_cache import CACHE as AUTH_CACHE
 from hedgerow.accounts.security import (
     CSRF_COOKIE,
     bearer_token,
@@ -19,6 +20,7 @@ from hedgerow.accounts.security import (
 from hedgerow.config import Settings, get_settings
 from hedgerow.error_handlers import EXCEPTION_HANDLERS
 from hedgerow.logs import RequestContextMiddleware, configure_logging
+from hedgerow.metrics import MetricsMiddleware
 from hedgerow.ops.admission import TaskAdmissionMiddleware
 from hedgerow.templating import STATIC_DIR, VENDOR_DIR
 
@@ -93,10 +95,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings
+    if settings.auth_cache_seconds > 0 and settings.redis_url:
+        AUTH_CACHE.listening()  # subscribe now, so the first requests can use the cache
 
     app.add_middleware(CsrfCookieMiddleware, secure=settings.cookies_secure)
     app.add_middleware(TaskAdmissionMiddleware, limit=settings.task_requests_in_flight)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: the time counted is what the client waited, admission queueing included.
+    app.add_middleware(MetricsMiddleware)
 
     app.mount("/static/vendor", StaticFiles(directory=VENDOR_DIR, check_dir=False), "vendor")
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), "static")

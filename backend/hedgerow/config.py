@@ -46,9 +46,15 @@ class Settings(BaseSettings):
     # few statements: with dozens of threads sharing one GIL those few statements stretch
     # out and everyone else queues on the locks (measured in bench/README.md).
     task_requests_in_flight: int = 4
+    # The bearer token a Prometheus scraper presents at /metrics (admins may read it too).
+    metrics_token: str | None = None
 
     # Accounts
     session_days: int = 30
+    # How long a process trusts what an API key or session cookie resolved to (0: always
+    # ask the database). Revoking, logging out, disabling or any change to the user forgets
+    # it at once in every process (accounts/auth_cache.py).
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     login_attempts_per_window: int = 10
     login_window_seconds: int = 300
     signup_open: bool = True

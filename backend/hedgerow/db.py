@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from hedgerow.config import get_settings
+from hedgerow.metrics import watch_pool
 
 
 def normalize_database_url(url: str) -> str:
@@ -41,7 +42,9 @@ def get_engine() -> Engine:
             "DATABASE_URL is not set; run through `hedgerow up`, which starts the embedded "
             "PostgreSQL, or point DATABASE_URL at a server"
         )
-    return make_engine(url)
+    engine = make_engine(url)
+    watch_pool(engine)
+    return engine
 
 
 @lru_cache

@@ -24,8 +24,13 @@ from hedgerow.templating import templates
 log = logging.getLogger(__name__)
 
 
+# Read by programs, not people: errors there are JSON whatever the client accepts (a
+# Prometheus scraper sends `Accept: text/plain`, and a login page would mean nothing to it).
+MACHINE_PATHS = ("/api/", "/metrics")
+
+
 def wants_json(request: Request) -> bool:
-    if request.url.path.startswith("/api/"):
+    if request.url.path.startswith(MACHINE_PATHS):
         return True
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept

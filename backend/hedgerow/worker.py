@@ -21,6 +21,7 @@ from celery import Celery
 from kombu import Queue
 
 import hedgerow
+from hedgerow.accounts import auth_cache  # noqa: F401  (jobs that change users forget them)
 from hedgerow.config import Settings, get_settings
 from hedgerow.ops import job_health  # noqa: F401  (records every job run for the status page)
 

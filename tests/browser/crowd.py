@@ -42,11 +42,6 @@ def reply(maker: sessionmaker[Session], user_id: int, kind: str, text: str) -> i
     return int(do_task(maker, user_id, kind, Submission(text=text)).message_id)
 
 
-def top_up_lotteries(maker: sessionmaker[Session]) -> None:
-    with maker.begin() as db:
-        service.top_up_lotteries(db)
-
-
 def tree_state(maker: sessionmaker[Session], tree_id: int) -> str:
     with maker() as db:
         state = db.scalar(select(Tree.state).where(Tree.id == tree_id))

@@ -58,7 +58,7 @@ def test_two_agreeing_reviews_decide_a_message_and_teach_reliability(db: Session
     # The author's prior (0.85, no record yet) and two votes at the prior reliability 0.8.
     odds = 0.85 / 0.15 * 4 * 4
     assert root.review_confidence == pytest.approx(odds / (odds + 1))
-    assert reload(db, tree).state == TreeState.lottery_waiting
+    assert reload(db, tree).state == TreeState.growing  # accepted, and drawn: slots are free
     with pytest.raises(AppError) as nothing_left:
         service.request_task(db, third, language="en", kind="review_prompt")
     assert nothing_left.value.code == "no_task_available"

@@ -76,7 +76,10 @@ def test_no_decision_before_the_last_review(db: Session) -> None:
     assert root.open_for_review is True
 
 
-def test_an_accepted_prompt_enters_the_lottery(db: Session) -> None:
+def test_an_accepted_prompt_enters_the_lottery(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    override_settings(monkeypatch, growing_trees_per_language=0)  # no slot: it waits
     author = make_user(db)
     tree, root = make_tree(db, author, state=TreeState.prompt_review)
     for _ in range(3):
@@ -88,6 +91,22 @@ def test_an_accepted_prompt_enters_the_lottery(db: Session) -> None:
     assert reload(db, root).open_for_review is False
     labels = db.scalars(select(Label).where(Label.message_id == root.id)).all()
     assert {label.guideline_version for label in labels} == {GUIDELINE_VERSION}
+
+
+def test_an_accepted_prompt_fills_a_free_growing_slot_at_once(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slot freed while nothing waited is filled by the next accepted prompt, not left
+    empty until the periodic top-up; the draw is still among every waiting author."""
+    override_settings(monkeypatch, growing_trees_per_language=1)
+    waiting, _ = make_tree(db, make_user(db), state=TreeState.lottery_waiting)
+    tree, _root = make_tree(db, make_user(db), state=TreeState.prompt_review)
+    for _ in range(3):
+        review(db, make_user(db), "review_prompt")
+    states = {reload(db, waiting).state, reload(db, tree).state}
+    assert states == {TreeState.growing, TreeState.lottery_waiting}
+    drawn = next(t for t in (waiting, tree) if t.state == TreeState.growing)
+    assert drawn.drawn_at is not None
 
 
 def test_a_rejected_prompt_aborts_its_tree(db: Session) -> None:
@@ -164,10 +183,10 @@ def test_a_small_tree_grows_ranks_and_becomes_ready_for_export(
         True,
     )
 
+    # The one growing slot is free, so the accepted prompt is drawn in the same transaction.
     review(db, make_user(db), "review_prompt")
-    assert reload(db, tree).state == TreeState.lottery_waiting
-    assert service.top_up_lotteries(db, rng=rng) == {"en": [tree.id]}
     assert reload(db, tree).state == TreeState.growing
+    assert service.top_up_lotteries(db, rng=rng) == {}
 
     for _ in range(2):
         writer = make_user(db)

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from hedgerow.accounts.auth_cache import NEUTRAL_OPTION
 from hedgerow.models import ApiKey, User, UserSession
 
 
@@ -39,12 +40,15 @@ def session_by_token_hash(db: Session, token_hash: str) -> UserSession | None:
     return db.scalar(select(UserSession).where(UserSession.token_hash == token_hash))
 
 
-def user_of_live_session(db: Session, token_hash: str, now: datetime) -> User | None:
-    return db.scalar(
-        select(User)
-        .join(UserSession, UserSession.user_id == User.id)
+def live_session_with_user(
+    db: Session, token_hash: str, now: datetime
+) -> tuple[UserSession, User] | None:
+    row = db.execute(
+        select(UserSession, User)
+        .join(User, User.id == UserSession.user_id)
         .where(UserSession.token_hash == token_hash, UserSession.expires_at > now)
-    )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 def api_key_with_owner(db: Session, prefix: str) -> tuple[ApiKey, User] | None:
@@ -56,7 +60,11 @@ def api_key_with_owner(db: Session, prefix: str) -> tuple[ApiKey, User] | None:
 
 
 def touch_api_key(db: Session, key_id: int, now: datetime) -> None:
-    db.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+    db.execute(
+        update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now),
+        # Only the last-use time: nothing the auth cache holds (auth_cache.py).
+        execution_options={NEUTRAL_OPTION: True},
+    )
 
 
 def delete_expired_sessions(db: Session, user_id: int) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from hedgerow.accounts import queries
+from hedgerow.accounts.auth_cache import CACHE, Credential, attach, user_columns
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep, app_sessionmaker
 from hedgerow.errors import AppError, Forbidden, NotAuthenticated
@@ -80,7 +82,24 @@ def session_token_hash(request: HTTPConnection) -> str | None:
 
 
 def _user_from_session_cookie(db: Session, token: str) -> User | None:
-    return queries.user_of_live_session(db, sha256_hex(token), utcnow())
+    token_hash = sha256_hex(token)
+    now = utcnow()
+    cached = CACHE.get(f"session:{token_hash}")
+    if cached is not None and cached.session_expires_at and cached.session_expires_at > now:
+        return attach(db, cached.user_columns)
+    found = queries.live_session_with_user(db, token_hash, now)
+    if found is None:
+        return None
+    session, user = found
+    CACHE.put(
+        f"session:{token_hash}",
+        Credential(
+            user_columns(user),
+            time.monotonic() + CACHE.ttl(),
+            session_expires_at=session.expires_at,
+        ),
+    )
+    return user
 
 
 # --- API keys -----------------------------------------------------------------------
@@ -98,16 +117,36 @@ def _user_from_api_key(db: Session, raw_key: str) -> User:
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
         raise NotAuthenticated("The API key is malformed.")
     _, prefix, secret = parts
-    found = queries.api_key_with_owner(db, prefix)
-    if found is None or not hmac.compare_digest(found[0].secret_hash, sha256_hex(secret)):
+    credential = CACHE.get(f"api_key:{prefix}") or _api_key_credential(db, prefix)
+    if credential is None or not hmac.compare_digest(
+        credential.secret_hash or "", sha256_hex(secret)
+    ):
         raise NotAuthenticated("The API key is not valid.")
-    key, user = found
-    if key.revoked_at is not None:
+    if credential.revoked:
         raise NotAuthenticated("The API key was revoked.")
     now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at > API_KEY_TOUCH_INTERVAL:
-        queries.touch_api_key(db, key.id, now)
-    return user
+    if credential.last_used_at is None or now - credential.last_used_at > API_KEY_TOUCH_INTERVAL:
+        assert credential.api_key_id is not None
+        queries.touch_api_key(db, credential.api_key_id, now)
+        credential.last_used_at = now
+    return attach(db, credential.user_columns)
+
+
+def _api_key_credential(db: Session, prefix: str) -> Credential | None:
+    found = queries.api_key_with_owner(db, prefix)
+    if found is None:
+        return None
+    key, user = found
+    credential = Credential(
+        user_columns(user),
+        time.monotonic() + CACHE.ttl(),
+        api_key_id=key.id,
+        secret_hash=key.secret_hash,
+        revoked=key.revoked_at is not None,
+        last_used_at=key.last_used_at,
+    )
+    CACHE.put(f"api_key:{prefix}", credential)
+    return credential
 
 
 def bearer_token(request: HTTPConnection) -> str | None:

@@ -17,6 +17,7 @@ from hedgerow.cli.common import console, err_console, servers
 from hedgerow.cli.supervisor import Supervisor, wait_until_serving, wait_until_worker_answers
 from hedgerow.inference.app import create_inference_app
 from hedgerow.logs import configure_logging
+from hedgerow.metrics import share_between_processes
 
 
 def up(
@@ -43,6 +44,7 @@ def up(
         uvicorn_command = [python, "-m", "uvicorn", "hedgerow.app:create_app", "--factory"]
         celery = [python, "-m", "celery", "-A", "hedgerow.worker:celery_app"]
         schedule = str(data_dir / "celerybeat-schedule")
+        share_between_processes(data_dir)  # /metrics sums the web worker processes
         try:
             # The children read the URLs from the environment exported by servers().
             supervisor.start(

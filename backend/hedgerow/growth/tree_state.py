@@ -121,6 +121,11 @@ def _apply_decision(
         if accepted:
             tree.state = TreeState.lottery_waiting
             tree.entered_lottery_at = now
+            # A growing slot may be free now (nothing waited to fill it): draw at once rather
+            # than leave it empty until the periodic top-up. The draw is among all waiting
+            # authors, so this prompt gets no head start.
+            db.flush()
+            draw_lottery(db, tree.language, rng=rng, now=now)
         else:
             abort_tree(db, tree, now=now, rng=rng)
         return

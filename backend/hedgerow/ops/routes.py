@@ -1,11 +1,18 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and the Prometheus metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+import hmac
 
-from hedgerow.db import get_sessionmaker
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from hedgerow.accounts.security import bearer_token, get_optional_user
+from hedgerow.config import get_settings
+from hedgerow.db import SessionDep, get_sessionmaker
+from hedgerow.errors import AppError, Forbidden, NotAuthenticated
+from hedgerow.metrics import exposition
+from hedgerow.models import Role
 from hedgerow.ops import queries
 from hedgerow.redis_client import get_redis
 
@@ -38,3 +45,35 @@ def readyz() -> JSONResponse:
         {"status": "ok" if ready else "unavailable", "checks": checks},
         status_code=200 if ready else 503,
     )
+
+
+def metrics_reader(request: Request, db: SessionDep) -> None:
+    """A scraper with HEDGEROW_METRICS_TOKEN as its bearer token, or an admin (session or
+    API key): the metrics show traffic per route, not for everyone."""
+    token = get_settings().metrics_token
+    presented = bearer_token(request)
+    if token and presented is not None and hmac.compare_digest(presented, token):
+        return
+    user = get_optional_user(request, db)
+    if user is None:
+        raise NotAuthenticated()
+    if not user.enabled:
+        raise AppError("account_disabled", "This account has been disabled by a moderator.", 403)
+    if not user.has_role(Role.admin):
+        raise Forbidden("The metrics are for admins and the metrics scraper.")
+
+
+@router.get(
+    "/metrics",
+    dependencies=[Depends(metrics_reader)],
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        401: {"description": "No credentials, or not valid ones"},
+        403: {"description": "Not an admin"},
+    },
+)
+def metrics() -> Response:
+    """Request counts and latency by route, requests in flight, database pool use."""
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)

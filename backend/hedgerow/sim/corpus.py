@@ -316,10 +316,10 @@ def _full_tree(
     )
 
 
-def add_tree(corpus: Corpus, state: str, settings_row: dict) -> None:
+def add_tree(corpus: Corpus, state: str, settings_row: dict, language: str | None = None) -> None:
     tree_id = corpus.next_tree_id
     corpus.next_tree_id += 1
-    language = corpus.rng.choices(LANGUAGES, LANGUAGE_WEIGHTS)[0]
+    language = language or corpus.rng.choices(LANGUAGES, LANGUAGE_WEIGHTS)[0]
     created = corpus.when()
     reviews = settings_row["reviews_per_message"]
     rankings = settings_row["rankings_per_sibling_set"]
@@ -399,8 +399,15 @@ def seed(database_url: str, messages: int, users: int, seed_value: int) -> dict[
         rng=random.Random(seed_value), users=users, start=datetime(2025, 1, 1, tzinfo=UTC)
     )
     total_trees = max(1, messages // MESSAGES_PER_FULL_TREE)
+    growing = 0
     for state in plan_states(total_trees):
-        add_tree(corpus, state, settings_row)
+        language = None
+        if state == "growing":
+            # Growing trees fill each language's slots exactly, as the lottery leaves them
+            # (a language over its limit would take no new draws until trees finish).
+            language = LANGUAGES[growing % len(LANGUAGES)]
+            growing += 1
+        add_tree(corpus, state, settings_row, language)
     while len(corpus.messages) < messages:  # top up to the asked size with finished trees
         add_tree(corpus, "ready_for_export", settings_row)
     built = time.perf_counter()
