@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from hedgerow.models import Label, Message, Ranking, Task, TaskState, Tree, TreeState, User
 from tests.factories import csrf_token, make_user
 from tests.growth.factories import add_reply, count_rows, make_tree, override_settings, reload
-from tests.page_helpers import log_in_as
+from tests.page_helpers import form_defaults, log_in_as
 
 HTMX = {"HX-Request": "true"}
 
@@ -190,6 +190,30 @@ def test_ranking_through_position_fields(
     assert ranking is not None
     assert ranking.ordered_message_ids == [b, c, a]
     assert ranking.grades == ["better", "about_same"]
+
+
+def test_ranking_submitted_untouched_without_javascript_keeps_the_shown_order(
+    db: Session, client: TestClient, volunteer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each reply's position field starts at its own place in the list, so a volunteer
+    without JavaScript who agrees with the order shown just submits."""
+    _tree, replies = ranking_setup(db, monkeypatch)
+    task_id = start(client, "rank_assistant_replies")
+    page = client.get(f"/tasks/{task_id}")
+    shown = [
+        int(found)
+        for found in re.findall(r'class="rank-item"[^>]*data-message-id="(\d+)"', page.text)
+    ]
+    assert sorted(shown) == sorted(reply.id for reply in replies)
+
+    fields = form_defaults(page.text, "task-form")
+    positions = {name: value for name, value in fields if name.startswith("position.")}
+    assert positions == {f"position.{message_id}": str(n) for n, message_id in enumerate(shown, 1)}
+
+    response = client.post(f"/tasks/{task_id}/submit", data=dict(fields), follow_redirects=False)
+    assert response.status_code == 303, response.text
+    ranking = db.scalar(select(Ranking).where(Ranking.user_id == volunteer.id))
+    assert ranking is not None and ranking.ordered_message_ids == shown
 
 
 def test_skip_with_a_reason(db: Session, client: TestClient, volunteer: User) -> None:
