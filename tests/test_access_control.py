@@ -127,6 +127,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/moderation/queue"): MODERATOR,
     ("GET", "/moderation/messages/{message_id}"): MODERATOR,
     ("POST", "/moderation/messages/{message_id}/dismiss"): MODERATOR,
+    ("GET", "/moderation/messages/{message_id}/delete"): MODERATOR,
     ("POST", "/moderation/messages/{message_id}/delete"): MODERATOR,
     ("POST", "/moderation/messages/{message_id}/undelete"): MODERATOR,
     ("POST", "/moderation/messages/{message_id}/edit"): MODERATOR,

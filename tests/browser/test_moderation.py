@@ -136,6 +136,10 @@ def test_a_reported_reply_is_deleted_by_a_moderator_and_undeleted(site: Site, st
             expect(item).to_contain_text("offensive")
             item.get_by_label(f"Reason for deleting #{story.reply_id}").fill("insults")
             item.get_by_role("button", name="Delete with replies").click()
+            expect(moderator.get_by_test_id("delete-count")).to_contain_text(
+                "This deletes 1 message"
+            )
+            moderator.get_by_role("button", name="Delete 1 message").click()
             expect(moderator.get_by_text("No open reports")).to_be_visible()
 
             # Volunteers no longer see it in the tree viewer.

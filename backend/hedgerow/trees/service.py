@@ -44,7 +44,10 @@ class TreeNode:
 class TreeView:
     tree: Tree
     root: TreeNode | None
+    # Messages not deleted: what the tree holds. Moderators also see the deleted ones,
+    # counted apart.
     message_count: int
+    deleted_count: int
     selected_id: int | None
     viewer_is_moderator: bool
 
@@ -102,7 +105,8 @@ def view_tree(db: Session, viewer: User, tree_id: int, selected_id: int | None =
     return TreeView(
         tree=tree,
         root=root,
-        message_count=len(nodes),
+        message_count=sum(1 for node in nodes.values() if not node.deleted),
+        deleted_count=sum(1 for node in nodes.values() if node.deleted),
         selected_id=selected_id,
         viewer_is_moderator=is_moderator,
     )
