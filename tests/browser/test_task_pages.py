@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.growth.flags import refresh_open_flags
-from hedgerow.models import Message, Ranking, Tree, TreeState, User
+from hedgerow.models import Message, Ranking, Report, Tree, TreeState, User
 from tests.browser import crowd
 from tests.browser.conftest import screenshot
 from tests.browser.test_scenario import SAVED, open_task
@@ -234,3 +234,32 @@ def test_the_none_acceptable_choice_reads_as_one_label_on_a_phone(
     assert box_right <= first_left, f"checkbox not beside the text: {measured}"
     label.click()
     expect(label.locator("input")).to_be_checked()
+
+
+def test_report_opens_next_to_a_message_in_a_task_and_keeps_the_typed_text(
+    live_db: sessionmaker[Session], new_page: Any
+) -> None:
+    author_id, _ = crowd.volunteer(live_db, "author")
+    _user_id, token = crowd.volunteer(live_db, "rosa")
+    with live_db.begin() as db:
+        author = db.get_one(User, author_id)
+        _tree, root = make_tree(db, author)
+        root_id = root.id
+    page = new_page(token)
+    open_task(page, "reply_assistant")
+    page.locator("#f-text").fill("My half-written reply")
+
+    page.locator(f".chat-message[data-message-id='{root_id}']").get_by_role(
+        "link", name="Report"
+    ).click()
+    slot = page.locator(f"#report-slot-{root_id}")
+    slot.get_by_label("Reason").select_option("spam")
+    slot.get_by_label("What is wrong?").fill("An advert.")
+    # Ctrl+Enter in the report's text is not the task's submit.
+    slot.get_by_label("What is wrong?").press("Control+Enter")
+    slot.get_by_role("button", name="Send report").click()
+    expect(slot.get_by_role("status")).to_contain_text("reported to the moderators")
+    expect(page.locator("#f-text")).to_have_value("My half-written reply")
+    with live_db() as db:
+        report = db.scalars(select(Report)).one()
+    assert (report.message_id, report.reason, report.text) == (root_id, "spam", "An advert.")

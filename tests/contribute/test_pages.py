@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -392,3 +393,52 @@ def test_a_text_over_the_limit_is_kept_whole_with_the_counter_in_error(
     assert counter and "field-error" in counter.group(0)
     assert "10050 / 10000 characters" in counter.group(1) and "50 over" in counter.group(1)
     assert reload(db, db.get(Task, task_id)).state == TaskState.leased
+
+
+def report_links(html: str) -> dict[int, str]:
+    """Message id -> where its report page returns to, for each "Report" link."""
+    return {
+        int(message_id): unquote(next_url)
+        for message_id, next_url in re.findall(r'href="/messages/(\d+)/report\?next=([^"]+)"', html)
+    }
+
+
+def skip_to(client: TestClient, task_id: int, kind: str) -> int:
+    """Skip a task; the next one is of `kind`."""
+    response = post(client, f"/tasks/{task_id}/skip", {"next_kind": kind})
+    match = re.match(r"/tasks/(\d+)", response.headers["location"])
+    assert match, response.headers["location"]
+    return int(match.group(1))
+
+
+def test_every_task_kind_offers_report_on_each_message_of_the_conversation(
+    db: Session, client: TestClient, volunteer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    author = make_user(db)
+    _tree, review_root = make_tree(db, author, state=TreeState.prompt_review)
+    growing, prompt = make_tree(db, author)
+    answer = add_reply(db, growing, prompt, make_user(db))
+
+    review_id = start(client, "review_prompt")
+    assert report_links(client.get(f"/tasks/{review_id}").text) == {
+        review_root.id: f"/tasks/{review_id}"
+    }
+    reply_id = skip_to(client, review_id, "reply_prompter")
+    page = client.get(f"/tasks/{reply_id}").text
+    assert report_links(page) == {prompt.id: f"/tasks/{reply_id}", answer.id: f"/tasks/{reply_id}"}
+    _ranked, replies = ranking_setup(db, monkeypatch)
+    rank_id = skip_to(client, reply_id, "rank_assistant_replies")
+    page = client.get(f"/tasks/{rank_id}").text
+    assert report_links(page) == {replies[0].parent_id: f"/tasks/{rank_id}"}
+    # The replies being ranked keep their in-task report (a red flag, the ranking stays).
+    assert page.count('class="link report-button"') == len(replies)
+
+
+def test_no_report_action_on_your_own_message_in_a_task(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    tree, prompt = make_tree(db, volunteer)
+    add_reply(db, tree, prompt, make_user(db))
+    task_id = start(client, "reply_prompter")
+    links = report_links(client.get(f"/tasks/{task_id}").text)
+    assert prompt.id not in links and len(links) == 1

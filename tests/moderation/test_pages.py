@@ -99,6 +99,21 @@ def test_report_form_with_htmx_swaps_in_its_answer(client: TestClient, db: Sessi
     assert report_count(db) == 1
 
 
+def test_the_report_page_says_why_it_has_no_form(client: TestClient, db: Session) -> None:
+    _, reply = reported_reply(db)
+    log_in_as(client, db, make_user(db))
+    page = client.get(f"/messages/{reply.id}/report")
+    assert 'name="reason"' in page.text
+    client.post(f"/messages/{reply.id}/report", data=form(client, {"reason": "spam"}))
+
+    again = client.get(f"/messages/{reply.id}/report")
+    assert 'data-code="already_reported"' in again.text and 'name="reason"' not in again.text
+    author = db.get_one(User, reply.author_id)
+    log_in_as(client, db, author)
+    own = client.get(f"/messages/{reply.id}/report")
+    assert 'data-code="own_message"' in own.text and 'name="reason"' not in own.text
+
+
 def test_a_moderator_deletes_from_the_queue_and_undeletes(client: TestClient, db: Session) -> None:
     root, reply = reported_reply(db)
     log_in_as(client, db, make_user(db)).post(

@@ -138,6 +138,8 @@ def _task_context(
         "grade_titles": GRADE_TITLES,
         "lease_expired": lease_expired,
         "target_id": view.conversation[-1].id if view.conversation else None,
+        # Where a page opened from this task (a report without JavaScript) returns to.
+        "task_url": _task_url(view.id, view.review_mode),
     }
 
 

@@ -480,6 +480,17 @@ def insert_report(
     )
 
 
+def has_reported(db: Session, message_id: int, reporter_id: int) -> bool:
+    return (
+        db.scalar(
+            select(Report.id).where(
+                Report.message_id == message_id, Report.reporter_id == reporter_id
+            )
+        )
+        is not None
+    )
+
+
 def resolve_open_reports(
     db: Session, message_ids: Sequence[int], status: str, resolved_by_id: int, at: datetime
 ) -> int:

@@ -58,10 +58,12 @@ def report_form(
     message = db.get(Message, message_id)
     if message is None or message.deleted:
         raise AppError("not_found", "That message does not exist.", 404)
+    refusal = None if done else service.report_refusal(db, user, message)
     return render(
         request,
         "moderation/report.html",
-        _report_context(message_id, next, message=message, reported=done),
+        _report_context(message_id, next, message=message, reported=done, refusal=refusal),
+        block="report_form",
     )
 
 

@@ -102,6 +102,16 @@ def parse_reason(value: str) -> ReportReason:
         ) from None
 
 
+def report_refusal(db: Session, reporter: User, message: Message) -> AppError | None:
+    """Why `reporter` cannot report `message` (their own, or reported already), so the
+    report page says so instead of offering a form that would be refused."""
+    if message.author_id == reporter.id:
+        return AppError("own_message", "You cannot report your own message.", 409)
+    if queries.has_reported(db, message.id, reporter.id):
+        return AppError("already_reported", "You have already reported this message.", 409)
+    return None
+
+
 def report_message(
     db: Session, reporter: User, message_id: int, *, reason: ReportReason, text: str | None
 ) -> Report:
