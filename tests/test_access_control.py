@@ -122,6 +122,10 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/messages/{message_id}/report"): CONTRIBUTOR,
     ("POST", "/messages/{message_id}/report"): CONTRIBUTOR,
     ("POST", "/api/v1/messages/{message_id}/report"): CONTRIBUTOR,
+    # reactions
+    ("POST", "/messages/{message_id}/reactions"): CONTRIBUTOR,
+    ("GET", "/api/v1/messages/{message_id}/reactions"): CONTRIBUTOR,
+    ("POST", "/api/v1/messages/{message_id}/reactions"): CONTRIBUTOR,
     # moderation pages
     ("GET", "/moderation"): MODERATOR,
     ("GET", "/moderation/queue"): MODERATOR,
