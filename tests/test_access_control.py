@@ -126,11 +126,16 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/messages/{message_id}/report"): CONTRIBUTOR,
     ("POST", "/messages/{message_id}/report"): CONTRIBUTOR,
     ("POST", "/api/v1/messages/{message_id}/report"): CONTRIBUTOR,
+    # reactions
+    ("POST", "/messages/{message_id}/reactions"): CONTRIBUTOR,
+    ("GET", "/api/v1/messages/{message_id}/reactions"): CONTRIBUTOR,
+    ("POST", "/api/v1/messages/{message_id}/reactions"): CONTRIBUTOR,
     # moderation pages
     ("GET", "/moderation"): MODERATOR,
     ("GET", "/moderation/queue"): MODERATOR,
     ("GET", "/moderation/messages/{message_id}"): MODERATOR,
     ("POST", "/moderation/messages/{message_id}/dismiss"): MODERATOR,
+    ("GET", "/moderation/messages/{message_id}/delete"): MODERATOR,
     ("POST", "/moderation/messages/{message_id}/delete"): MODERATOR,
     ("POST", "/moderation/messages/{message_id}/undelete"): MODERATOR,
     ("POST", "/moderation/messages/{message_id}/edit"): MODERATOR,

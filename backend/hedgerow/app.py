@@ -122,6 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.moderation import api as moderation_api
     from hedgerow.moderation import routes as moderation_routes
     from hedgerow.ops import routes as ops_routes
+    from hedgerow.reactions import api as reactions_api
+    from hedgerow.reactions import routes as reactions_routes
     from hedgerow.stats import routes as stats_routes
     from hedgerow.training import api as training_api
     from hedgerow.training import routes as training_routes
@@ -136,6 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(moderation_routes.router)
     app.include_router(moderation_api.router, prefix="/api/v1")
     app.include_router(trees_routes.router)
+    app.include_router(reactions_routes.router)
+    app.include_router(reactions_api.router, prefix="/api/v1")
     app.include_router(contribute_routes.router)
     app.include_router(stats_routes.router)
     app.include_router(export_routes.router)

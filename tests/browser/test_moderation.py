@@ -123,7 +123,6 @@ def test_a_reported_reply_is_deleted_by_a_moderator_and_undeleted(site: Site, st
             volunteer.goto(
                 f"{site.base_url}/messages/{story.reply_id}/report?next=/trees/{story.tree_id}"
             )
-            volunteer.get_by_text("Report this message").click()
             volunteer.get_by_label("Reason").select_option("offensive")
             volunteer.get_by_label("What is wrong?").fill("Insults the prompter.")
             volunteer.get_by_role("button", name="Send report").click()
@@ -136,6 +135,10 @@ def test_a_reported_reply_is_deleted_by_a_moderator_and_undeleted(site: Site, st
             expect(item).to_contain_text("offensive")
             item.get_by_label(f"Reason for deleting #{story.reply_id}").fill("insults")
             item.get_by_role("button", name="Delete with replies").click()
+            expect(moderator.get_by_test_id("delete-count")).to_contain_text(
+                "This deletes 1 message"
+            )
+            moderator.get_by_role("button", name="Delete 1 message").click()
             expect(moderator.get_by_text("No open reports")).to_be_visible()
 
             # Volunteers no longer see it in the tree viewer.

@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.growth.flags import refresh_open_flags
-from hedgerow.models import Message, Ranking, Tree, TreeState, User
+from hedgerow.models import Message, Ranking, Report, Tree, TreeState, User
 from tests.browser import crowd
 from tests.browser.conftest import screenshot
 from tests.browser.test_scenario import SAVED, open_task
@@ -187,3 +187,79 @@ def test_asking_for_another_kind_while_holding_a_task_offers_to_finish_or_skip_i
     page.get_by_test_id("skip-to-asked").click()
     expect(page.locator("#task-panel")).to_have_attribute("data-task-kind", "write_prompt")
     expect(page.get_by_test_id("task-in-progress")).to_have_count(0)
+
+
+# The lines of a label's own text (its text nodes, not its checkbox) and its checkbox.
+LABEL_LINES_JS = """
+(label) => {
+  const walker = document.createTreeWalker(label, NodeFilter.SHOW_TEXT);
+  const tops = new Map();
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.textContent.trim()) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const rect of range.getClientRects()) {
+      if (rect.width > 0) tops.set(Math.round(rect.top), [rect.top, rect.bottom, rect.left]);
+    }
+  }
+  const box = label.querySelector("input").getBoundingClientRect();
+  return {
+    lines: [...tops.values()].sort((a, b) => a[0] - b[0]),
+    box: [box.top, box.bottom, box.right],
+  };
+}
+"""
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_the_none_acceptable_choice_reads_as_one_label_on_a_phone(
+    live_db: sessionmaker[Session], new_page: Any, javascript: bool
+) -> None:
+    """At 375 px the checkbox sits on the first line of its label, and the label takes at
+    most two lines beside it."""
+    crowd.volunteer(live_db, "author")
+    _user_id, token = crowd.volunteer(live_db, f"pia{int(javascript)}")
+    _ranking_tree(live_db, ["Reply one.", "Reply two."])
+    page = new_page(token, javascript=javascript)
+    page.set_viewport_size({"width": 375, "height": 800})
+    open_task(page, "rank_assistant_replies")
+
+    label = page.locator("label", has_text="None of these replies is acceptable")
+    measured = label.evaluate(LABEL_LINES_JS)
+    lines, (box_top, box_bottom, box_right) = measured["lines"], measured["box"]
+    assert 1 <= len(lines) <= 2, f"the label wraps to {len(lines)} lines: {measured}"
+    first_top, first_bottom, first_left = lines[0]
+    middle = (box_top + box_bottom) / 2
+    assert first_top <= middle <= first_bottom, f"checkbox off the first line: {measured}"
+    assert box_right <= first_left, f"checkbox not beside the text: {measured}"
+    label.click()
+    expect(label.locator("input")).to_be_checked()
+
+
+def test_report_opens_next_to_a_message_in_a_task_and_keeps_the_typed_text(
+    live_db: sessionmaker[Session], new_page: Any
+) -> None:
+    author_id, _ = crowd.volunteer(live_db, "author")
+    _user_id, token = crowd.volunteer(live_db, "rosa")
+    with live_db.begin() as db:
+        author = db.get_one(User, author_id)
+        _tree, root = make_tree(db, author)
+        root_id = root.id
+    page = new_page(token)
+    open_task(page, "reply_assistant")
+    page.locator("#f-text").fill("My half-written reply")
+
+    page.locator(f".chat-message[data-message-id='{root_id}']").get_by_role(
+        "link", name="Report"
+    ).click()
+    slot = page.locator(f"#report-slot-{root_id}")
+    slot.get_by_label("Reason").select_option("spam")
+    slot.get_by_label("What is wrong?").fill("An advert.")
+    # Ctrl+Enter in the report's text is not the task's submit.
+    slot.get_by_label("What is wrong?").press("Control+Enter")
+    slot.get_by_role("button", name="Send report").click()
+    expect(slot.get_by_role("status")).to_contain_text("reported to the moderators")
+    expect(page.locator("#f-text")).to_have_value("My half-written reply")
+    with live_db() as db:
+        report = db.scalars(select(Report)).one()
+    assert (report.message_id, report.reason, report.text) == (root_id, "spam", "An advert.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,7 +21,7 @@ from tests.growth.factories import (
     override_settings,
     reload,
 )
-from tests.page_helpers import log_in_as
+from tests.page_helpers import form_defaults, log_in_as
 
 HTMX = {"HX-Request": "true"}
 
@@ -197,6 +198,30 @@ def test_ranking_through_position_fields(
     assert ranking is not None
     assert ranking.ordered_message_ids == [b, c, a]
     assert ranking.grades == ["better", "about_same"]
+
+
+def test_ranking_submitted_untouched_without_javascript_keeps_the_shown_order(
+    db: Session, client: TestClient, volunteer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each reply's position field starts at its own place in the list, so a volunteer
+    without JavaScript who agrees with the order shown just submits."""
+    _tree, replies = ranking_setup(db, monkeypatch)
+    task_id = start(client, "rank_assistant_replies")
+    page = client.get(f"/tasks/{task_id}")
+    shown = [
+        int(found)
+        for found in re.findall(r'class="rank-item"[^>]*data-message-id="(\d+)"', page.text)
+    ]
+    assert sorted(shown) == sorted(reply.id for reply in replies)
+
+    fields = form_defaults(page.text, "task-form")
+    positions = {name: value for name, value in fields if name.startswith("position.")}
+    assert positions == {f"position.{message_id}": str(n) for n, message_id in enumerate(shown, 1)}
+
+    response = client.post(f"/tasks/{task_id}/submit", data=dict(fields), follow_redirects=False)
+    assert response.status_code == 303, response.text
+    ranking = db.scalar(select(Ranking).where(Ranking.user_id == volunteer.id))
+    assert ranking is not None and ranking.ordered_message_ids == shown
 
 
 def test_skip_with_a_reason(db: Session, client: TestClient, volunteer: User) -> None:
@@ -378,3 +403,52 @@ def test_a_text_over_the_limit_is_kept_whole_with_the_counter_in_error(
     assert counter and "field-error" in counter.group(0)
     assert "10050 / 10000 characters" in counter.group(1) and "50 over" in counter.group(1)
     assert reload(db, db.get(Task, task_id)).state == TaskState.leased
+
+
+def report_links(html: str) -> dict[int, str]:
+    """Message id -> where its report page returns to, for each "Report" link."""
+    return {
+        int(message_id): unquote(next_url)
+        for message_id, next_url in re.findall(r'href="/messages/(\d+)/report\?next=([^"]+)"', html)
+    }
+
+
+def skip_to(client: TestClient, task_id: int, kind: str) -> int:
+    """Skip a task; the next one is of `kind`."""
+    response = post(client, f"/tasks/{task_id}/skip", {"next_kind": kind})
+    match = re.match(r"/tasks/(\d+)", response.headers["location"])
+    assert match, response.headers["location"]
+    return int(match.group(1))
+
+
+def test_every_task_kind_offers_report_on_each_message_of_the_conversation(
+    db: Session, client: TestClient, volunteer: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    author = make_user(db)
+    _tree, review_root = make_tree(db, author, state=TreeState.prompt_review)
+    growing, prompt = make_tree(db, author)
+    answer = add_reply(db, growing, prompt, make_user(db))
+
+    review_id = start(client, "review_prompt")
+    assert report_links(client.get(f"/tasks/{review_id}").text) == {
+        review_root.id: f"/tasks/{review_id}"
+    }
+    reply_id = skip_to(client, review_id, "reply_prompter")
+    page = client.get(f"/tasks/{reply_id}").text
+    assert report_links(page) == {prompt.id: f"/tasks/{reply_id}", answer.id: f"/tasks/{reply_id}"}
+    _ranked, replies = ranking_setup(db, monkeypatch)
+    rank_id = skip_to(client, reply_id, "rank_assistant_replies")
+    page = client.get(f"/tasks/{rank_id}").text
+    assert report_links(page) == {replies[0].parent_id: f"/tasks/{rank_id}"}
+    # The replies being ranked keep their in-task report (a red flag, the ranking stays).
+    assert page.count('class="link report-button"') == len(replies)
+
+
+def test_no_report_action_on_your_own_message_in_a_task(
+    db: Session, client: TestClient, volunteer: User
+) -> None:
+    tree, prompt = make_tree(db, volunteer)
+    add_reply(db, tree, prompt, make_user(db))
+    task_id = start(client, "reply_prompter")
+    links = report_links(client.get(f"/tasks/{task_id}").text)
+    assert prompt.id not in links and len(links) == 1

@@ -23,9 +23,10 @@ from hedgerow.models import (
     VolunteerReliability,
 )
 from hedgerow.ops.job_health import record_job_run
-from tests.factories import make_user
+from tests.factories import csrf_token, make_user
 from tests.growth.factories import add_reply, make_tree, reload
 from tests.moderation.helpers import form, json_headers, log_in_as
+from tests.page_helpers import form_defaults
 
 HTMX = {"HX-Request": "true"}
 NASTY = "<script>alert('x')</script> you are all idiots"
@@ -98,6 +99,21 @@ def test_report_form_with_htmx_swaps_in_its_answer(client: TestClient, db: Sessi
     assert report_count(db) == 1
 
 
+def test_the_report_page_says_why_it_has_no_form(client: TestClient, db: Session) -> None:
+    _, reply = reported_reply(db)
+    log_in_as(client, db, make_user(db))
+    page = client.get(f"/messages/{reply.id}/report")
+    assert 'name="reason"' in page.text
+    client.post(f"/messages/{reply.id}/report", data=form(client, {"reason": "spam"}))
+
+    again = client.get(f"/messages/{reply.id}/report")
+    assert 'data-code="already_reported"' in again.text and 'name="reason"' not in again.text
+    author = db.get_one(User, reply.author_id)
+    log_in_as(client, db, author)
+    own = client.get(f"/messages/{reply.id}/report")
+    assert 'data-code="own_message"' in own.text and 'name="reason"' not in own.text
+
+
 def test_a_moderator_deletes_from_the_queue_and_undeletes(client: TestClient, db: Session) -> None:
     root, reply = reported_reply(db)
     log_in_as(client, db, make_user(db)).post(
@@ -116,7 +132,9 @@ def test_a_moderator_deletes_from_the_queue_and_undeletes(client: TestClient, db
 
     deleted = client.post(
         f"/moderation/messages/{reply.id}/delete",
-        data=form(client, {"reason": "insults", "next": "/moderation/queue"}),
+        data=form(
+            client, {"reason": "insults", "next": "/moderation/queue", "expected_count": "1"}
+        ),
         follow_redirects=False,
     )
     assert (deleted.status_code, deleted.headers["location"]) == (303, "/moderation/queue")
@@ -133,6 +151,68 @@ def test_a_moderator_deletes_from_the_queue_and_undeletes(client: TestClient, db
     assert reload(db, reply).deleted is False
     page = client.get(f"/moderation/messages/{reply.id}")
     assert "message.undelete_subtree" in page.text
+
+
+def test_delete_with_replies_says_how_many_messages_go_and_needs_a_second_post(
+    client: TestClient, db: Session
+) -> None:
+    """Without JavaScript: the button leads to a confirmation stating the count; only its
+    own POST deletes. Afterwards the tree's summary counts what is left."""
+    tree, root = make_tree(db, make_user(db))
+    doomed = add_reply(db, tree, root, make_user(db))
+    below = [add_reply(db, tree, doomed, make_user(db)) for _ in range(2)]
+    kept = add_reply(db, tree, root, make_user(db))
+    tree.state = TreeState.ready_for_export
+    db.flush()
+    log_in_as(client, db, make_user(db, role=Role.moderator))
+    page_url = f"/moderation/messages/{doomed.id}"
+    assert "5 messages" in client.get(page_url).text
+
+    button = re.search(
+        r'<form method="(\w+)" action="/moderation/messages/\d+/delete"', client.get(page_url).text
+    )
+    assert button is not None and button.group(1) == "get"
+    confirm = client.get(f"{page_url}/delete", params={"reason": "spam", "next": page_url})
+    assert confirm.status_code == 200
+    assert "This deletes 3 messages" in confirm.text and "2 replies below it" in confirm.text
+    # A POST that skips the confirmation (an old page) is only shown the confirmation.
+    unconfirmed = client.post(
+        f"{page_url}/delete", data=form(client, {"reason": "spam"}), follow_redirects=False
+    )
+    assert unconfirmed.status_code == 200 and "This deletes 3 messages" in unconfirmed.text
+    assert not reload(db, doomed).deleted
+
+    fields = dict(form_defaults(confirm.text, "confirm-delete"))
+    assert (fields["expected_count"], fields["reason"], fields["next"]) == ("3", "spam", page_url)
+    done = client.post(f"{page_url}/delete", data=fields, follow_redirects=False)
+    assert (done.status_code, done.headers["location"]) == (303, page_url)
+    assert all(reload(db, message).deleted for message in (doomed, *below))
+    assert not reload(db, kept).deleted
+
+    summary = client.get(page_url).text
+    assert re.search(r"ready for export · 2 messages", summary), summary
+    viewer = client.get(f"/trees/{tree.id}").text
+    assert "2 messages (3 deleted)" in viewer and "ready for export" in viewer
+
+
+def test_a_confirmation_for_a_subtree_that_grew_asks_again(client: TestClient, db: Session) -> None:
+    tree, root = make_tree(db, make_user(db))
+    doomed = add_reply(db, tree, root, make_user(db))
+    log_in_as(client, db, make_user(db, role=Role.moderator))
+    confirm = client.get(f"/moderation/messages/{doomed.id}/delete")
+    assert re.search(r"This deletes 1 message\b(?!s)", confirm.text)
+    add_reply(db, tree, doomed, make_user(db))  # a reply arrives meanwhile
+
+    stale = client.post(
+        f"/moderation/messages/{doomed.id}/delete",
+        data=dict(form_defaults(confirm.text, "confirm-delete")),
+    )
+    assert stale.status_code == 409 and 'data-code="subtree_changed"' in stale.text
+    assert "This deletes 2 messages" in stale.text
+    assert not reload(db, doomed).deleted
+    assert client.get(f"/moderation/messages/{root.id}/delete").status_code == 200
+    gone = client.get(f"/moderation/messages/{root.id}/delete?next=//evil.example")
+    assert 'href="//evil.example"' not in gone.text
 
 
 def test_moderation_json_api_actions(client: TestClient, db: Session) -> None:
@@ -216,15 +296,24 @@ def test_bulk_form_and_edit_errors_in_the_browser_flow(client: TestClient, db: S
     _, reply = reported_reply(db)
     tree, root = make_tree(db, make_user(db))
     other = add_reply(db, tree, root, make_user(db))
+    add_reply(db, tree, other, make_user(db))
     log_in_as(client, db, make_user(db, role=Role.moderator))
-    response = client.post(
+    selection = [str(reply.id), str(other.id)]
+    confirm = client.post(
         "/moderation/bulk",
-        data={
-            **form(client, {"action": "delete", "reason": "raid"}),
-            "message_ids": [str(reply.id), str(other.id)],
-        },
-        follow_redirects=False,
+        data={**form(client, {"action": "delete", "reason": "raid"}), "message_ids": selection},
     )
+    # A bulk delete says first how many messages go, replies included.
+    assert confirm.status_code == 200 and "This deletes 3 messages" in confirm.text
+    assert not reload(db, reply).deleted
+    confirmed = {
+        "csrf_token": csrf_token(client),
+        "action": "delete",
+        "reason": "raid",
+        "expected_count": "3",
+        "message_ids": selection,
+    }
+    response = client.post("/moderation/bulk", data=confirmed, follow_redirects=False)
     assert response.status_code == 303
     assert "bulk_done=2" in response.headers["location"]
     assert reload(db, reply).deleted and reload(db, other).deleted

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.errors import AppError
 from hedgerow.growth import service as growth
-from hedgerow.growth.tree_state import start_ranking
+from hedgerow.growth.tree_state import complete_tree, start_ranking
 from hedgerow.models import (
     AuditEvent,
     Label,
@@ -219,6 +219,47 @@ def test_deleting_and_undeleting_a_prompt_puts_its_tree_back(db: Session) -> Non
     assert reload(db, reply).deleted is True
     service.undelete_message(db, moderator, root.id, reason="appeal")
     assert snapshot(db, tree) == before
+
+
+def test_deleting_the_prompt_of_a_complete_tree_aborts_it_and_undelete_completes_it_again(
+    db: Session,
+) -> None:
+    """A tree without its prompt has nothing to export: "ready for export" would be false."""
+    moderator = make_user(db, role=Role.moderator)
+    tree, root = make_tree(db, make_user(db))
+    add_reply(db, tree, root, make_user(db))
+    complete_tree(db, tree, now=START)
+    before = snapshot(db, tree)
+
+    service.delete_message(
+        db, moderator, root.id, reason="doxxing prompt", now=START + timedelta(1)
+    )
+    assert (reload(db, tree).state, tree.completed_at) == (
+        TreeState.aborted_low_grade,
+        START + timedelta(1),
+    )
+    service.undelete_message(db, moderator, root.id, reason="appeal")
+    assert snapshot(db, tree) == before
+
+
+def test_a_deletion_confirmed_for_another_count_changes_nothing(db: Session) -> None:
+    moderator = make_user(db, role=Role.moderator)
+    tree, root = make_tree(db, make_user(db))
+    reply = add_reply(db, tree, root, make_user(db))
+    below = add_reply(db, tree, reply, make_user(db))
+    assert service.deletion_preview(db, reply.id).count == 2
+    add_reply(db, tree, below, make_user(db))  # written after the moderator looked
+    before = snapshot(db, tree)
+
+    with pytest.raises(AppError) as error:
+        service.delete_message(db, moderator, reply.id, reason="spam", expected_count=2)
+    assert (error.value.code, error.value.status, error.value.details) == (
+        "subtree_changed",
+        409,
+        {"count": 3},
+    )
+    assert snapshot(db, tree) == before
+    assert len(service.delete_message(db, moderator, reply.id, reason="x", expected_count=3)) == 3
 
 
 def test_an_undeleted_growing_tree_waits_in_the_lottery_when_its_language_is_full(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import unquote
+
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -103,3 +106,29 @@ def test_a_halted_tree_is_hidden_from_volunteers_but_not_from_moderators(
 
     log_in_as(client, db, make_user(db, role=Role.moderator))
     assert "A prompt in a halted tree" in client.get(f"/trees/{tree.id}").text
+
+
+def test_every_message_but_your_own_has_one_report_action(db: Session, client: TestClient) -> None:
+    author, viewer = make_user(db), make_user(db)
+    tree, root = make_tree(db, author)
+    theirs = reply(db, tree, root, author, "Their reply")
+    mine = reply(db, tree, theirs, viewer, "My reply")
+    log_in_as(client, db, viewer)
+
+    page = client.get(f"/trees/{tree.id}").text
+
+    links = dict(re.findall(r'href="/messages/(\d+)/report\?next=([^"]+)"', page))
+    assert set(links) == {str(root.id), str(theirs.id)}
+    assert str(mine.id) not in links
+    back = unquote(links[str(theirs.id)])
+    assert back == f"/trees/{tree.id}?message={theirs.id}#m{theirs.id}"
+    # The link opens the report form at once; with htmx only the form comes, for the slot
+    # under the message.
+    report = client.get(f"/messages/{theirs.id}/report?next={links[str(theirs.id)]}")
+    assert report.status_code == 200
+    # The form itself, not a toggle that hides it.
+    assert re.search(r'class="report-form"[^>]*>\s*<form', report.text), report.text
+    assert f'href="{back}"' in report.text.replace("&amp;", "&")
+    fragment = client.get(f"/messages/{theirs.id}/report", headers={"HX-Request": "true"})
+    assert "<html" not in fragment.text and f'id="report-{theirs.id}"' in fragment.text
+    assert f'id="report-slot-{theirs.id}"' in page

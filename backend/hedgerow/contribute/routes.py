@@ -39,6 +39,7 @@ from hedgerow.inputs import Id, Text, check_form_texts
 from hedgerow.languages import language_name
 from hedgerow.markdown import render_markdown
 from hedgerow.models import TaskState, User
+from hedgerow.reactions import service as reactions
 from hedgerow.stats import service as stats_service
 from hedgerow.templating import is_htmx, render
 
@@ -138,16 +139,30 @@ def _task_context(
         "grade_titles": GRADE_TITLES,
         "lease_expired": lease_expired,
         "target_id": view.conversation[-1].id if view.conversation else None,
+        # Where a page opened from this task (a report without JavaScript) returns to.
+        "task_url": _task_url(view.id, view.review_mode),
     }
 
 
 def _task_page(
-    request: Request, user: User, context: dict[str, Any], *, status_code: int = 200
+    request: Request,
+    db: Session,
+    user: User,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
 ) -> Response:
+    conversation = context["view"].conversation
+    bars = reactions.bars_for(
+        db,
+        user,
+        [message.id for message in conversation],
+        reactable=[message.id for message in conversation if not message.by_you],
+    )
     response = render(
         request,
         "contribute/task.html",
-        {"user": user, **context},
+        {"user": user, "reaction_bars": bars, **context},
         block="task",
         status_code=status_code,
     )
@@ -207,7 +222,7 @@ def _next_task(
             f"/tasks/{view.id}?" + urlencode(params | ({"done": "1"} if notice else {}))
         )
     context = _task_context(view, notice=notice, next_kind=kind, asked_kind=asked_kind)
-    response = _task_page(request, user, context)
+    response = _task_page(request, db, user, context)
     response.headers["HX-Push-Url"] = _task_url(view.id, view.review_mode)
     return response
 
@@ -270,7 +285,7 @@ def task_page(
     notice = SUBMITTED_NOTICE if done else None
     asked_kind = asked if asked in KIND_TITLES else None
     context = _task_context(view, notice=notice, next_kind=next, asked_kind=asked_kind)
-    return _task_page(request, user, context)
+    return _task_page(request, db, user, context)
 
 
 @router.post("/tasks/{task_id}/submit")
@@ -286,7 +301,7 @@ def submit_task(
     except AppError as error:
         view = _open_view(db, user, task_id, values.get("mode"))
         context = _task_context(view, values=values, error=error, next_kind=next_kind)
-        return _task_page(request, user, context, status_code=error.status)
+        return _task_page(request, db, user, context, status_code=error.status)
     return _next_task(
         request, db, user, kind=next_kind, review_mode=view.review_mode, notice=SUBMITTED_NOTICE
     )
@@ -321,7 +336,7 @@ def report_reply(
     view = _open_view(db, user, task_id, None)
     notice = "Thank you: the reply was reported to the moderators."
     context = _task_context(view, notice=notice, next_kind=str(form.get("next_kind") or "any"))
-    return _task_page(request, user, context)
+    return _task_page(request, db, user, context)
 
 
 # --- writing helpers (htmx fragments) -----------------------------------------------

@@ -33,6 +33,7 @@ from hedgerow.growth.queries import (
     language_lock_key,
     latest_deletion_event,
     live_slot_leases,
+    live_subtree_size,
     lock_leased_tasks_of_user,
     lock_live_tree_messages,
     lock_message,
@@ -95,7 +96,8 @@ def soft_delete_subtree(
         reason=reason,
     )
     if root.depth == 0:
-        abort_tree(db, tree, now=now, rng=rng)
+        # Without its prompt a tree has nothing to offer or export, complete or not.
+        abort_tree(db, tree, now=now, rng=rng, even_if_complete=True)
     elif tree.state == TreeState.ranking:
         tree.open_ranking_sets = max(tree.open_ranking_sets - sets_closed, 0)
         if tree.open_ranking_sets == 0:
@@ -147,11 +149,27 @@ def delete_subtree(
     reason: str,
     now: datetime,
     rng: random.Random | None = None,
+    expected_count: int | None = None,
 ) -> list[int]:
-    """A moderator deletes a message with its replies; returns the deleted ids."""
+    """A moderator deletes a message with its replies; returns the deleted ids.
+
+    With `expected_count` (what the moderator confirmed, see live_subtree_size) the
+    deletion happens only if it still deletes exactly that many messages: replies written
+    since the confirmation would otherwise go unseen. Counted under the tree's lock, which
+    every new reply takes too.
+    """
     tree, message, parent = lock_message_in_tree(db, message_id)
     if message.deleted:
         raise AppError("already_deleted", "This message is already deleted.", 409)
+    if expected_count is not None:
+        count = live_subtree_size(db, [message_id])
+        if count != expected_count:
+            raise AppError(
+                "subtree_changed",
+                f"This now deletes {count} messages, not {expected_count}: confirm again.",
+                409,
+                details={"count": count},
+            )
     return soft_delete_subtree(
         db, message, tree, parent=parent, now=now, reason=reason, actor_id=actor_id, rng=rng
     )
@@ -265,16 +283,16 @@ def _restore_tree_state(db: Session, tree: Tree, deletion_id: int) -> None:
     tree_before = (event.before or {}) if event is not None else {}
     state_before = tree_before.get("tree_state")
     deleted_at = tree_before.get("deleted_at")
+    # The deletion aborted the tree (its prompt; a complete tree too) or completed it (the
+    # last open sibling set).
     finished_by_this_deletion = (
         state_before is not None
-        and state_before not in FINISHED_STATES
+        and state_before != tree.state
         and tree.state in FINISHED_STATES
         and deleted_at is not None
         and tree.completed_at == datetime.fromisoformat(deleted_at)
     )
     if finished_by_this_deletion and state_before is not None:
-        # The deletion aborted the tree (its prompt) or completed it (the last open sibling
-        # set): put it back where it was.
         restored = TreeState(state_before)
         if restored == TreeState.growing:
             restored = _back_to_growing(db, tree)

@@ -8,7 +8,7 @@ on indexed columns (task's unique (user_id, target_message_id, kind), message.pa
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -318,6 +318,22 @@ def subtree_ids(db: Session, message_id: int) -> list[int]:
     below = select(Message.id).where(Message.id == message_id).cte("below", recursive=True)
     below = below.union_all(select(Message.id).join(below, Message.parent_id == below.c.id))
     return list(db.scalars(select(below.c.id)))
+
+
+def live_subtree_size(db: Session, message_ids: Iterable[int]) -> int:
+    """How many messages deleting `message_ids` would delete: each one and the messages
+    below it that are not deleted yet, each counted once however the subtrees overlap.
+    Below a deleted message everything is deleted, so the walk stops there; a deleted or
+    missing message counts 0."""
+    below = (
+        select(Message.id)
+        .where(Message.id.in_(list(message_ids)), ~Message.deleted)
+        .cte("live_below", recursive=True)
+    )
+    below = below.union_all(
+        select(Message.id).join(below, Message.parent_id == below.c.id).where(~Message.deleted)
+    )
+    return db.scalar(select(func.count(func.distinct(below.c.id)))) or 0
 
 
 def accepted_children(db: Session, parent_id: int) -> list[Message]:

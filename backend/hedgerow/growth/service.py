@@ -35,6 +35,7 @@ from hedgerow.growth.leases import expire_leases, lease_deadline, release_task_s
 from hedgerow.growth.lottery import draw_lottery, top_up_lotteries, withdraw_waiting_prompts
 from hedgerow.growth.queries import (
     conversation_path,
+    live_subtree_size,
     lock_message,
     lock_tree,
     other_leased_task_id,
@@ -72,6 +73,7 @@ __all__ = [
     "expire_leases",
     "halt",
     "labels_for",
+    "live_subtree_size",
     "own_task",
     "record_red_flag",
     "record_tree_visit",

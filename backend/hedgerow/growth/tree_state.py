@@ -212,8 +212,19 @@ def complete_tree(db: Session, tree: Tree, *, now: datetime) -> None:
     clear_open_work(db, tree.id)
 
 
-def abort_tree(db: Session, tree: Tree, *, now: datetime, rng: random.Random | None = None) -> None:
-    if tree.state in FINISHED_STATES:
+def abort_tree(
+    db: Session,
+    tree: Tree,
+    *,
+    now: datetime,
+    rng: random.Random | None = None,
+    even_if_complete: bool = False,
+) -> None:
+    """End a tree as aborted_low_grade. A complete tree stays complete unless
+    `even_if_complete` (its prompt was deleted: there is nothing left to export)."""
+    if tree.state == TreeState.aborted_low_grade:
+        return
+    if tree.state == TreeState.ready_for_export and not even_if_complete:
         return
     _leave_state(db, tree, TreeState.aborted_low_grade, rng, now)
     tree.completed_at = now

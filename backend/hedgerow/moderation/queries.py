@@ -117,6 +117,17 @@ def children_of(db: Session, parent_id: int) -> list[Message]:
     )
 
 
+def live_message_counts(db: Session, tree_ids: Sequence[int]) -> dict[int, int]:
+    """Messages not deleted per tree (ix_message_tree_id_depth): the size a tree is shown
+    with."""
+    rows = db.execute(
+        select(Message.tree_id, func.count())
+        .where(Message.tree_id.in_(tree_ids), ~Message.deleted)
+        .group_by(Message.tree_id)
+    )
+    return {tree_id: 0 for tree_id in tree_ids} | {row[0]: row[1] for row in rows}
+
+
 @dataclass(frozen=True)
 class AuthorHistory:
     messages: int
@@ -466,6 +477,17 @@ def insert_report(
         .values(message_id=message_id, reporter_id=reporter_id, reason=reason, text=text)
         .on_conflict_do_nothing(index_elements=[Report.message_id, Report.reporter_id])
         .returning(Report.id)
+    )
+
+
+def has_reported(db: Session, message_id: int, reporter_id: int) -> bool:
+    return (
+        db.scalar(
+            select(Report.id).where(
+                Report.message_id == message_id, Report.reporter_id == reporter_id
+            )
+        )
+        is not None
     )
 
 

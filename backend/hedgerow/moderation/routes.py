@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from hedgerow.accounts.security import ContributorUser, ModeratorUser, safe_next
 from hedgerow.db import SessionDep
@@ -56,10 +58,12 @@ def report_form(
     message = db.get(Message, message_id)
     if message is None or message.deleted:
         raise AppError("not_found", "That message does not exist.", 404)
+    refusal = None if done else service.report_refusal(db, user, message)
     return render(
         request,
         "moderation/report.html",
-        _report_context(message_id, next, message=message, reported=done),
+        _report_context(message_id, next, message=message, reported=done, refusal=refusal),
+        block="report_form",
     )
 
 
@@ -147,15 +151,65 @@ def dismiss(
     return _back(next, _message_page_url(message_id))
 
 
+def _confirm_delete_page(
+    request: Request,
+    db: Session,
+    message_id: int,
+    *,
+    reason: str,
+    next_url: str,
+    error: AppError | None = None,
+) -> Response:
+    return render(
+        request,
+        "moderation/delete.html",
+        {
+            "preview": service.deletion_preview(db, message_id),
+            "reason": reason,
+            "next": safe_next(next_url, _message_page_url(message_id)),
+            "error": error,
+        },
+        status_code=error.status if error is not None else 200,
+    )
+
+
+@router.get("/moderation/messages/{message_id}/delete")
+def confirm_delete(
+    request: Request,
+    message_id: Id,
+    db: SessionDep,
+    moderator: ModeratorUser,
+    reason: Text = Query("", max_length=2000),
+    next: Text = Query("", max_length=2000),
+) -> Response:
+    """The first step of "Delete with replies": how many messages go, then a second POST."""
+    return _confirm_delete_page(request, db, message_id, reason=reason, next_url=next)
+
+
 @router.post("/moderation/messages/{message_id}/delete")
 def delete(
+    request: Request,
     message_id: Id,
     db: SessionDep,
     moderator: ModeratorUser,
     reason: FormText = "",
     next: FormText = "",
+    expected_count: FormText = "",
 ) -> Response:
-    service.delete_message(db, moderator, message_id, reason=reason)
+    """Deletes only what the moderator confirmed: a POST without the confirmed count (an
+    old page, a hand-made form) gets the confirmation step instead."""
+    if not expected_count.isdigit():
+        return _confirm_delete_page(request, db, message_id, reason=reason, next_url=next)
+    try:
+        service.delete_message(
+            db, moderator, message_id, reason=reason, expected_count=int(expected_count)
+        )
+    except AppError as error:
+        if error.code != "subtree_changed":
+            raise
+        return _confirm_delete_page(
+            request, db, message_id, reason=reason, next_url=next, error=error
+        )
     return _back(next, _message_page_url(message_id))
 
 
@@ -223,8 +277,26 @@ def resume(
     return _back(next, "/moderation/queue")
 
 
+def _form_text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _confirm_bulk_delete_page(
+    request: Request, db: Session, ids: list[int], reason: str, error: AppError | None = None
+) -> Response:
+    return render(
+        request,
+        "moderation/bulk_delete.html",
+        {"preview": service.bulk_deletion_preview(db, ids), "reason": reason, "error": error},
+        status_code=error.status if error is not None else 200,
+    )
+
+
 @router.post("/moderation/bulk")
 async def bulk(request: Request, db: SessionDep, moderator: ModeratorUser) -> Response:
+    """A delete first shows how many messages go (as "Delete with replies" does); its
+    confirmation posts here again with that count."""
     form = await request.form()
     check_form_texts(form)
     ids: list[int] = []
@@ -232,15 +304,23 @@ async def bulk(request: Request, db: SessionDep, moderator: ModeratorUser) -> Re
         if not isinstance(value, str) or not value.isdigit() or int(value) > MAX_ID:
             raise AppError("invalid_selection", "The selection names an unknown message.", 422)
         ids.append(int(value))
-    action = form.get("action")
-    reason = form.get("reason")
-    outcomes = service.bulk_action(
-        db,
-        moderator,
-        ids,
-        action=action if isinstance(action, str) else "",
-        reason=reason if isinstance(reason, str) else None,
-    )
+    action, reason = _form_text(form, "action"), _form_text(form, "reason")
+    expected_count = _form_text(form, "expected_count")
+    if action == "delete" and not expected_count.isdigit():
+        return _confirm_bulk_delete_page(request, db, ids, reason)
+    try:
+        outcomes = service.bulk_action(
+            db,
+            moderator,
+            ids,
+            action=action,
+            reason=reason or None,
+            expected_count=int(expected_count) if expected_count.isdigit() else None,
+        )
+    except AppError as error:
+        if error.code != "subtree_changed":
+            raise
+        return _confirm_bulk_delete_page(request, db, ids, reason, error)
     done = sum(1 for outcome in outcomes.values() if outcome == "ok")
     query = urlencode({"bulk_done": done, "bulk_failed": len(outcomes) - done})
     return RedirectResponse(f"/moderation/queue?{query}", status_code=303)

@@ -102,6 +102,16 @@ def parse_reason(value: str) -> ReportReason:
         ) from None
 
 
+def report_refusal(db: Session, reporter: User, message: Message) -> AppError | None:
+    """Why `reporter` cannot report `message` (their own, or reported already), so the
+    report page says so instead of offering a form that would be refused."""
+    if message.author_id == reporter.id:
+        return AppError("own_message", "You cannot report your own message.", 409)
+    if queries.has_reported(db, message.id, reporter.id):
+        return AppError("already_reported", "You have already reported this message.", 409)
+    return None
+
+
 def report_message(
     db: Session, reporter: User, message_id: int, *, reason: ReportReason, text: str | None
 ) -> Report:
@@ -145,6 +155,8 @@ class QueueItem:
     author: User
     history: queries.AuthorHistory
     tree: Tree
+    # The tree's messages not deleted.
+    tree_message_count: int
 
 
 def queue_page(db: Session, *, page: int) -> tuple[list[QueueItem], bool]:
@@ -159,9 +171,11 @@ def queue_page(db: Session, *, page: int) -> tuple[list[QueueItem], bool]:
     reports_by_message: dict[int, list[Report]] = {}
     for report in queries.reports_on(db, [g.message_id for g in groups], only_open=True):
         reports_by_message.setdefault(report.message_id, []).append(report)
+    messages = {group.message_id: _message(db, group.message_id) for group in groups}
+    sizes = queries.live_message_counts(db, sorted({m.tree_id for m in messages.values()}))
     items = []
     for group in groups:
-        message = _message(db, group.message_id)
+        message = messages[group.message_id]
         items.append(
             QueueItem(
                 message=message,
@@ -173,6 +187,7 @@ def queue_page(db: Session, *, page: int) -> tuple[list[QueueItem], bool]:
                 author=get_user(db, message.author_id),
                 history=queries.author_history(db, message.author_id),
                 tree=db.get_one(Tree, message.tree_id),
+                tree_message_count=sizes[message.tree_id],
             )
         )
     return items, has_next
@@ -188,6 +203,7 @@ class MessageDetail:
     author: User
     history: queries.AuthorHistory
     tree: Tree
+    tree_message_count: int
     audit: list[tuple[AuditEvent, str | None]]
 
 
@@ -202,6 +218,7 @@ def message_detail(db: Session, message_id: int) -> MessageDetail:
         author=get_user(db, message.author_id),
         history=queries.author_history(db, message.author_id),
         tree=db.get_one(Tree, message.tree_id),
+        tree_message_count=queries.live_message_counts(db, [message.tree_id])[message.tree_id],
         audit=queries.audit_events(
             db,
             actor_id=None,
@@ -235,14 +252,52 @@ def dismiss_reports(db: Session, actor: User, message_id: int, *, reason: str | 
     return dismissed
 
 
+@dataclass
+class DeletionPreview:
+    """What deleting a message would delete, for the moderator to confirm first."""
+
+    message: Message
+    tree: Tree
+    # The message and its replies not deleted yet (growth.live_subtree_size).
+    count: int
+
+    @property
+    def deletes_the_prompt(self) -> bool:
+        return self.message.parent_id is None
+
+
+def deletion_preview(db: Session, message_id: int) -> DeletionPreview:
+    message = _message(db, message_id)
+    if message.deleted:
+        raise AppError("already_deleted", "This message is already deleted.", 409)
+    return DeletionPreview(
+        message=message,
+        tree=db.get_one(Tree, message.tree_id),
+        count=growth.live_subtree_size(db, [message.id]),
+    )
+
+
 def delete_message(
-    db: Session, actor: User, message_id: int, *, reason: str | None, now: datetime | None = None
+    db: Session,
+    actor: User,
+    message_id: int,
+    *,
+    reason: str | None,
+    now: datetime | None = None,
+    expected_count: int | None = None,
 ) -> list[int]:
-    """Soft-delete the message with its subtree (undelete restores exactly that set)."""
+    """Soft-delete the message with its subtree (undelete restores exactly that set).
+    With `expected_count`, only if that is still how many messages it deletes
+    (``subtree_changed`` otherwise, nothing changed)."""
     now = now or utcnow()
     reason = clean_reason(reason)
     ids = growth.delete_subtree(
-        db, message_id, actor_id=actor.id, reason=reason or "moderator", now=now
+        db,
+        message_id,
+        actor_id=actor.id,
+        reason=reason or "moderator",
+        now=now,
+        expected_count=expected_count,
     )
     _resolve_reports(db, actor, ids, ReportStatus.actioned)
     db.flush()
@@ -305,14 +360,7 @@ def resume_tree(db: Session, actor: User, tree_id: int, *, reason: str | None) -
 # --- bulk ------------------------------------------------------------------------------
 
 
-def bulk_action(
-    db: Session, actor: User, message_ids: Sequence[int], *, action: str, reason: str | None
-) -> dict[int, str]:
-    """Apply one action to a selection; returns message id -> outcome ("ok" or an error
-    code). Messages already in the wanted state are reported, not failed on: a moderator
-    selecting twenty messages should not lose nineteen actions to one stale row."""
-    if action not in BULK_ACTIONS:
-        raise AppError("invalid_action", f"Choose an action: {', '.join(BULK_ACTIONS)}.", 422)
+def _selection(message_ids: Sequence[int]) -> list[int]:
     unique_ids = sorted(set(message_ids))
     if not unique_ids:
         raise AppError("empty_selection", "Select at least one message.", 422)
@@ -320,7 +368,57 @@ def bulk_action(
         raise AppError(
             "selection_too_large", f"Select at most {BULK_MAX_MESSAGES} messages at once.", 422
         )
+    return unique_ids
+
+
+@dataclass
+class BulkDeletionPreview:
+    """The selected messages that a bulk delete would delete, with their replies."""
+
+    messages: list[Message]
+    # Every message that goes, replies included, each counted once.
+    count: int
+
+
+def bulk_deletion_preview(db: Session, message_ids: Sequence[int]) -> BulkDeletionPreview:
+    unique_ids = _selection(message_ids)
+    found = (db.get(Message, message_id) for message_id in unique_ids)
+    return BulkDeletionPreview(
+        messages=[message for message in found if message is not None and not message.deleted],
+        count=growth.live_subtree_size(db, unique_ids),
+    )
+
+
+def bulk_action(
+    db: Session,
+    actor: User,
+    message_ids: Sequence[int],
+    *,
+    action: str,
+    reason: str | None,
+    expected_count: int | None = None,
+) -> dict[int, str]:
+    """Apply one action to a selection; returns message id -> outcome ("ok" or an error
+    code). Messages already in the wanted state are reported, not failed on: a moderator
+    selecting twenty messages should not lose nineteen actions to one stale row.
+
+    A delete with `expected_count` (what the moderator confirmed, bulk_deletion_preview)
+    starts only if that is still how many messages it deletes (checked before the first
+    deletion, not under the trees' locks: a reply arriving during the deletions goes too).
+    """
+    if action not in BULK_ACTIONS:
+        raise AppError("invalid_action", f"Choose an action: {', '.join(BULK_ACTIONS)}.", 422)
+    unique_ids = _selection(message_ids)
     reason = clean_reason(reason)
+    if action == "delete" and expected_count is not None:
+        count = growth.live_subtree_size(db, unique_ids)
+        if count != expected_count:
+            raise AppError(
+                "subtree_changed",
+                f"This now deletes {count} messages, not {expected_count}: confirm again.",
+                409,
+                details={"count": count},
+            )
     outcomes: dict[int, str] = {}
     for message_id in unique_ids:
         try:

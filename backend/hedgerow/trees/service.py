@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from hedgerow.errors import NotFound
 from hedgerow.growth import service as growth
 from hedgerow.models import Role, Tree, TreeState, User
+from hedgerow.reactions import service as reactions
+from hedgerow.reactions.service import ReactionBar
 from hedgerow.trees import queries
 
 
@@ -45,9 +47,13 @@ class TreeNode:
 class TreeView:
     tree: Tree
     root: TreeNode | None
+    # Messages not deleted: what the tree holds. Moderators also see the deleted ones,
+    # counted apart.
     message_count: int
+    deleted_count: int
     selected_id: int | None
     viewer_is_moderator: bool
+    reaction_bars: dict[int, ReactionBar]
 
 
 def _rank_order(node: TreeNode) -> tuple[int, int]:
@@ -105,10 +111,26 @@ def view_tree(db: Session, viewer: User, tree_id: int, selected_id: int | None =
         selected_id = None
     return TreeView(
         tree=tree,
+        reaction_bars=_reaction_bars(db, viewer, tree, nodes),
         root=root,
-        message_count=len(nodes),
+        message_count=sum(1 for node in nodes.values() if not node.deleted),
+        deleted_count=sum(1 for node in nodes.values() if node.deleted),
         selected_id=selected_id,
         viewer_is_moderator=is_moderator,
+    )
+
+
+def _reaction_bars(
+    db: Session, viewer: User, tree: Tree, nodes: dict[int, TreeNode]
+) -> dict[int, ReactionBar]:
+    shown = [node for node in nodes.values() if not node.deleted]
+    # In a halted tree (which only moderators see) nobody reacts.
+    reactable = [] if tree.state == TreeState.halted else shown
+    return reactions.bars_for(
+        db,
+        viewer,
+        [node.id for node in shown],
+        reactable=[node.id for node in reactable if not node.by_viewer],
     )
 
 

@@ -223,6 +223,10 @@
     var form = taskForm();
     if (!form) return;
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
+      // Typing in another form on the page (a report opened next to a message) is not
+      // the task's work: leave that form alone.
+      var typedIn = event.target.closest && event.target.closest("form");
+      if (typedIn && typedIn !== form) return;
       event.preventDefault();
       form.requestSubmit();
       return;

@@ -1,0 +1,46 @@
+"""The shapes of the reactions API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from hedgerow.reactions.service import ReactionBar
+
+
+class ReactionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # One of service.BAR_KINDS: thumbs_up, thumbs_down, heart, laugh, confused.
+    kind: str
+
+
+class ReactionCountOut(BaseModel):
+    kind: str
+    # Open-Assistant's emoji name, as the export writes it ("+1" for thumbs_up).
+    name: str
+    count: int
+    mine: bool
+
+
+class ReactionBarOut(BaseModel):
+    message_id: int
+    can_react: bool
+    reactions: list[ReactionCountOut]
+
+    @classmethod
+    def of(cls, bar: ReactionBar) -> ReactionBarOut:
+        return cls(
+            message_id=bar.message_id,
+            can_react=bar.can_react,
+            reactions=[
+                ReactionCountOut(
+                    kind=item.emoji.kind, name=item.emoji.name, count=item.count, mine=item.mine
+                )
+                for item in bar.items
+            ],
+        )
+
+
+class ToggleResult(ReactionBarOut):
+    # Whether the requested reaction is given now (False: the toggle took it back).
+    given: bool
