@@ -20,6 +20,7 @@ from hedgerow.config import Settings, get_settings
 from hedgerow.error_handlers import EXCEPTION_HANDLERS
 from hedgerow.logs import RequestContextMiddleware, configure_logging
 from hedgerow.ops.admission import TaskAdmissionMiddleware
+from hedgerow.ops.request_body import RequestBodyMiddleware
 from hedgerow.templating import STATIC_DIR, VENDOR_DIR
 
 
@@ -94,8 +95,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
 
+    # The last added runs first: request ids and the access log around everything; each body
+    # read whole (or refused) before admission and the app; task slots taken after that.
     app.add_middleware(CsrfCookieMiddleware, secure=settings.cookies_secure)
     app.add_middleware(TaskAdmissionMiddleware, limit=settings.task_requests_in_flight)
+    app.add_middleware(
+        RequestBodyMiddleware,
+        limit=settings.request_body_limit,
+        timeout_seconds=settings.body_timeout_seconds,
+    )
     app.add_middleware(RequestContextMiddleware)
 
     app.mount("/static/vendor", StaticFiles(directory=VENDOR_DIR, check_dir=False), "vendor")

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     # few statements: with dozens of threads sharing one GIL those few statements stretch
     # out and everyone else queues on the locks (measured in bench/README.md).
     task_requests_in_flight: int = 4
+    # Every request body is read whole before the app runs. One that has not arrived within
+    # this many seconds gets 408 and the connection is closed: a client trickling bytes
+    # holds nothing for long.
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The largest body a route accepts; beyond it 413 (a declared Content-Length at once,
+    # before a byte is read). None: room for what the largest form honestly carries, see
+    # request_body_limit.
+    max_body_bytes: int | None = Field(default=None, gt=0)
 
     # Accounts
     session_days: int = 30
@@ -195,6 +203,14 @@ class Settings(BaseSettings):
     @property
     def cookies_secure(self) -> bool:
         return self.base_url.startswith("https://")
+
+    @property
+    def request_body_limit(self) -> int:
+        """max_body_bytes, or room for the largest honest form: two texts (a prompt and its
+        context passage) of max_text_length characters, each at its longest escaped form
+        (12 bytes: a 4-byte UTF-8 character percent-encoded, or a JSON surrogate pair), and
+        the other fields. 256 KiB at the default length."""
+        return self.max_body_bytes or max(256 * 1024, self.max_text_length * 24 + 16 * 1024)
 
     @model_validator(mode="after")
     def _consistent_growth_parameters(self) -> Settings:
