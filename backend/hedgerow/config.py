@@ -57,8 +57,15 @@ class Settings(BaseSettings):
 
     # Accounts
     session_days: int = 30
+    # Failed logins from one client address, whatever the usernames, in one window.
     login_attempts_per_window: int = 10
     login_window_seconds: int = 300
+    # Failed logins for one username from one client address before each further failure
+    # makes that client wait, the wait doubling from login_delay_seconds up to
+    # login_max_delay_seconds. Only that client waits: a guesser cannot lock the owner out.
+    login_failures_before_delay: int = Field(default=5, ge=1)
+    login_delay_seconds: int = Field(default=2, ge=1)
+    login_max_delay_seconds: int = Field(default=900, ge=1)
     signup_open: bool = True
     default_language: str = "en"
     languages: list[str] = ["en", "de", "es", "fr", "it", "pt", "ru", "zh", "ja", "uk"]
