@@ -6,12 +6,14 @@ are also read without the prefix, as every hosting platform sets them) or a ``.e
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused outside development
 
@@ -54,6 +56,11 @@ class Settings(BaseSettings):
     # before a byte is read). None: room for what the largest form honestly carries, see
     # request_body_limit.
     max_body_bytes: int | None = Field(default=None, gt=0)
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: addresses or
+    # networks (CIDR) as they connect to the web server, comma-separated. Empty: nobody's,
+    # the client is the address that connected (a header anyone can send must not choose
+    # the address the login throttle counts).
+    trusted_proxies: Annotated[list[str], NoDecode] = []
 
     # Accounts
     session_days: int = 30
@@ -219,6 +226,23 @@ class Settings(BaseSettings):
         the other fields. 256 KiB at the default length."""
         return self.max_body_bytes or max(256 * 1024, self.max_text_length * 24 + 16 * 1024)
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_trusted_proxies(cls, value: Any) -> Any:
+        # Comma-separated, as uvicorn's --forwarded-allow-ips; a JSON list works too.
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if not isinstance(value, list):
+            return value  # pydantic reports the wrong type
+        entries = [str(entry).strip() for entry in value if str(entry).strip()]
+        for entry in entries:
+            if entry != "*" and not _is_ip_network(entry):
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.5, 172.18.0.0/16)"
+                )
+        return entries
+
     @model_validator(mode="after")
     def _consistent_growth_parameters(self) -> Settings:
         if self.min_reviews_per_message > self.max_reviews_per_message:
@@ -242,6 +266,14 @@ class Settings(BaseSettings):
         if self.environment == "production" and len(self.secret_key) < 32:
             raise ValueError("HEDGEROW_SECRET_KEY must be at least 32 characters in production")
         return self
+
+
+def _is_ip_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 @lru_cache
