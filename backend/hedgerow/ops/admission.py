@@ -117,7 +117,7 @@ async def take_task_slot(request: Request, db: SessionDep, user: ContributorUser
     claim: SlotClaim | None = request.scope.get("state", {}).get(CLAIM_STATE_KEY)
     if claim is None:
         return user
-    if claim.would_wait():
+    if claim.would_wait() and db.in_transaction():
         # Queue holding nothing: end the authentication's transaction (its reads, and at
         # most an API key's last-used time) so that its connection goes back to the pool.
         # Dozens of queued requests would otherwise hold as many connections, idle in a
