@@ -39,7 +39,7 @@ ENV HEDGEROW_ENVIRONMENT=production \
     HEDGEROW_HOST=0.0.0.0 \
     HEDGEROW_DATA_DIR=/var/lib/hedgerow
 EXPOSE 8000
-# Behind a reverse proxy: trust its X-Forwarded-* headers so URLs and the Secure cookie
-# flag follow the public scheme.
-CMD ["uvicorn", "hedgerow.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", \
-     "--proxy-headers", "--forwarded-allow-ips", "*", "--no-access-log"]
+# uvicorn with Hedgerow's options: X-Forwarded-For/-Proto are believed only from the
+# addresses in HEDGEROW_TRUSTED_PROXIES (your reverse proxy; README "Behind a reverse
+# proxy"), never from whoever connects; WEB_CONCURRENCY sets the worker processes.
+CMD ["hedgerow", "web", "--host", "0.0.0.0", "--port", "8000"]

@@ -22,6 +22,7 @@ from hedgerow.error_handlers import EXCEPTION_HANDLERS
 from hedgerow.logs import RequestContextMiddleware, configure_logging
 from hedgerow.metrics import MetricsMiddleware
 from hedgerow.ops.admission import TaskAdmissionMiddleware
+from hedgerow.ops.request_body import RequestBodyMiddleware
 from hedgerow.templating import STATIC_DIR, VENDOR_DIR
 
 
@@ -98,8 +99,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.auth_cache_seconds > 0 and settings.redis_url:
         AUTH_CACHE.listening()  # subscribe now, so the first requests can use the cache
 
+    # The last added runs first: request ids and the access log around everything; each body
+    # read whole (or refused) before admission and the app; task slots taken after that.
     app.add_middleware(CsrfCookieMiddleware, secure=settings.cookies_secure)
     app.add_middleware(TaskAdmissionMiddleware, limit=settings.task_requests_in_flight)
+    app.add_middleware(
+        RequestBodyMiddleware,
+        limit=settings.request_body_limit,
+        timeout_seconds=settings.body_timeout_seconds,
+    )
     app.add_middleware(RequestContextMiddleware)
     # Outermost: the time counted is what the client waited, admission queueing included.
     app.add_middleware(MetricsMiddleware)

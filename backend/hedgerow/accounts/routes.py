@@ -200,7 +200,7 @@ def login(
         )
         response.headers.update(error.headers)
         return response
-    ratelimit.clear_username_failures(username)
+    ratelimit.clear_failures(ip, username)
     queries.delete_expired_sessions(db, user.id)
     response = see_other(safe_next(next))
     set_session_cookie(response, create_user_session(db, user, request.headers.get("user-agent")))

@@ -25,6 +25,7 @@ cli = typer.Typer(
 
 # In the order `hedgerow --help` lists them.
 cli.command()(server.up)
+cli.command()(server.web)
 cli.command()(server.migrate)
 cli.command("create-admin")(accounts.create_admin)
 cli.command("set-role")(accounts.set_role)

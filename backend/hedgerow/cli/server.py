@@ -1,8 +1,10 @@
-"""Commands that run Hedgerow's servers: ``up`` (everything), ``migrate`` and
-``serve-model`` (the OpenAI-compatible model server)."""
+"""Commands that run Hedgerow's servers: ``up`` (everything), ``web`` (the web server
+alone, as the container runs it), ``migrate`` and ``serve-model`` (the OpenAI-compatible
+model server)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Annotated
@@ -15,9 +17,37 @@ from hedgerow import migrate as migrations
 from hedgerow.cli.accounts import ensure_first_admin
 from hedgerow.cli.common import console, err_console, servers
 from hedgerow.cli.supervisor import Supervisor, wait_until_serving, wait_until_worker_answers
+from hedgerow.config import Settings, get_settings
 from hedgerow.inference.app import create_inference_app
 from hedgerow.logs import configure_logging
 from hedgerow.metrics import share_between_processes
+
+
+def proxy_header_options(settings: Settings) -> list[str]:
+    """uvicorn's options for X-Forwarded-For/-Proto: believed only from
+    HEDGEROW_TRUSTED_PROXIES. uvicorn's own default trusts them from 127.0.0.1, so anyone
+    connecting through a local process could choose the client address the login throttle
+    counts; with no trusted proxy the headers are ignored."""
+    if not settings.trusted_proxies:
+        return ["--no-proxy-headers"]
+    return ["--proxy-headers", "--forwarded-allow-ips", ",".join(settings.trusted_proxies)]
+
+
+def web_command(settings: Settings, *, host: str, port: int) -> list[str]:
+    """The web server's command line, the same for `up` and `web` (the container)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "hedgerow.app:create_app",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--no-access-log",  # RequestContextMiddleware logs each request, with its id
+        *proxy_header_options(settings),
+    ]
 
 
 def up(
@@ -41,15 +71,12 @@ def up(
         admin_box = ensure_first_admin(admin_username)
         python = sys.executable
         data_dir = settings.data_dir.resolve()
-        uvicorn_command = [python, "-m", "uvicorn", "hedgerow.app:create_app", "--factory"]
         celery = [python, "-m", "celery", "-A", "hedgerow.worker:celery_app"]
         schedule = str(data_dir / "celerybeat-schedule")
         share_between_processes(data_dir)  # /metrics sums the web worker processes
         try:
             # The children read the URLs from the environment exported by servers().
-            supervisor.start(
-                "web", [*uvicorn_command, "--host", host, "--port", str(port), "--no-access-log"]
-            )
+            supervisor.start("web", web_command(settings, host=host, port=port))
             if worker:
                 supervisor.start("worker", [*celery, "worker", "-Q", "default", "-l", "INFO"])
             if beat:
@@ -76,6 +103,19 @@ def up(
             supervisor.stop_all()
     console.print("Stopped.")
     raise typer.Exit(code=exit_code)
+
+
+def web(
+    host: Annotated[str | None, typer.Option(help="Default: HEDGEROW_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: HEDGEROW_PORT.")] = None,
+) -> None:
+    """Run the web server alone (DATABASE_URL and REDIS_URL must point at running servers);
+    WEB_CONCURRENCY sets its worker processes."""
+    settings = get_settings()
+    command = web_command(settings, host=host or settings.host, port=port or settings.port)
+    # This process becomes uvicorn: a container's stop signal reaches it directly, and
+    # uvicorn's command line reads WEB_CONCURRENCY.
+    os.execv(command[0], command)  # noqa: S606 - our own interpreter and uvicorn
 
 
 def migrate() -> None:
@@ -106,4 +146,7 @@ def serve_model(
             host=host or settings.inference_host,
             port=port or settings.inference_port,
             log_level=settings.log_level.lower(),
+            # Its per-client rate limit counts addresses too: the same trust as the web server.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 
 from hedgerow.accounts.security import ContributorUser
 from hedgerow.contribute.schemas import (
@@ -22,28 +22,12 @@ from hedgerow.contribute.schemas import (
     TaskRequest,
 )
 from hedgerow.db import SessionDep
-from hedgerow.errors import AppError
 from hedgerow.growth import service
 from hedgerow.growth.schemas import GUIDELINE_VERSION, LABELS
 from hedgerow.inputs import Id, Text
+from hedgerow.ops.admission import SlottedContributor
 
-# The longest honest body is a prompt plus a context passage at the text limit, as UTF-8
-# (up to 4 bytes a character) and JSON-escaped; anything far beyond is not a volunteer.
-MAX_BODY_BYTES = 256 * 1024
-
-
-async def limit_body_size(request: Request) -> None:
-    declared = request.headers.get("content-length")
-    too_large = AppError(
-        "payload_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.", 413
-    )
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    if request.method in ("POST", "PUT", "PATCH") and len(await request.body()) > MAX_BODY_BYTES:
-        raise too_large
-
-
-router = APIRouter(tags=["tasks"], dependencies=[Depends(limit_body_size)])
+router = APIRouter(tags=["tasks"])
 
 
 @router.get("/tasks/available", response_model=AvailableOut)
@@ -56,7 +40,7 @@ def tasks_available(
 
 
 @router.post("/tasks", response_model=TaskOut)
-def request_task(body: TaskRequest, db: SessionDep, user: ContributorUser) -> TaskOut:
+def request_task(body: TaskRequest, db: SessionDep, user: SlottedContributor) -> TaskOut:
     """Your current task if you hold one (``resumed``: true), else a new one."""
     view = service.request_task(
         db,
@@ -70,14 +54,16 @@ def request_task(body: TaskRequest, db: SessionDep, user: ContributorUser) -> Ta
 
 @router.post("/tasks/{task_id}/submit", response_model=SubmitResult)
 def submit_task(
-    task_id: Id, body: SubmitRequest, db: SessionDep, user: ContributorUser
+    task_id: Id, body: SubmitRequest, db: SessionDep, user: SlottedContributor
 ) -> SubmitResult:
     result = service.submit_task(db, user, task_id, body)
     return SubmitResult(task_id=task_id, **asdict(result))
 
 
 @router.post("/tasks/{task_id}/skip", response_model=SkipResult)
-def skip_task(task_id: Id, body: SkipRequest, db: SessionDep, user: ContributorUser) -> SkipResult:
+def skip_task(
+    task_id: Id, body: SkipRequest, db: SessionDep, user: SlottedContributor
+) -> SkipResult:
     service.skip_task(db, user, task_id, body.reason)
     return SkipResult(task_id=task_id)
 

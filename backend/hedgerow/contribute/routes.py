@@ -21,7 +21,6 @@ from starlette.datastructures import FormData
 from hedgerow.accounts.security import ContributorUser
 from hedgerow.config import get_settings
 from hedgerow.contribute import forms, queries
-from hedgerow.contribute.api import MAX_BODY_BYTES
 from hedgerow.contribute.guidelines import all_guidelines, get_guideline, guideline_for_kind
 from hedgerow.contribute.language import language_mismatch
 from hedgerow.db import SessionDep
@@ -39,23 +38,12 @@ from hedgerow.inputs import Id, Text, check_form_texts
 from hedgerow.languages import language_name
 from hedgerow.markdown import render_markdown
 from hedgerow.models import TaskState, User
+from hedgerow.ops.admission import SlottedContributor
 from hedgerow.reactions import service as reactions
 from hedgerow.stats import service as stats_service
 from hedgerow.templating import is_htmx, render
 
-
-def refuse_large_forms(request: Request) -> None:
-    """Form posts carry the same texts as the JSON API, so the same limit applies. Only the
-    declared length is checked: the CSRF check has already read a form body (browsers
-    always declare it)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise AppError(
-            "payload_too_large", f"The request body is over {MAX_BODY_BYTES} bytes.", 413
-        )
-
-
-router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_large_forms)])
+router = APIRouter(include_in_schema=False)
 
 KIND_TITLES = {
     "write_prompt": "Write a prompt",
@@ -260,7 +248,7 @@ def dashboard(
 def start_task(
     request: Request,
     db: SessionDep,
-    user: ContributorUser,
+    user: SlottedContributor,
     kind: Annotated[Text, Form()] = "any",
     review_mode: Annotated[Text, Form()] = "full",
 ) -> Response:
@@ -290,7 +278,7 @@ def task_page(
 
 @router.post("/tasks/{task_id}/submit")
 def submit_task(
-    request: Request, task_id: Id, db: SessionDep, user: ContributorUser, form: TaskForm
+    request: Request, task_id: Id, db: SessionDep, user: SlottedContributor, form: TaskForm
 ) -> Response:
     values = forms.form_values(form)
     next_kind = str(form.get("next_kind") or "any")
@@ -309,7 +297,7 @@ def submit_task(
 
 @router.post("/tasks/{task_id}/skip")
 def skip_task(
-    request: Request, task_id: Id, db: SessionDep, user: ContributorUser, form: TaskForm
+    request: Request, task_id: Id, db: SessionDep, user: SlottedContributor, form: TaskForm
 ) -> Response:
     next_kind = str(form.get("next_kind") or "any")
     reason = str(form.get("reason") or "")
