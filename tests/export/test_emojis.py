@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hedgerow.export.run import run_export
 from hedgerow.growth import service as growth
 from hedgerow.growth.tree_state import complete_tree
-from hedgerow.models import ReactionKind, User
+from hedgerow.models import ReactionKind, Role, User
 from hedgerow.reactions import service as reactions
 from tests.conftest import ALL_TABLES
 from tests.factories import make_user
@@ -48,7 +48,9 @@ def _tree_with_reactions(maker: sessionmaker[Session]) -> tuple[str, str]:
         # Switched their mind: the thumbs down is gone, the thumbs up counts.
         reactions.toggle_reaction(db, people[2], reply.id, ReactionKind.thumbs_up)
         reactions.toggle_reaction(db, people[2], reply.id, ReactionKind.thumbs_up)
-        growth.record_red_flag(db, people[0], reply.id)
+        # A red flag counts (and is a reaction) from a moderator or a trusted volunteer
+        # who was shown the message; a moderator's here.
+        growth.record_red_flag(db, make_user(db, role=Role.moderator), reply.id)
         return prompt.text, reply.text
 
 
