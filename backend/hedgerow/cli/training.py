@@ -1,5 +1,5 @@
-"""Training commands: ``train`` (the GPU worker) and ``train-run`` (one run in the
-foreground)."""
+"""Training commands: ``train`` (the GPU worker), ``train-run`` (one run in the
+foreground) and ``models list|promote|rollback`` (the model registry)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from hedgerow.accounts import service as accounts
 from hedgerow.cli.common import console, counted_progress, fail, servers
+from hedgerow.config import get_settings
 from hedgerow.db import get_sessionmaker
 from hedgerow.errors import AppError
 from hedgerow.logs import configure_logging
-from hedgerow.models import ModelVersion
+from hedgerow.models import ModelVersion, Role, User
 from hedgerow.training import queries, runner, service
 from hedgerow.training.trainer import Progress as TrainingProgress
 
@@ -143,3 +146,114 @@ def _report_outcome(version: ModelVersion, status: str | None) -> None:
         f"{metrics.get('base_validation_loss', float('nan')):.4f} -> "
         f"{metrics.get('validation_loss', float('nan')):.4f})"
     )
+
+
+# --- the model registry: `hedgerow models ...` ---------------------------------------
+
+models_app = typer.Typer(
+    name="models",
+    help="The model registry: list the versions, promote one to serving, roll back.",
+    no_args_is_help=True,
+)
+
+ActingAdmin = Annotated[
+    str | None,
+    typer.Option(
+        "--by",
+        help="The admin this is done for, named in the audit log; absent: the command line.",
+    ),
+]
+
+
+@models_app.command("list")
+def list_models(
+    limit: Annotated[int, typer.Option(min=1, help="Newest versions shown.")] = 20,
+) -> None:
+    """List the model versions, newest first, with their status and validation loss."""
+    with servers(redis=False), get_sessionmaker()() as db:
+        rows = queries.recent_versions(db, limit=limit)
+        table = Table(
+            "id",
+            "name",
+            "status",
+            "release",
+            "base model",
+            "validation loss",
+            "created",
+            "promoted",
+        )
+        for version, _ in rows:
+            loss = (version.metrics or {}).get("validation_loss")
+            table.add_row(
+                str(version.id),
+                escape(version.name),
+                escape(version.status),
+                str(version.release_id),
+                escape(version.base_model),
+                f"{loss:.4f}" if isinstance(loss, int | float) else "-",
+                f"{version.created_at:%Y-%m-%d %H:%M}",
+                f"{version.promoted_at:%Y-%m-%d %H:%M}" if version.promoted_at else "-",
+            )
+    if not rows:
+        console.print("No model versions yet: train one with `hedgerow train-run`.")
+        return
+    console.print(table)
+
+
+@models_app.command("promote")
+def promote_model(
+    version_id: Annotated[int, typer.Argument(help="The ready version to serve.")],
+    by: ActingAdmin = None,
+) -> None:
+    """Serve a ready version under its name (the one serving before goes back to ready)."""
+    with servers(redis=False):
+        try:
+            with get_sessionmaker().begin() as db:
+                actor = _acting_admin(db, by)
+                name = service.get_version(db, version_id).name
+                # For the message only; promote() takes the name's lock and decides.
+                previous = queries.serving_version(db, name)
+                previous_id = previous.id if previous is not None else None
+                service.promote(db, version_id, actor=actor)
+        except AppError as error:
+            raise fail(error) from error
+    was = f" (v{previous_id} is ready again)" if previous_id not in (None, version_id) else ""
+    console.print(f"[green]{escape(name)} v{version_id} is serving[/green]{was}.")
+
+
+@models_app.command("rollback")
+def roll_back_model(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="The registry name. Default: HEDGEROW_TRAINING_MODEL_NAME."),
+    ] = None,
+    by: ActingAdmin = None,
+) -> None:
+    """Serve again the version that served before the current one."""
+    name = name or get_settings().training_model_name
+    with servers(redis=False):
+        try:
+            with get_sessionmaker().begin() as db:
+                actor = _acting_admin(db, by)
+                current = queries.serving_version(db, name)
+                restored = service.roll_back(db, name, actor=actor)
+                restored_id, replaced_id = restored.id, current.id if current else None
+        except AppError as error:
+            raise fail(error) from error
+    console.print(
+        f"[green]{escape(name)} v{restored_id} is serving again[/green] (v{replaced_id} is ready)."
+    )
+
+
+def _acting_admin(db: Session, username: str | None) -> User | None:
+    """The admin named by --by (an enabled admin account), or None: the command line."""
+    if username is None:
+        return None
+    user = accounts.get_user_by_username(db, username)
+    if user.role != Role.admin or not user.enabled or user.deleted_at is not None:
+        raise AppError(
+            "not_an_admin",
+            f"{username} is not an enabled admin; only admins promote and roll back.",
+            403,
+        )
+    return user

@@ -94,8 +94,9 @@ def get_version(db: Session, version_id: int) -> ModelVersion:
     return version
 
 
-def promote(db: Session, version_id: int, *, actor: User) -> ModelVersion:
-    """Serve `version_id` under its name; the version served before goes back to ready."""
+def promote(db: Session, version_id: int, *, actor: User | None) -> ModelVersion:
+    """Serve `version_id` under its name; the version served before goes back to ready.
+    `actor` None: the command line (`hedgerow models promote`)."""
     version = get_version(db, version_id)
     # Two admins promoting at once queue here instead of tripping the unique index.
     queries.lock_model_name(db, version.name)
@@ -119,8 +120,9 @@ def promote(db: Session, version_id: int, *, actor: User) -> ModelVersion:
     return version
 
 
-def roll_back(db: Session, name: str, *, actor: User) -> ModelVersion:
-    """Serve again the version that served before the current one."""
+def roll_back(db: Session, name: str, *, actor: User | None) -> ModelVersion:
+    """Serve again the version that served before the current one (`actor` None: the
+    command line)."""
     queries.lock_model_name(db, name)
     current = queries.serving_version(db, name)
     if current is None:
@@ -144,16 +146,22 @@ def roll_back(db: Session, name: str, *, actor: User) -> ModelVersion:
 
 
 def _audit(
-    db: Session, actor: User, action: str, version: ModelVersion, previous: ModelVersion | None
+    db: Session,
+    actor: User | None,
+    action: str,
+    version: ModelVersion,
+    previous: ModelVersion | None,
 ) -> None:
     record_audit(
         db,
-        actor_id=actor.id,
+        actor_id=actor.id if actor is not None else None,
         action=action,
         target_type="model_version",
         target_id=version.id,
         before={"serving": previous.id if previous else None},
         after={"serving": version.id},
+        # Nothing promotes on its own: an event without an actor came from the command line.
+        reason="command line" if actor is None else None,
     )
     db.flush()
 
