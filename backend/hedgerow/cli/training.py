@@ -3,6 +3,10 @@ foreground) and ``models list|promote|rollback`` (the model registry)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -17,7 +21,8 @@ from hedgerow.db import get_sessionmaker
 from hedgerow.errors import AppError
 from hedgerow.logs import configure_logging
 from hedgerow.models import ModelVersion, Role, User
-from hedgerow.training import queries, runner, service
+from hedgerow.redis_client import get_redis
+from hedgerow.training import availability, queries, runner, service, trainer
 from hedgerow.training.trainer import Progress as TrainingProgress
 
 
@@ -25,6 +30,7 @@ def train(
     concurrency: Annotated[int, typer.Option(help="Runs at a time (one per GPU set).")] = 1,
 ) -> None:
     """Run the training worker (the `train` queue) in the foreground."""
+    _require_training_libraries()
     with servers(redis=True) as settings:
         configure_logging(settings)
         # Runs whose worker died mid-way go back on the queue; they resume from their
@@ -35,22 +41,33 @@ def train(
         # Imported once servers() has set the URLs: the Celery app reads them on import.
         from hedgerow.worker import TRAIN_QUEUE, celery_app
 
+        # Until Celery installs its own handlers, a SIGTERM (`hedgerow up` stopping while
+        # this starts) exits through the `with` below, which withdraws the announcement.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        # The web and the schedule queue runs only while a trainer says it is there.
+        name = f"trainer@{socket.gethostname()}:{os.getpid()}"
+        announcing = availability.announced(get_redis(), name, trainer.describe_hardware())
         # The solo pool trains in this process: no fork after CUDA is initialised.
-        celery_app.worker_main(
-            [
-                "worker",
-                "-Q",
-                TRAIN_QUEUE,
-                "--pool",
-                "solo" if concurrency == 1 else "prefork",
-                "--concurrency",
-                str(concurrency),
-                "-l",
-                "INFO",
-                "-n",
-                "trainer@%h",
-            ]
-        )
+        with announcing:
+            celery_app.worker_main(
+                [
+                    "worker",
+                    "-Q",
+                    TRAIN_QUEUE,
+                    "--pool",
+                    "solo" if concurrency == 1 else "prefork",
+                    "--concurrency",
+                    str(concurrency),
+                    "-l",
+                    "INFO",
+                    "-n",
+                    "trainer@%h",
+                ]
+            )
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def train_run(
@@ -77,6 +94,8 @@ def train_run(
     ] = None,
 ) -> None:
     """Train one model version in the foreground, with a progress bar."""
+    # Before a version is registered: a run that cannot start registers nothing.
+    _require_training_libraries()
     with servers(redis=False):
         maker = get_sessionmaker()
         try:
@@ -88,6 +107,13 @@ def train_run(
         with maker() as db:
             version = service.get_version(db, version_id)
         _report_outcome(version, status)
+
+
+def _require_training_libraries() -> None:
+    try:
+        availability.require_training_libraries()
+    except AppError as error:
+        raise fail(error) from error
 
 
 def _version_to_train(
