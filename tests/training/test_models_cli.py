@@ -41,7 +41,7 @@ def test_models_list_shows_each_version_with_its_status(
     assert empty.exit_code == 0, empty.output
     assert "No model versions yet" in empty.output
     assert listed.exit_code == 0, listed.output
-    lines = {line.split()[1]: line for line in listed.output.splitlines() if NAME in line}
+    lines = {line.split()[0]: line for line in listed.output.splitlines() if NAME in line}
     assert set(lines) == {str(ready_id), str(failed_id)}
     assert "ready" in lines[str(ready_id)] and "1.5000" in lines[str(ready_id)]
     assert "failed" in lines[str(failed_id)]

@@ -10,6 +10,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
@@ -198,16 +199,10 @@ def list_models(
     """List the model versions, newest first, with their status and validation loss."""
     with servers(redis=False), get_sessionmaker()() as db:
         rows = queries.recent_versions(db, limit=limit)
-        table = Table(
-            "id",
-            "name",
-            "status",
-            "release",
-            "base model",
-            "validation loss",
-            "created",
-            "promoted",
-        )
+        # Narrow enough for an 80-column terminal: no borders between the columns.
+        table = Table(box=box.SIMPLE, pad_edge=False)
+        for heading in ("id", "name", "status", "release", "val. loss", "created", "promoted"):
+            table.add_column(heading, no_wrap=True)
         for version, _ in rows:
             loss = (version.metrics or {}).get("validation_loss")
             table.add_row(
@@ -215,10 +210,9 @@ def list_models(
                 escape(version.name),
                 escape(version.status),
                 str(version.release_id),
-                escape(version.base_model),
                 f"{loss:.4f}" if isinstance(loss, int | float) else "-",
-                f"{version.created_at:%Y-%m-%d %H:%M}",
-                f"{version.promoted_at:%Y-%m-%d %H:%M}" if version.promoted_at else "-",
+                f"{version.created_at:%m-%d %H:%M}",
+                f"{version.promoted_at:%m-%d %H:%M}" if version.promoted_at else "-",
             )
     if not rows:
         console.print("No model versions yet: train one with `hedgerow train-run`.")

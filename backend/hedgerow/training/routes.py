@@ -43,7 +43,6 @@ def runs_page(request: Request, admin: AdminUser, db: SessionDep) -> Response:
         "dpo_by_default": get_settings().training_dpo,
         # Shown before anything is queued: without a trainer, a run cannot start.
         "trainers": availability.live_trainers(get_redis()),
-        "no_trainer_message": availability.NO_TRAINER_MESSAGE,
     }
     return render(request, "training/runs.html", context, block="runs")
 
