@@ -1,4 +1,6 @@
 # Two commands: `make run` (install what is missing, then run everything) and `make test`.
+# `make install-train` adds the training libraries (about 0.9 GB: torch's CPU build is most
+# of it), which `make run` leaves out; `make run-train` runs everything with a trainer.
 # Installs are skipped while their inputs are unchanged, tracked by stamp files.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -6,15 +8,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
+TRAIN_STAMP := $(VENV)/.installed-train
 NODE_STAMP := frontend/node_modules/.installed
 LINT_PATHS := backend tests migrations $(wildcard bench)
 # CI machines have 2 cores; xdist's "auto" uses them all.
 PYTEST_ARGS ?= -n auto
 
-.PHONY: help run test lint fmt typecheck pytest install install-dev frontend clean
+.PHONY: help run run-train test lint fmt typecheck pytest install install-dev install-train \
+	frontend clean
 
 help:
 	@echo "make run    install what is missing and start Hedgerow at http://127.0.0.1:8000"
+	@echo "make run-train  the same with the training libraries and a trainer"
 	@echo "make test   install the dev tools and run lint, type check and the tests"
 	@echo "make lint   ruff check + ruff format --check + mypy"
 	@echo "make fmt    ruff format + ruff check --fix"
@@ -26,10 +31,18 @@ $(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# The CPU build of torch first, so resolving the train extra never pulls a CUDA one (a GPU
+# machine installs its CUDA build of torch before this, and it is kept).
+TORCH_CPU := $(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/pip install --quiet torch==2.13.0
+
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	# The CPU build of torch first, so resolving the train extra never pulls a CUDA one.
-	$(BIN)/python -c 'import torch' 2>/dev/null || $(BIN)/pip install --quiet torch==2.13.0
+	$(TORCH_CPU)
 	$(BIN)/pip install --quiet -e '.[dev,train]'
+	touch $@ $(RUNTIME_STAMP) $(TRAIN_STAMP)
+
+$(TRAIN_STAMP): pyproject.toml | $(BIN)/python
+	$(TORCH_CPU)
+	$(BIN)/pip install --quiet -e '.[train]'
 	touch $@ $(RUNTIME_STAMP)
 
 $(NODE_STAMP): frontend/package.json frontend/package-lock.json
@@ -38,10 +51,14 @@ $(NODE_STAMP): frontend/package.json frontend/package-lock.json
 
 install: $(RUNTIME_STAMP) $(NODE_STAMP)
 install-dev: $(DEV_STAMP) $(NODE_STAMP)
+install-train: $(TRAIN_STAMP) $(NODE_STAMP)
 frontend: $(NODE_STAMP)
 
 run: install
 	$(BIN)/hedgerow up
+
+run-train: install-train
+	$(BIN)/hedgerow up --trainer
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -122,6 +122,98 @@ def test_decided_messages_carry_the_confidence_of_their_review_in_both_files(
     assert in_trees == expected
 
 
+# oasst1's messages, exactly as its parquet files type them (the `dataset_info` of
+# OpenAssistant/oasst1; `sequence` of fields is a struct of lists in Arrow).
+OASST1_DETOXIFY = pa.struct(
+    [
+        ("toxicity", pa.float64()),
+        ("severe_toxicity", pa.float64()),
+        ("obscene", pa.float64()),
+        ("identity_attack", pa.float64()),
+        ("insult", pa.float64()),
+        ("threat", pa.float64()),
+        ("sexual_explicit", pa.float64()),
+    ]
+)
+OASST1_SCHEMA = pa.schema(
+    [
+        ("message_id", pa.string()),
+        ("parent_id", pa.string()),
+        ("user_id", pa.string()),
+        ("created_date", pa.string()),
+        ("text", pa.string()),
+        ("role", pa.string()),
+        ("lang", pa.string()),
+        ("review_count", pa.int32()),
+        ("review_result", pa.bool_()),
+        ("deleted", pa.bool_()),
+        ("rank", pa.int32()),
+        ("synthetic", pa.bool_()),
+        ("model_name", pa.string()),
+        ("detoxify", OASST1_DETOXIFY),
+        ("message_tree_id", pa.string()),
+        ("tree_state", pa.string()),
+        ("emojis", pa.struct([("name", pa.list_(pa.string())), ("count", pa.list_(pa.int32()))])),
+        (
+            "labels",
+            pa.struct(
+                [
+                    ("name", pa.list_(pa.string())),
+                    ("value", pa.list_(pa.float64())),
+                    ("count", pa.list_(pa.int32())),
+                ]
+            ),
+        ),
+    ]
+)
+
+
+def _oasst1_row() -> dict[str, Any]:
+    return {
+        "message_id": "6ab24d72-0181-4594-a9cd-deaf170242fb",
+        "parent_id": None,
+        "user_id": "c3fe8c76-fc30-4fa7-b7f8-c492f5967d18",
+        "created_date": "2023-02-05T14:23:50.983374+00:00",
+        "text": "Can you write a short introduction about hedgerows?",
+        "role": "prompter",
+        "lang": "en",
+        "review_count": 3,
+        "review_result": True,
+        "deleted": False,
+        "rank": None,
+        "synthetic": False,
+        "model_name": None,
+        "detoxify": dict.fromkeys(OASST1_DETOXIFY.names, 0.001),
+        "message_tree_id": "6ab24d72-0181-4594-a9cd-deaf170242fb",
+        "tree_state": "ready_for_export",
+        "emojis": {"name": ["+1"], "count": [10]},
+        "labels": {"name": ["spam"], "value": [0.0], "count": [3]},
+    }
+
+
+def test_messages_parquet_concatenates_with_oasst1_as_it_is(release: Path) -> None:
+    table = pq.read_table(release / "messages.parquet")
+    oasst1 = pa.Table.from_pylist([_oasst1_row()], schema=OASST1_SCHEMA)
+
+    # Hedgerow's extra columns (review_confidence, category, context, split) are left out;
+    # oasst1's are taken as they are: no cast, no promotion of types.
+    ours = table.select(OASST1_SCHEMA.names)
+    combined = pa.concat_tables([oasst1, ours])
+
+    assert ours.schema.equals(OASST1_SCHEMA)
+    assert combined.num_rows == table.num_rows + 1 > 1
+    # No toxicity model ran: every row's detoxify is null, as oasst1's are where none did.
+    assert ours.column("detoxify").null_count == table.num_rows
+    # The tree nodes carry the field too, as oasst1's trees do.
+    with gzip.open(release / "trees.jsonl.gz", "rt", encoding="utf-8") as handle:
+        prompt = json.loads(handle.readline())["prompt"]
+    assert "detoxify" in prompt and prompt["detoxify"] is None
+    # An addition a loader may notice: the minor schema version says so.
+    assert json.loads((release / "manifest.json").read_text())["schema_version"] == "1.2"
+    card = (release / "README.md").read_text(encoding="utf-8")
+    assert "Schema version 1.2" in card and "`detoxify` is null" in card
+
+
 def test_tree_file_nests_replies_best_rank_first(corpus: Corpus, release: Path) -> None:
     with gzip.open(release / "trees.jsonl.gz", "rt", encoding="utf-8") as handle:
         trees = [json.loads(line) for line in handle]

@@ -16,7 +16,9 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import redis as redis_lib
 
+from hedgerow.training import availability
 from hedgerow.worker import make_celery
 from tests.ops.databases import create_empty_database, drop_database
 
@@ -242,3 +244,51 @@ def test_up_in_embedded_mode_starts_its_own_servers_and_reuses_their_data(
     # The admin from the first run is still there, so no new one is made or printed.
     assert "First admin account created" not in second.log
     _stop_and_check(second, _descendants(second))
+
+
+@pytest.mark.slow
+def test_up_with_a_trainer_runs_one_that_the_training_page_counts_on(
+    up_database_url: str, tmp_path: Path, launched: Launcher
+) -> None:
+    redis_url = os.environ["REDIS_URL"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": up_database_url,
+        "REDIS_URL": redis_url,
+        "HEDGEROW_DATA_DIR": str(tmp_path / "data"),
+        "HEDGEROW_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
+    trainers = redis_lib.Redis.from_url(redis_url, decode_responses=True)
+    trainers.delete(availability.TRAINER_NAMES_KEY)
+
+    running = launched.start(env, tmp_path / "up.log", "--no-beat", "--trainer")
+    _wait_until_ready(running)
+    deadline = time.monotonic() + START_DEADLINE_SECONDS
+    while not availability.live_trainers(trainers):
+        assert time.monotonic() < deadline, f"no trainer said it was there:\n{running.log}"
+        _pause(running)
+    children = [" ".join(p.cmdline()) for p in psutil.Process(running.process.pid).children()]
+    assert any(c.endswith("-m hedgerow.cli train") for c in children), children
+    _stop_and_check(running, _descendants(running))
+    assert availability.live_trainers(trainers) == []
+
+
+def test_up_with_a_trainer_refuses_to_start_without_the_training_libraries(
+    tmp_path: Path,
+) -> None:
+    # A Python that cannot import TRL, as a machine without the train extra.
+    code = (
+        "import sys; sys.modules['trl'] = None; from hedgerow.cli import main; "
+        "sys.argv = ['hedgerow', 'up', '--trainer']; main()"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "HEDGEROW_DATA_DIR": str(tmp_path / "data")},
+        capture_output=True,
+        text=True,
+        timeout=START_DEADLINE_SECONDS,
+    )
+
+    assert finished.returncode == 1, finished.stdout + finished.stderr
+    assert "make install-train" in " ".join(finished.stderr.split())
+    assert not (tmp_path / "data").exists()  # nothing was started

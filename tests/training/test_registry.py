@@ -20,7 +20,7 @@ from hedgerow.models import (
     Role,
     TrainingRun,
 )
-from hedgerow.training import service
+from hedgerow.training import availability, service
 from hedgerow.worker import TRAIN_QUEUE
 from tests.factories import api_headers, make_api_key, make_user
 from tests.growth.factories import override_settings
@@ -78,10 +78,17 @@ def make_version(
     return version
 
 
+@pytest.fixture
+def trainer_running(redis_db: redis_lib.Redis) -> None:
+    """A trainer (`hedgerow train`) says it is there, as it does while it runs."""
+    availability.announce_trainer(redis_db, "trainer@test:1", "CPU (2 cores)")
+
+
 def _versions(db: Session) -> int:
     return db.scalar(select(func.count()).select_from(ModelVersion)) or 0
 
 
+@pytest.mark.usefixtures("trainer_running")
 def test_admin_starts_a_run_from_the_page_and_the_job_is_queued_on_the_train_queue(
     client: TestClient, db: Session, redis_db: redis_lib.Redis
 ) -> None:
@@ -149,6 +156,7 @@ def test_run_page_shows_both_stages_and_the_processes(client: TestClient, db: Se
     assert "2 processes · 2 x NVIDIA H100" in page.text
 
 
+@pytest.mark.usefixtures("trainer_running")
 def test_admin_can_ask_for_a_dpo_stage_when_starting_a_run(
     client: TestClient, db: Session, redis_db: redis_lib.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,6 +183,7 @@ def test_admin_can_ask_for_a_dpo_stage_when_starting_a_run(
     assert [config["dpo"] for config in configs] == [True, False]
 
 
+@pytest.mark.usefixtures("trainer_running")
 def test_api_start_run_takes_dpo_and_processes(client: TestClient, db: Session) -> None:
     headers = api_headers(make_api_key(db, make_user(db, role=Role.admin)))
     release = make_release(db)
@@ -339,22 +348,28 @@ def test_nightly_release_with_enough_new_trees_starts_one_run(
         few = make_release(db)
         few.kind, few.counts = "nightly", {"trees": 40}
 
-    assert service.start_run_on_newest_nightly(maker) is None
+    assert service.start_run_on_newest_nightly(maker, redis_db) is None
 
     with maker.begin() as db:
         enough = make_release(db)
         enough.kind, enough.counts = "nightly", {"trees": 140}
 
-    version_id = service.start_run_on_newest_nightly(maker)
+    # No trainer: nothing is queued yet; the next look after one starts queues the run.
+    assert service.start_run_on_newest_nightly(maker, redis_db) is None
+    with maker() as db:
+        assert _versions(db) == 0
+    availability.announce_trainer(redis_db, "trainer@test:1", "CPU (2 cores)")
+
+    version_id = service.start_run_on_newest_nightly(maker, redis_db)
 
     assert version_id is not None
     assert redis_db.llen(TRAIN_QUEUE) == 1
     # The same release never starts a second run, and a run in progress blocks others.
-    assert service.start_run_on_newest_nightly(maker) is None
+    assert service.start_run_on_newest_nightly(maker, redis_db) is None
     with maker.begin() as db:
         newer = make_release(db)
         newer.kind, newer.counts = "nightly", {"trees": 400}
-    assert service.start_run_on_newest_nightly(maker) is None
+    assert service.start_run_on_newest_nightly(maker, redis_db) is None
     with maker() as db:
         assert db.get_one(ModelVersion, version_id).release_id == enough.id
         assert _versions(db) == 1

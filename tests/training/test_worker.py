@@ -4,14 +4,17 @@ start, picks up the runs a dead worker left behind."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import redis as redis_lib
+
 from hedgerow.config import REPO_ROOT
 from hedgerow.models import ModelVersion, ModelVersionStatus
-from hedgerow.training import service
+from hedgerow.training import availability, service
 from tests.training.conftest import TINY_TRAINING, Corpus
 
 WORKER_DEADLINE_SECONDS = 120
@@ -23,7 +26,7 @@ def _statuses(corpus: Corpus, ids: list[int]) -> list[str]:
 
 
 def test_train_command_runs_queued_and_interrupted_runs(
-    corpus: Corpus, models_dir: Path, tmp_path: Path
+    corpus: Corpus, models_dir: Path, tmp_path: Path, redis_db: redis_lib.Redis
 ) -> None:
     with corpus.maker.begin() as db:
         queued = service.start_run(db, corpus.release_id, requested_by=None)
@@ -57,9 +60,16 @@ def test_train_command_runs_queued_and_interrupted_runs(
                 assert process.poll() is None, (tmp_path / "trainer.log").read_text()
                 assert time.monotonic() < deadline, _statuses(corpus, ids)
                 time.sleep(0.2)
+            # While it runs, it tells the web that runs can be queued (see availability).
+            running = availability.live_trainers(redis_db)
         finally:
             process.terminate()
             process.wait(timeout=60)
+    assert [trainer.name for trainer in running] == [
+        f"trainer@{socket.gethostname()}:{process.pid}"
+    ]
+    # A clean stop withdraws it at once.
+    assert availability.live_trainers(redis_db) == []
     output = (tmp_path / "trainer.log").read_text()
     assert f"Resuming model version {interrupted_id}" in output
     with corpus.maker() as db:

@@ -34,6 +34,7 @@ cli.command()(sim.simulate)
 cli.command()(export.export)
 cli.command()(training.train)
 cli.command("train-run")(training.train_run)
+cli.add_typer(training.models_app)
 cli.command("serve-model")(server.serve_model)
 
 

@@ -15,12 +15,14 @@ from rich.markup import escape
 
 from hedgerow import migrate as migrations
 from hedgerow.cli.accounts import ensure_first_admin
-from hedgerow.cli.common import console, err_console, servers
+from hedgerow.cli.common import console, err_console, fail, servers
 from hedgerow.cli.supervisor import Supervisor, wait_until_serving, wait_until_worker_answers
 from hedgerow.config import Settings, get_settings
+from hedgerow.errors import AppError
 from hedgerow.inference.app import create_inference_app
 from hedgerow.logs import configure_logging
 from hedgerow.metrics import share_between_processes
+from hedgerow.training import availability
 
 
 def proxy_header_options(settings: Settings) -> list[str]:
@@ -56,8 +58,21 @@ def up(
     admin_username: Annotated[str, typer.Option(help="Name of the first admin.")] = "admin",
     worker: Annotated[bool, typer.Option(help="Run a Celery worker.")] = True,
     beat: Annotated[bool, typer.Option(help="Run Celery beat (the schedule).")] = True,
+    trainer: Annotated[
+        bool,
+        typer.Option(
+            help="Also run a trainer (`hedgerow train`), so runs started at /admin/training "
+            "train here. Needs the training libraries: `make install-train`."
+        ),
+    ] = False,
 ) -> None:
     """Run everything: database, Redis, migrations, web server, worker and beat."""
+    if trainer:
+        # Before anything starts: a trainer child that cannot train would stop them all.
+        try:
+            availability.require_training_libraries()
+        except AppError as error:
+            raise fail(error) from error
     supervisor = Supervisor()
     # From here on Ctrl-C and SIGTERM mean "stop cleanly", even during start-up.
     signal.signal(signal.SIGINT, supervisor.request_stop)
@@ -82,6 +97,8 @@ def up(
             if beat:
                 data_dir.mkdir(parents=True, exist_ok=True)
                 supervisor.start("beat", [*celery, "beat", "-l", "INFO", "--schedule", schedule])
+            if trainer:
+                supervisor.start("trainer", [python, "-m", "hedgerow.cli", "train"])
             shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
             url = f"http://{shown_host}:{port}"
             if wait_until_serving(url, supervisor):

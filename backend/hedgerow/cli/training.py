@@ -1,20 +1,29 @@
-"""Training commands: ``train`` (the GPU worker) and ``train-run`` (one run in the
-foreground)."""
+"""Training commands: ``train`` (the GPU worker), ``train-run`` (one run in the
+foreground) and ``models list|promote|rollback`` (the model registry)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+from types import FrameType
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.markup import escape
+from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from hedgerow.accounts import service as accounts
 from hedgerow.cli.common import console, counted_progress, fail, servers
+from hedgerow.config import get_settings
 from hedgerow.db import get_sessionmaker
 from hedgerow.errors import AppError
 from hedgerow.logs import configure_logging
-from hedgerow.models import ModelVersion
-from hedgerow.training import queries, runner, service
+from hedgerow.models import ModelVersion, Role, User
+from hedgerow.redis_client import get_redis
+from hedgerow.training import availability, queries, runner, service, trainer
 from hedgerow.training.trainer import Progress as TrainingProgress
 
 
@@ -22,6 +31,7 @@ def train(
     concurrency: Annotated[int, typer.Option(help="Runs at a time (one per GPU set).")] = 1,
 ) -> None:
     """Run the training worker (the `train` queue) in the foreground."""
+    _require_training_libraries()
     with servers(redis=True) as settings:
         configure_logging(settings)
         # Runs whose worker died mid-way go back on the queue; they resume from their
@@ -32,22 +42,33 @@ def train(
         # Imported once servers() has set the URLs: the Celery app reads them on import.
         from hedgerow.worker import TRAIN_QUEUE, celery_app
 
+        # Until Celery installs its own handlers, a SIGTERM (`hedgerow up` stopping while
+        # this starts) exits through the `with` below, which withdraws the announcement.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        # The web and the schedule queue runs only while a trainer says it is there.
+        name = f"trainer@{socket.gethostname()}:{os.getpid()}"
+        announcing = availability.announced(get_redis(), name, trainer.describe_hardware())
         # The solo pool trains in this process: no fork after CUDA is initialised.
-        celery_app.worker_main(
-            [
-                "worker",
-                "-Q",
-                TRAIN_QUEUE,
-                "--pool",
-                "solo" if concurrency == 1 else "prefork",
-                "--concurrency",
-                str(concurrency),
-                "-l",
-                "INFO",
-                "-n",
-                "trainer@%h",
-            ]
-        )
+        with announcing:
+            celery_app.worker_main(
+                [
+                    "worker",
+                    "-Q",
+                    TRAIN_QUEUE,
+                    "--pool",
+                    "solo" if concurrency == 1 else "prefork",
+                    "--concurrency",
+                    str(concurrency),
+                    "-l",
+                    "INFO",
+                    "-n",
+                    "trainer@%h",
+                ]
+            )
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def train_run(
@@ -74,6 +95,8 @@ def train_run(
     ] = None,
 ) -> None:
     """Train one model version in the foreground, with a progress bar."""
+    # Before a version is registered: a run that cannot start registers nothing.
+    _require_training_libraries()
     with servers(redis=False):
         maker = get_sessionmaker()
         try:
@@ -85,6 +108,13 @@ def train_run(
         with maker() as db:
             version = service.get_version(db, version_id)
         _report_outcome(version, status)
+
+
+def _require_training_libraries() -> None:
+    try:
+        availability.require_training_libraries()
+    except AppError as error:
+        raise fail(error) from error
 
 
 def _version_to_train(
@@ -143,3 +173,107 @@ def _report_outcome(version: ModelVersion, status: str | None) -> None:
         f"{metrics.get('base_validation_loss', float('nan')):.4f} -> "
         f"{metrics.get('validation_loss', float('nan')):.4f})"
     )
+
+
+# --- the model registry: `hedgerow models ...` ---------------------------------------
+
+models_app = typer.Typer(
+    name="models",
+    help="The model registry: list the versions, promote one to serving, roll back.",
+    no_args_is_help=True,
+)
+
+ActingAdmin = Annotated[
+    str | None,
+    typer.Option(
+        "--by",
+        help="The admin this is done for, named in the audit log; absent: the command line.",
+    ),
+]
+
+
+@models_app.command("list")
+def list_models(
+    limit: Annotated[int, typer.Option(min=1, help="Newest versions shown.")] = 20,
+) -> None:
+    """List the model versions, newest first, with their status and validation loss."""
+    with servers(redis=False), get_sessionmaker()() as db:
+        rows = queries.recent_versions(db, limit=limit)
+        # Narrow enough for an 80-column terminal: no borders between the columns.
+        table = Table(box=box.SIMPLE, pad_edge=False)
+        for heading in ("id", "name", "status", "release", "val. loss", "created", "promoted"):
+            table.add_column(heading, no_wrap=True)
+        for version, _ in rows:
+            loss = (version.metrics or {}).get("validation_loss")
+            table.add_row(
+                str(version.id),
+                escape(version.name),
+                escape(version.status),
+                str(version.release_id),
+                f"{loss:.4f}" if isinstance(loss, int | float) else "-",
+                f"{version.created_at:%m-%d %H:%M}",
+                f"{version.promoted_at:%m-%d %H:%M}" if version.promoted_at else "-",
+            )
+    if not rows:
+        console.print("No model versions yet: train one with `hedgerow train-run`.")
+        return
+    console.print(table)
+
+
+@models_app.command("promote")
+def promote_model(
+    version_id: Annotated[int, typer.Argument(help="The ready version to serve.")],
+    by: ActingAdmin = None,
+) -> None:
+    """Serve a ready version under its name (the one serving before goes back to ready)."""
+    with servers(redis=False):
+        try:
+            with get_sessionmaker().begin() as db:
+                actor = _acting_admin(db, by)
+                name = service.get_version(db, version_id).name
+                # For the message only; promote() takes the name's lock and decides.
+                previous = queries.serving_version(db, name)
+                previous_id = previous.id if previous is not None else None
+                service.promote(db, version_id, actor=actor)
+        except AppError as error:
+            raise fail(error) from error
+    was = f" (v{previous_id} is ready again)" if previous_id not in (None, version_id) else ""
+    console.print(f"[green]{escape(name)} v{version_id} is serving[/green]{was}.")
+
+
+@models_app.command("rollback")
+def roll_back_model(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="The registry name. Default: HEDGEROW_TRAINING_MODEL_NAME."),
+    ] = None,
+    by: ActingAdmin = None,
+) -> None:
+    """Serve again the version that served before the current one."""
+    name = name or get_settings().training_model_name
+    with servers(redis=False):
+        try:
+            with get_sessionmaker().begin() as db:
+                actor = _acting_admin(db, by)
+                current = queries.serving_version(db, name)
+                restored = service.roll_back(db, name, actor=actor)
+                restored_id, replaced_id = restored.id, current.id if current else None
+        except AppError as error:
+            raise fail(error) from error
+    console.print(
+        f"[green]{escape(name)} v{restored_id} is serving again[/green] (v{replaced_id} is ready)."
+    )
+
+
+def _acting_admin(db: Session, username: str | None) -> User | None:
+    """The admin named by --by (an enabled admin account), or None: the command line."""
+    if username is None:
+        return None
+    user = accounts.get_user_by_username(db, username)
+    if user.role != Role.admin or not user.enabled or user.deleted_at is not None:
+        raise AppError(
+            "not_an_admin",
+            f"{username} is not an enabled admin; only admins promote and roll back.",
+            403,
+        )
+    return user

@@ -119,15 +119,18 @@ def _files(stats: ReleaseStats, validation_share: float) -> str:
 - `{TREES_FILE}`: one tree per line in the Open-Assistant message-tree format
   (`message_tree_id`, `tree_state`, `prompt` with nested `replies`, best rank first), plus
   `category` and `context`, which loaders may ignore.
-- `{MESSAGES_FILE}`: one row per message with the oasst1 columns and a `split` column:
-  trees are assigned to `validation` ({validation_share:.0%}) or `train` by a seeded hash of
-  the tree id, so a tree never straddles the splits; the JSON Lines files carry the same
-  `split`. `review_result` is the review decision (true: accepted, false: rejected, null:
-  still pending) and `review_confidence` its posterior probability, from the reviewers'
-  votes (each weighted by the reviewer's estimated reliability) and the author's record;
-  null while pending. Under the fixed growth policy a threshold rule decides, so a decision
-  may have a confidence below 0.5. `review_count` is the number of reviews the decision
-  took. Tree nodes carry the same fields.
+- `{MESSAGES_FILE}`: one row per message. The oasst1 columns have oasst1's names, order
+  and types, so once selected they concatenate with oasst1's own tables as they are;
+  `detoxify` is null, as no toxicity model runs here. Hedgerow adds `review_confidence`,
+  `category`, `context` and `split`: trees are assigned to `validation`
+  ({validation_share:.0%}) or `train` by a seeded hash of the tree id, so a tree never
+  straddles the splits; the JSON Lines files carry the same `split`. `review_result` is
+  the review decision (true: accepted, false: rejected, null: still pending) and
+  `review_confidence` its posterior probability, from the reviewers' votes (each weighted
+  by the reviewer's estimated reliability) and the author's record; null while pending.
+  Under the fixed growth policy a threshold rule decides, so a decision may have a
+  confidence below 0.5. `review_count` is the number of reviews the decision took;
+  `category` and `context` are the tree's. Tree nodes carry the same fields.
 - `{SFT_FILE}`: chat `messages` for every root-to-assistant-leaf path of accepted,
   non-deleted messages; `{SFT_BEST_FILE}`: one path per tree following the best-ranked reply.
 - `{PREFERENCES_FILE}`: `prompt`/`chosen`/`rejected` pairs of sibling assistant replies

@@ -10,6 +10,22 @@ import pyarrow as pa
 
 from hedgerow.export.labels import LabelSummary
 
+# oasst1's toxicity scores (from the Detoxify model), typed as its parquet files type them.
+# Hedgerow runs no toxicity model, so the column is null in every row; it is there so that
+# a release's oasst1 columns concatenate with oasst1's own tables as they are.
+DETOXIFY_TYPE = pa.struct(
+    [
+        ("toxicity", pa.float64()),
+        ("severe_toxicity", pa.float64()),
+        ("obscene", pa.float64()),
+        ("identity_attack", pa.float64()),
+        ("insult", pa.float64()),
+        ("threat", pa.float64()),
+        ("sexual_explicit", pa.float64()),
+    ]
+)
+# oasst1's columns in oasst1's order and types, with Hedgerow's own (review_confidence,
+# category, context, split) among and after them.
 MESSAGES_SCHEMA = pa.schema(
     [
         ("message_id", pa.string()),
@@ -27,6 +43,7 @@ MESSAGES_SCHEMA = pa.schema(
         ("rank", pa.int32()),
         ("synthetic", pa.bool_()),
         ("model_name", pa.string()),
+        ("detoxify", DETOXIFY_TYPE),
         ("message_tree_id", pa.string()),
         ("tree_state", pa.string()),
         (
@@ -107,6 +124,7 @@ def message_batch(
         [emoji_names, emoji_counts], fields=list(emoji_type)
     )
     columns["labels"] = _label_column(labels, schema.field("labels").type)
+    columns["detoxify"] = pa.nulls(len(rows), DETOXIFY_TYPE)
     return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 

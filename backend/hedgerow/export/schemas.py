@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field, field_validator
 from hedgerow.models import TreeState
 
 # Bumped when a file's shape changes in a way a loader would notice: the minor number for
-# additions (1.1: review_confidence in messages.parquet and the tree nodes), the major one
-# for changes that break a loader of the previous shape.
-SCHEMA_VERSION = "1.1"
+# additions (1.1: review_confidence in messages.parquet and the tree nodes; 1.2: oasst1's
+# detoxify, null, in both), the major one for changes that break a loader of the previous
+# shape.
+SCHEMA_VERSION = "1.2"
 
 
 class ExportFilters(BaseModel):

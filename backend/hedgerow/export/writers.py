@@ -252,6 +252,8 @@ class PartWriters:
                 "rank": node.rank,
                 "synthetic": node.synthetic,
                 "model_name": node.model_name,
+                # oasst1's toxicity scores: no toxicity model runs here.
+                "detoxify": None,
                 "emojis": shapes.emojis(node) if node.reactions else {},
                 "labels": summary.by_name,
                 "category": node.category,

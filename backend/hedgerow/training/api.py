@@ -8,6 +8,7 @@ from hedgerow.accounts.security import AdminUser
 from hedgerow.db import SessionDep
 from hedgerow.inputs import Id
 from hedgerow.models import ModelVersion, TrainingRun
+from hedgerow.redis_client import get_redis
 from hedgerow.training import queries, service
 from hedgerow.training.schemas import (
     ModelVersionDetail,
@@ -69,8 +70,9 @@ def list_versions(admin: AdminUser, db: SessionDep) -> ModelVersionList:
 def start_run(
     body: StartRun, admin: AdminUser, db: SessionDep, background: BackgroundTasks
 ) -> ModelVersionDetail:
-    version = service.start_run(
+    version = service.queue_run(
         db,
+        get_redis(),
         body.release_id,
         requested_by=admin,
         dpo=body.dpo,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from hedgerow.db import get_sessionmaker
+from hedgerow.redis_client import get_redis
 from hedgerow.training import runner, service
 
 
@@ -22,4 +23,4 @@ def train_model_version_job(version_id: int) -> str | None:
 @shared_task(name="training.start_on_new_release")
 def start_on_new_release_job() -> int | None:
     """Queue a run on the newest nightly release when enough new trees arrived."""
-    return service.start_run_on_newest_nightly(get_sessionmaker())
+    return service.start_run_on_newest_nightly(get_sessionmaker(), get_redis())

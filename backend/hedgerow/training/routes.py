@@ -13,8 +13,9 @@ from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
 from hedgerow.inputs import Id
 from hedgerow.models import Release
+from hedgerow.redis_client import get_redis
 from hedgerow.templating import is_htmx, render
-from hedgerow.training import artifacts, queries, service
+from hedgerow.training import artifacts, availability, queries, service
 from hedgerow.training.chart import loss_charts, stage_of
 
 router = APIRouter(prefix="/admin/training", include_in_schema=False)
@@ -40,6 +41,8 @@ def runs_page(request: Request, admin: AdminUser, db: SessionDep) -> Response:
         "active": any(version.status in service.ACTIVE_STATUSES for version, _ in rows),
         "poll_seconds": PROGRESS_POLL_SECONDS,
         "dpo_by_default": get_settings().training_dpo,
+        # Shown before anything is queued: without a trainer, a run cannot start.
+        "trainers": availability.live_trainers(get_redis()),
     }
     return render(request, "training/runs.html", context, block="runs")
 
@@ -54,7 +57,7 @@ def start_run(
     # A checkbox: present when ticked.
     dpo: Annotated[bool, Form()] = False,
 ) -> Response:
-    version = service.start_run(db, release_id, requested_by=admin, dpo=dpo)
+    version = service.queue_run(db, get_redis(), release_id, requested_by=admin, dpo=dpo)
     # Background tasks run after the response, so after the session committed: the job
     # never looks for a version that is not there yet.
     background.add_task(service.enqueue_training, version.id)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.config import Settings, get_settings
 from hedgerow.models import ModelVersion, ModelVersionStatus, Release, ReleaseState
-from hedgerow.training import artifacts, evaluation, queries, stages, trainer
+from hedgerow.training import artifacts, availability, evaluation, queries, stages, trainer
 from hedgerow.training.card import CardFacts, MetricRow
 from hedgerow.training.chart import DPO_POINT_MARK, stage_of
 from hedgerow.training.service import utcnow
@@ -61,7 +61,7 @@ def run_training(
     extra_callbacks: list[Any] | None = None,
 ) -> str | None:
     """Train, evaluate and register `version_id`; returns its final status, or None when
-    another process is already training it."""
+    another process is already training it or this one lacks the training libraries."""
     settings = settings or get_settings()
     engine = maker.kw["bind"]
     with engine.connect() as lock_connection:
@@ -111,6 +111,8 @@ def _run_holding_lock(
     progress: ProgressCallback | None,
     extra_callbacks: list[Any] | None,
 ) -> str | None:
+    # Before the transaction: the first look imports torch and friends (seconds).
+    missing = availability.missing_training_libraries()
     with maker.begin() as db:
         version = db.get(ModelVersion, version_id)
         if version is None:
@@ -119,6 +121,9 @@ def _run_holding_lock(
         if version.status in FINISHED_STATUSES:
             # A redelivered job for a run that already ended.
             return version.status
+        if missing:
+            _withdraw_unstartable(db, version, missing)
+            return None
         attempts = queries.run_of(db, version_id).attempts
         name = version.name
     if attempts >= MAX_ATTEMPTS:
@@ -159,6 +164,20 @@ def _run_holding_lock(
         return ModelVersionStatus.failed.value
     finally:
         artifacts.detach_run_log(log_handler)
+
+
+def _withdraw_unstartable(db: Session, version: ModelVersion, missing: list[str]) -> None:
+    """A run this worker cannot start for want of the training libraries registers
+    nothing: a version that never started is removed (a failed version would claim a
+    run that never was). One that trained elsewhere before keeps its checkpoints and
+    waits for a worker that has them (`hedgerow train` requeues it on start)."""
+    reason = availability.libraries_missing_error(missing).message
+    if version.status == ModelVersionStatus.queued and queries.run_of(db, version.id).attempts == 0:
+        db.delete(version)
+        db.flush()
+        logger.error("model version %s was withdrawn, nothing registered: %s", version.id, reason)
+    else:
+        logger.error("model version %s left for another worker: %s", version.id, reason)
 
 
 def _begin_attempt(db: Session, version: ModelVersion, settings: Settings) -> Attempt:
@@ -229,8 +248,9 @@ def failure_reason(error: BaseException, hardware: str) -> str:
         return str(error)
     if isinstance(error, ImportError):
         return (
-            f"This worker lacks the training libraries ({error}); install them with "
-            "pip install 'hedgerow[train]'."
+            f"This worker lacks a library the run needs ({error}); install the training "
+            f"libraries with `{availability.INSTALL_TRAIN}` (or "
+            f"`{availability.PIP_INSTALL_TRAIN}`)."
         )
     if type(error).__name__ == "OutOfMemoryError" or "out of memory" in str(error).lower():
         return (

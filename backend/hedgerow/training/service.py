@@ -7,8 +7,10 @@ after its commit. The run itself (the job) is `training.runner`.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
+import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.audit import record_audit
@@ -22,8 +24,10 @@ from hedgerow.models import (
     TrainingRun,
     User,
 )
-from hedgerow.training import queries
+from hedgerow.training import availability, queries
 from hedgerow.training.trainer import TrainingConfig
+
+logger = logging.getLogger(__name__)
 
 TRAIN_JOB = "training.train_model_version"
 ACTIVE_STATUSES = queries.ACTIVE
@@ -42,9 +46,31 @@ def start_run(
     dpo: bool | None = None,
     num_processes: int | None = None,
 ) -> ModelVersion:
-    """Queue a model version for `release_id`; the caller enqueues the job after commit.
-    `dpo` and `num_processes` override the settings for this run."""
-    settings = settings or get_settings()
+    """Register a model version for `release_id` that this process trains itself
+    (`hedgerow train-run`); `dpo` and `num_processes` override the settings for this run."""
+    release = _trainable_release(db, release_id, num_processes)
+    return _register(db, release, requested_by, settings or get_settings(), dpo, num_processes)
+
+
+def queue_run(
+    db: Session,
+    trainers: redis.Redis,
+    release_id: int,
+    *,
+    requested_by: User | None,
+    settings: Settings | None = None,
+    dpo: bool | None = None,
+    num_processes: int | None = None,
+) -> ModelVersion:
+    """Queue a model version for `release_id` for the trainers; the caller enqueues the
+    job after commit. Refused, with nothing registered, while no trainer (which has the
+    training libraries: it checked them when it started) is running to take it."""
+    release = _trainable_release(db, release_id, num_processes)
+    availability.require_trainer(trainers)
+    return _register(db, release, requested_by, settings or get_settings(), dpo, num_processes)
+
+
+def _trainable_release(db: Session, release_id: int, num_processes: int | None) -> Release:
     if num_processes is not None and num_processes < 0:
         raise AppError(
             "invalid_num_processes",
@@ -61,6 +87,17 @@ def start_run(
             "trained on.",
             409,
         )
+    return release
+
+
+def _register(
+    db: Session,
+    release: Release,
+    requested_by: User | None,
+    settings: Settings,
+    dpo: bool | None,
+    num_processes: int | None,
+) -> ModelVersion:
     config = TrainingConfig.from_settings(settings)
     if dpo is not None:
         config.dpo = dpo
@@ -94,8 +131,9 @@ def get_version(db: Session, version_id: int) -> ModelVersion:
     return version
 
 
-def promote(db: Session, version_id: int, *, actor: User) -> ModelVersion:
-    """Serve `version_id` under its name; the version served before goes back to ready."""
+def promote(db: Session, version_id: int, *, actor: User | None) -> ModelVersion:
+    """Serve `version_id` under its name; the version served before goes back to ready.
+    `actor` None: the command line (`hedgerow models promote`)."""
     version = get_version(db, version_id)
     # Two admins promoting at once queue here instead of tripping the unique index.
     queries.lock_model_name(db, version.name)
@@ -119,8 +157,9 @@ def promote(db: Session, version_id: int, *, actor: User) -> ModelVersion:
     return version
 
 
-def roll_back(db: Session, name: str, *, actor: User) -> ModelVersion:
-    """Serve again the version that served before the current one."""
+def roll_back(db: Session, name: str, *, actor: User | None) -> ModelVersion:
+    """Serve again the version that served before the current one (`actor` None: the
+    command line)."""
     queries.lock_model_name(db, name)
     current = queries.serving_version(db, name)
     if current is None:
@@ -144,16 +183,22 @@ def roll_back(db: Session, name: str, *, actor: User) -> ModelVersion:
 
 
 def _audit(
-    db: Session, actor: User, action: str, version: ModelVersion, previous: ModelVersion | None
+    db: Session,
+    actor: User | None,
+    action: str,
+    version: ModelVersion,
+    previous: ModelVersion | None,
 ) -> None:
     record_audit(
         db,
-        actor_id=actor.id,
+        actor_id=actor.id if actor is not None else None,
         action=action,
         target_type="model_version",
         target_id=version.id,
         before={"serving": previous.id if previous else None},
         after={"serving": version.id},
+        # Nothing promotes on its own: an event without an actor came from the command line.
+        reason="command line" if actor is None else None,
     )
     db.flush()
 
@@ -162,12 +207,16 @@ def _audit(
 
 
 def start_run_on_newest_nightly(
-    maker: sessionmaker[Session], settings: Settings | None = None
+    maker: sessionmaker[Session], trainers: redis.Redis, settings: Settings | None = None
 ) -> int | None:
     """Queue a run on the newest nightly release when no version was trained on it yet,
-    none is in progress, and enough new trees arrived since the release the last run
-    trained on; returns the new version's id."""
+    none is in progress, enough new trees arrived since the release the last run trained
+    on, and a trainer is running; returns the new version's id."""
     settings = settings or get_settings()
+    if not availability.live_trainers(trainers):
+        # Looked at again at the next beat: the run starts once a trainer is there.
+        logger.info("no trainer is running; a run on a new nightly release waits for one")
+        return None
     with maker.begin() as db:
         queries.lock_model_name(db, settings.training_model_name)
         release = queries.newest_nightly_release(db)
@@ -179,7 +228,7 @@ def start_run_on_newest_nightly(
         trees_before = queries.trees_in_last_trained_release(db)
         if trees_now - trees_before < settings.training_min_new_trees:
             return None
-        version = start_run(db, release.id, requested_by=None, settings=settings)
+        version = _register(db, release, None, settings, None, None)
         version_id = version.id
     enqueue_training(version_id)
     return version_id

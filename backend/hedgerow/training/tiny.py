@@ -1,8 +1,10 @@
 """A tiny Llama-style base model whose tokenizer is trained on the release itself.
 
-It lets tests and the embedded default train end to end on a CPU in seconds, with no
-download: the tokenizer is a byte-level BPE learnt from the release's own texts, the
-chat template is ChatML-like, and the weights start from a seeded random init.
+It lets the default configuration train end to end on a CPU with no download (the
+tests' short runs in seconds; a default run on a small release in minutes, see
+bench/README.md, "A newcomer's first run"): the tokenizer is a byte-level BPE learnt
+from the release's own texts, the chat template is ChatML-like, and the weights start
+from a seeded random init.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ CHAT_TEMPLATE = (
 )
 PROMPT_FORMAT = "<|im_start|>{role}\\n{content}<|im_end|>\\n ... <|im_start|>assistant\\n"
 
-# Small enough to train in seconds on one CPU core, big enough to memorise a few
-# dozen conversations (which the tests check).
+# Small enough for the tests' short runs to take seconds on one CPU core, big enough to
+# memorise a few dozen conversations (which the tests check).
 VOCAB_SIZE = 1024
 HIDDEN_SIZE = 128
 LAYERS = 2
