@@ -3,24 +3,27 @@ sequence chosen by the test: what it takes to show how a server decodes multi-by
 characters, control characters and invalid bytes, which the randomly initialised tiny
 model only writes by chance.
 
-The tokenizer is byte-level BPE without merges, so every byte of the answer is a token of
-its own. The model is a bigram table: the attention and MLP blocks write nothing, so the
-last hidden state is the (normalised) embedding of the current token, and the output
-layer maps it to the next byte of the script. The script must not repeat a byte.
+The tokenizer is byte-level BPE without merges, so every byte is a token of its own, plus
+a token for each longer piece of the script. The model is a bigram table: the attention
+and MLP blocks write nothing, so the last hidden state is the (normalised) embedding of
+the current token, and the output layer maps it to the next token of the script. So the
+script must not repeat a token.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 
 from hedgerow.training.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, TURN_END
 
 # Valid multi-byte characters (2, 3 and 4 bytes), control characters, a byte that is never
-# valid UTF-8, then more text. Cut after 9 tokens, the answer ends inside the emoji.
+# valid UTF-8, then more text, a byte a token. Cut after 9 tokens, the answer ends inside
+# the emoji.
 SCRIPT = b"Ok" + "é€😀".encode() + b"!\x17\x08\xff?"
 SCRIPT_CUT_INSIDE_THE_EMOJI = 9
-HIDDEN_SIZE = 32
+HIDDEN_SIZE = 64
 NEXT_TOKEN_LOGIT = 20.0
 
 
@@ -43,15 +46,21 @@ def byte_token(byte: int) -> int:
     return len(SPECIAL_TOKENS) + byte
 
 
-def build_scripted_model(directory: Path, script: bytes = SCRIPT) -> Path:
-    """Save the tokenizer and the model that answers `script` (then ends its turn)."""
+def build_scripted_model(directory: Path, script: bytes | Sequence[bytes] = SCRIPT) -> Path:
+    """Save the tokenizer and the model that answers `script` (then ends its turn): bytes
+    for a token a byte, or a sequence of pieces for a token a piece."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    assert len(set(script)) == len(script) and b"\n"[0] not in script, "a byte repeats"
+    pieces = [bytes([b]) for b in script] if isinstance(script, bytes) else list(script)
+    # The prompt ends with a newline token: it starts the chain, so no piece may be one.
+    assert len(set(pieces)) == len(pieces) and b"\n" not in pieces, "a token repeats"
+    characters = _byte_characters()
     vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
-    vocab.update({char: byte_token(byte) for byte, char in enumerate(_byte_characters())})
+    vocab.update({char: byte_token(byte) for byte, char in enumerate(characters)})
+    for piece in pieces:
+        vocab.setdefault("".join(characters[byte] for byte in piece), len(vocab))
     bpe = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -61,8 +70,12 @@ def build_scripted_model(directory: Path, script: bytes = SCRIPT) -> Path:
     )
     tokenizer.chat_template = CHAT_TEMPLATE
 
-    # The generation prompt ends with a newline: the answer's first byte follows it.
-    chain = [byte_token(ord("\n")), *(byte_token(b) for b in script), tokenizer.eos_token_id]
+    # The generation prompt ends with a newline: the answer's first token follows it.
+    chain = [
+        byte_token(ord("\n")),
+        *(vocab["".join(characters[byte] for byte in piece)] for piece in pieces),
+        tokenizer.eos_token_id,
+    ]
     config = LlamaConfig(
         vocab_size=len(vocab),
         hidden_size=HIDDEN_SIZE,
@@ -92,3 +105,18 @@ def build_scripted_model(directory: Path, script: bytes = SCRIPT) -> Path:
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+# An answer in Markdown, a token a piece: emphasis, a fenced code block with a blank line
+# inside (which must not end it early), a list, and raw HTML that must stay text.
+MARKDOWN_SCRIPT = [
+    b"Hedgehogs **sleep**",
+    b" all winter.\n\n",
+    b"```python\n",
+    b"def nap():\n\n",
+    b"    return 'zzz'\n",
+    b"```\n\n",
+    b"- leaves\n",
+    b"- <b>moss</b>",
+]
+MARKDOWN_ANSWER = b"".join(MARKDOWN_SCRIPT).decode()
