@@ -118,7 +118,9 @@ async def _app_error(request: Request, error: AppError) -> Response:
 async def _invalid_request(request: Request, error: RequestValidationError) -> Response:
     first = error.errors()[0] if error.errors() else {}
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-    return _error(400, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+    message = str(first.get("msg", "invalid"))
+    # A rule about the whole request (stream_options without stream) names no field.
+    return _error(400, "invalid_request", f"{where}: {message}" if where else message)
 
 
 async def _require_api_key(request: Request, call_next: Any) -> Response:

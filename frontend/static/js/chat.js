@@ -60,10 +60,10 @@
           body.append(fragment(data.settled_html));
           settled += data.settled_html;
         }
-        var open = fragment(data.tail_html);
+        var open = fragment(data.tail_html || "");
         tail = Array.from(open.childNodes);
         body.append(open);
-        shown = settled + data.tail_html;
+        shown = settled + (data.tail_html || "");
       },
       // The whole answer rendered at once; it differs from what streamed only where later
       // text changed earlier blocks (list items separated by blank lines).
