@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.accounts.security import SESSION_COOKIE
@@ -22,6 +24,7 @@ from tests.browser import crowd
 from tests.browser.conftest import ARTIFACTS, screenshot
 from tests.growth.factories import override_settings
 from tests.inference.model_server import build_model, model_server, register_serving
+from tests.inference.scripted_model import MARKDOWN_SCRIPT, build_scripted_model
 from tests.live_server import live_uvicorn
 
 pytestmark = pytest.mark.browser
@@ -39,6 +42,25 @@ new MutationObserver(() => {
 """
 
 
+@contextmanager
+def _chat_servers(database_url: str, name: str) -> Iterator[str]:
+    """The model server and a web server pointed at it, on the browser database; the
+    models must be registered already."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with model_server(
+        ARTIFACTS / f"{name}-model-server-{worker}.log", DATABASE_URL=database_url
+    ) as model_url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "HEDGEROW_ENVIRONMENT": "test",
+            "HEDGEROW_CHAT_INFERENCE_URL": model_url,
+        }
+        with live_uvicorn(env, ARTIFACTS / f"{name}-web-{worker}.log") as base_url:
+            yield base_url
+
+
 @pytest.fixture
 def chat_site(
     browser_database_url: str,
@@ -48,19 +70,8 @@ def chat_site(
 ) -> Iterator[str]:
     """The model server and a web server pointed at it, both on the browser database."""
     register_serving(browser_engine, "hedgerow-chat", build_model(tmp_path / "model"))
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with model_server(
-        ARTIFACTS / f"chat-model-server-{worker}.log", DATABASE_URL=browser_database_url
-    ) as model_url:
-        env = {
-            **os.environ,
-            "DATABASE_URL": browser_database_url,
-            "HEDGEROW_ENVIRONMENT": "test",
-            "HEDGEROW_CHAT_INFERENCE_URL": model_url,
-        }
-        with live_uvicorn(env, ARTIFACTS / f"chat-web-{worker}.log") as base_url:
-            yield base_url
+    with _chat_servers(browser_database_url, "chat") as base_url:
+        yield base_url
 
 
 @pytest.fixture
@@ -176,5 +187,177 @@ def test_chat_in_the_browser(
             is False
         )
     assert user_id
+    assert not page.js_errors, page.js_errors
+    page.context.close()
+
+
+# What follows runs against a model that answers in known Markdown (tests/inference/
+# scripted_model.py), served with the tiny one by one pair of servers for the module.
+SCRIPTED_MARKDOWN = "scripted-markdown"
+# Records how the streaming answer changes: whether a block the server settled (the first
+# paragraph, once the code block after it shows) is ever taken off the page again.
+WATCH_SETTLED = """
+window.settled = {first: null, removed: false};
+new MutationObserver((records) => {
+  const body = document.querySelector('[data-status="streaming"] .bubble-text');
+  if (!body) return;
+  for (const record of records) {
+    for (const node of record.removedNodes) {
+      if (node === window.settled.first) window.settled.removed = true;
+    }
+  }
+  if (!window.settled.first && body.querySelector("pre")) {
+    window.settled.first = body.firstElementChild;
+  }
+}).observe(document.getElementById("main"), {subtree: true, childList: true});
+"""
+# Notes the prompt box's content at the moment a prompt is posted.
+WATCH_SENDS = """
+window.promptsAtSend = [];
+const originalFetch = window.fetch;
+window.fetch = function (url, options) {
+  if (options && options.method === "POST" && String(url).endsWith("/messages")) {
+    window.promptsAtSend.push(document.getElementById("prompt").value);
+  }
+  return originalFetch.apply(this, arguments);
+};
+"""
+
+
+@pytest.fixture(scope="module")
+def scripted_site(
+    browser_database_url: str, browser_engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, sessionmaker[Session]]]:
+    """The servers with the scripted Markdown model serving beside the tiny one; the
+    tables are emptied at the end of the module."""
+    root = tmp_path_factory.mktemp("chat-models")
+    register_serving(browser_engine, "hedgerow-chat", build_model(root / "tiny"))
+    register_serving(
+        browser_engine, SCRIPTED_MARKDOWN, build_scripted_model(root / "md", MARKDOWN_SCRIPT)
+    )
+    maker = sessionmaker(bind=browser_engine, expire_on_commit=False)
+    try:
+        with _chat_servers(browser_database_url, "chat-scripted") as base_url:
+            yield base_url, maker
+    finally:
+        with browser_engine.begin() as conn:
+            tables = conn.scalars(
+                text(
+                    "SELECT quote_ident(tablename) FROM pg_tables "
+                    "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                )
+            ).all()
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+def _scripted_chat(browser: Any, site: tuple[str, sessionmaker[Session]], username: str) -> Any:
+    """A new chat with the scripted Markdown model, open in a page."""
+    base_url, maker = site
+    _, token = crowd.volunteer(maker, username)
+    page = _page(browser, base_url, token)
+    page.goto("/chat")
+    page.get_by_test_id("new-chat").click()
+    page.wait_for_url("**/chat/*")
+    page.locator("input[name=model]").fill(SCRIPTED_MARKDOWN)
+    page.get_by_test_id("save-settings").click()
+    expect(page.locator("input[name=model]")).to_have_value(SCRIPTED_MARKDOWN)
+    return page
+
+
+def test_an_answer_shows_as_markdown_as_it_streams(
+    scripted_site: tuple[str, sessionmaker[Session]], own_browser: Any
+) -> None:
+    page = _scripted_chat(own_browser, scripted_site, "markdown-reader")
+    page.evaluate(WATCH_SETTLED)
+    _ask(page, "How do hedgehogs spend the winter?")
+    answer = page.locator(".bubble-assistant .bubble-text").last
+    expect(answer.locator("strong")).to_have_text("sleep")
+    expect(answer.locator("pre code.language-python")).to_contain_text("return 'zzz'")
+    expect(answer.locator("li")).to_have_text(["leaves", "<b>moss</b>"])
+    assert "**" not in (answer.text_content() or "")
+    # No block the server settled was rebuilt while the answer streamed.
+    settled = page.evaluate("window.settled.first && window.settled.first.outerHTML")
+    assert settled is not None and settled.startswith("<p>Hedgehogs")
+    assert page.evaluate("window.settled.removed") is False
+    screenshot(page, "chat-markdown")
+    assert not page.js_errors, page.js_errors
+    page.context.close()
+
+
+def test_regenerate_shows_and_streams_the_new_answer_at_once(
+    scripted_site: tuple[str, sessionmaker[Session]], own_browser: Any
+) -> None:
+    page = _scripted_chat(own_browser, scripted_site, "regenerator")
+    _ask(page, "And in spring?")
+    first = page.locator(".bubble-assistant").last.get_attribute("data-message-id")
+    page.get_by_test_id("regenerate").click()
+    expect(page.get_by_test_id("pager")).to_have_text("2 / 2")
+    answer = page.locator(".bubble-assistant").last
+    expect(answer).to_have_attribute("data-status", "complete", timeout=ANSWER_TIMEOUT_MS)
+    assert answer.get_attribute("data-message-id") != first
+    expect(answer.locator("strong")).to_have_text("sleep")
+    # And back to the first one.
+    page.get_by_role("link", name="Previous alternative").click()
+    expect(page.get_by_test_id("pager")).to_have_text("1 / 2")
+    expect(page.locator(".bubble-assistant").last).to_have_attribute("data-message-id", first)
+    assert not page.js_errors, page.js_errors
+    page.context.close()
+
+
+def test_the_prompt_leaves_the_box_on_send_and_comes_back_if_sending_fails(
+    scripted_site: tuple[str, sessionmaker[Session]], own_browser: Any
+) -> None:
+    page = _scripted_chat(own_browser, scripted_site, "double-sender")
+    page.evaluate(WATCH_SENDS)
+    prompt = page.get_by_test_id("prompt")
+
+    # The server cannot be reached: the prompt is back in the box, with the reason.
+    page.route("**/api/v1/chats/*/messages", lambda route: route.abort())
+    prompt.fill("A prompt that gets lost")
+    page.get_by_test_id("send").click()
+    expect(page.locator("#composer-error")).to_contain_text("could not be reached")
+    expect(prompt).to_have_value("A prompt that gets lost")
+    page.unroute("**/api/v1/chats/*/messages")
+
+    # Sent: the box is empty as it goes, so a double click sends it once.
+    prompt.fill("What do badgers do?")
+    page.get_by_test_id("send").dblclick()
+    expect(page.get_by_test_id("thumbs-up")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    # Two posts (the lost one, then this one, once), each with the box already empty.
+    assert page.evaluate("window.promptsAtSend") == ["", ""]
+    expect(page.locator(".bubble-user")).to_have_count(1)
+    # Nothing left to stop.
+    expect(page.get_by_test_id("stop")).to_be_hidden()
+    with scripted_site[1]() as db:
+        prompts = db.scalars(
+            select(ChatMessage.text).where(ChatMessage.text == "What do badgers do?")
+        ).all()
+    assert prompts == ["What do badgers do?"]
+    assert not page.js_errors, page.js_errors
+    page.context.close()
+
+
+def test_the_sidebar_and_the_thumbs_read_well_without_emoji_fonts(
+    scripted_site: tuple[str, sessionmaker[Session]], own_browser: Any
+) -> None:
+    page = _scripted_chat(own_browser, scripted_site, "thumber")
+    _ask(page, "Anything else?")
+    for name, test_id in [("Good", "thumbs-up"), ("Bad", "thumbs-down")]:
+        button = page.get_by_role("button", name=name, exact=True)
+        expect(button).to_be_visible()
+        expect(button).to_have_attribute("data-testid", test_id)
+        assert not re.search("[\U0001f000-\U0001faff]", button.text_content() or "")
+        icon = button.locator("svg").bounding_box()
+        assert icon is not None and icon["width"] > 0 and icon["height"] > 0
+    page.get_by_role("button", name="Bad", exact=True).click()
+    expect(page.get_by_test_id("thumbs-down")).to_have_attribute("aria-pressed", "true")
+
+    # The Save button sits under the checkboxes, not inside a label's text.
+    save = page.get_by_test_id("save-settings").bounding_box()
+    for label in ["Hide from my list", "Share this chat in the open dataset"]:
+        box = page.locator(".chat-side label", has_text=label).bounding_box()
+        assert box is not None and save is not None
+        assert box["y"] + box["height"] <= save["y"], (label, box, save)
+    screenshot(page, "chat-sidebar")
     assert not page.js_errors, page.js_errors
     page.context.close()

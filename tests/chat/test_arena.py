@@ -18,15 +18,19 @@ SECOND = "hedgerow-chat-b"
 SERVING_DEADLINE_SECONDS = 30
 
 
+def _wait_for_models(url: str, count: int) -> None:
+    deadline = time.monotonic() + SERVING_DEADLINE_SECONDS
+    while len(httpx.get(f"{url}/models", timeout=30).json()["data"]) != count:
+        assert time.monotonic() < deadline, f"the server never served {count} models"
+        time.sleep(0.1)  # polling the server's registry refresh, bounded by the deadline
+
+
 @pytest.fixture
 def two_serving(
     engine: Engine, served: tuple[str, int], tiny_models: tuple[Path, Path]
 ) -> Iterator[int]:
     version_id = register_serving(engine, SECOND, tiny_models[1])
-    deadline = time.monotonic() + SERVING_DEADLINE_SECONDS
-    while len(httpx.get(f"{served[0]}/models", timeout=30).json()["data"]) < 2:
-        assert time.monotonic() < deadline, "the second model never came up"
-        time.sleep(0.1)  # polling the server's registry refresh, bounded by the deadline
+    _wait_for_models(served[0], 2)
     yield version_id
     with engine.begin() as conn:
         conn.execute(
@@ -39,6 +43,8 @@ def _form(chat: ChatClient, **fields: str) -> dict[str, str]:
 
 
 def test_a_battle_hides_the_names_until_the_vote(chat: ChatClient, two_serving: int) -> None:
+    page = chat.client.get("/arena").text
+    assert 'action="/arena"' in page and 'data-testid="arena-unavailable"' not in page
     started = chat.client.post(
         "/arena", data=_form(chat, prompt="What do wrens do?"), follow_redirects=False
     )
@@ -63,10 +69,7 @@ def test_a_battle_hides_the_names_until_the_vote(chat: ChatClient, two_serving: 
 
 
 def test_a_bad_vote_and_a_lone_model_are_refused(chat: ChatClient, served: tuple[str, int]) -> None:
-    deadline = time.monotonic() + SERVING_DEADLINE_SECONDS
-    while len(httpx.get(f"{served[0]}/models", timeout=30).json()["data"]) != 1:
-        assert time.monotonic() < deadline, "a second model is still serving"
-        time.sleep(0.1)  # polling the server's registry refresh, bounded by the deadline
+    _wait_for_models(served[0], 1)
     empty = chat.client.post("/arena", data=_form(chat, prompt=" "))
     assert empty.status_code == 400
     lone = chat.client.post(
@@ -74,3 +77,15 @@ def test_a_bad_vote_and_a_lone_model_are_refused(chat: ChatClient, served: tuple
     )
     assert lone.status_code == 409
     assert lone.json()["error"]["code"] == "arena_unavailable"
+
+
+def test_with_one_serving_model_the_arena_says_so_before_any_prompt(
+    chat: ChatClient, served: tuple[str, int]
+) -> None:
+    _wait_for_models(served[0], 1)
+    page = chat.client.get("/arena")
+    assert page.status_code == 200
+    assert "needs two serving models" in page.text
+    assert "only one model is serving" in page.text
+    # No prompt to write in vain.
+    assert 'action="/arena"' not in page.text and 'name="prompt"' not in page.text

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import html
+import re
+from dataclasses import dataclass
+
 from sqlalchemy import Engine
 
 from tests.chat.conftest import ChatClient, login
-from tests.chat.helpers import ask, detail, new_chat
+from tests.chat.helpers import ask, detail, new_chat, stream_events
 
 
 def _form(chat: ChatClient, **fields: str) -> dict[str, str]:
@@ -71,3 +75,85 @@ def test_someone_elses_chat_page_is_not_found(chat: ChatClient, engine: Engine) 
     chat_id = new_chat(chat)
     login(engine, chat.client)
     assert chat.client.get(f"/chat/{chat_id}").status_code == 404
+
+
+@dataclass
+class ShownAnswer:
+    message_id: int
+    status: str
+    stream_url: str | None
+    pager: str
+    links: dict[str, str]  # rel ("prev", "next") -> href
+
+
+def _attribute(tag: str, name: str) -> str | None:
+    found = re.search(rf'{name}="([^"]*)"', tag)
+    return html.unescape(found.group(1)) if found else None
+
+
+def _shown_answers(page: str) -> list[ShownAnswer]:
+    """The answers a chat page shows, top to bottom, with their pager."""
+    answers = []
+    for article in page.split("<article")[1:]:
+        head = article[: article.index(">")]
+        if 'data-role="assistant"' not in head:
+            continue
+        pager = re.search(r'data-testid="pager">([^<]*)<', article)
+        answers.append(
+            ShownAnswer(
+                message_id=int(_attribute(head, "data-message-id") or 0),
+                status=_attribute(head, "data-status") or "",
+                stream_url=_attribute(head, "data-stream-url"),
+                pager=pager.group(1) if pager else "",
+                links={
+                    rel: html.unescape(href)
+                    for href, rel in re.findall(r'<a href="([^"]+)" rel="(prev|next)"', article)
+                },
+            )
+        )
+    return answers
+
+
+def _regenerate(chat: ChatClient, chat_id: int, answer_id: int, page_url: str) -> str:
+    """Press Regenerate under `answer_id` on the page at `page_url`; where it leads."""
+    page = chat.client.get(page_url).text
+    thread = page[page.index('id="thread"') :]
+    path = _attribute(thread[: thread.index(">")], "data-path")
+    regenerated = chat.client.post(
+        f"/chat/{chat_id}/messages/{answer_id}/regenerate",
+        data=_form(chat, path=path or ""),
+        follow_redirects=False,
+    )
+    assert regenerated.status_code == 303, regenerated.text
+    return str(regenerated.headers["location"])
+
+
+def test_regenerate_shows_the_new_answer_ready_to_stream(chat: ChatClient) -> None:
+    chat_id = new_chat(chat)
+    first = ask(chat, chat_id, "What do bees do?")["reply"]["id"]
+    second_url = _regenerate(chat, chat_id, first, f"/chat/{chat_id}")
+    [second] = _shown_answers(chat.client.get(second_url).text)
+    assert second.message_id != first
+    assert (second.status, second.pager) == ("pending", "2 / 2")
+    assert second.stream_url is not None  # chat.js streams it as the page loads
+    assert stream_events(chat, second.stream_url)[-1][0] == "done"
+
+    # Regenerating the second answer: the third one shows, not the second.
+    third_url = _regenerate(chat, chat_id, second.message_id, second_url)
+    [third] = _shown_answers(chat.client.get(third_url).text)
+    assert third.message_id not in {first, second.message_id}
+    assert (third.status, third.pager) == ("pending", "3 / 3")
+
+
+def test_the_pager_moves_both_ways(chat: ChatClient) -> None:
+    chat_id = new_chat(chat)
+    first = ask(chat, chat_id, "What do voles do?")["reply"]["id"]
+    url = _regenerate(chat, chat_id, first, f"/chat/{chat_id}")
+    url = _regenerate(chat, chat_id, _shown_answers(chat.client.get(url).text)[0].message_id, url)
+    shown = _shown_answers(chat.client.get(url).text)[0]
+    seen = [shown.pager]
+    for rel in ["prev", "prev", "next", "next"]:
+        shown = _shown_answers(chat.client.get(f"/chat/{chat_id}{shown.links[rel]}").text)[0]
+        seen.append(shown.pager)
+    assert seen == ["3 / 3", "2 / 3", "1 / 3", "2 / 3", "3 / 3"]
+    assert shown.message_id == detail(chat, chat_id)["thread"][1]["sibling_ids"][-1]

@@ -80,6 +80,70 @@ def test_stream_sends_pieces_as_server_sent_events(served: tuple[str, int]) -> N
     assert "".join(pieces) == full["choices"][0]["message"]["content"]
 
 
+def test_include_usage_ends_the_stream_with_a_usage_chunk_as_openai_does(
+    served: tuple[str, int],
+) -> None:
+    url, _ = served
+    request = {
+        "model": "hedgerow-chat",
+        "messages": [{"role": "user", "content": "What do robins do?"}],
+        "max_tokens": 6,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    with httpx.stream("POST", f"{url}/chat/completions", json=request, timeout=60) as response:
+        assert response.status_code == 200
+        events = _events(response)
+    assert events[-1] == "[DONE]"
+    chunks = [e for e in events if isinstance(e, dict)]
+    *answer, last = chunks
+    assert last["choices"] == []
+    usage = last["usage"]
+    full = httpx.post(
+        f"{url}/chat/completions",
+        json={k: v for k, v in request.items() if k not in {"stream", "stream_options"}},
+        timeout=60,
+    ).json()
+    assert usage == full["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert 1 <= usage["completion_tokens"] <= 6
+    # The other chunks say there is no usage yet, and carry the answer.
+    assert all(c["usage"] is None and len(c["choices"]) == 1 for c in answer)
+    assert answer[-1]["choices"][0]["finish_reason"] in {"stop", "length"}
+
+
+def test_without_include_usage_no_chunk_carries_usage(served: tuple[str, int]) -> None:
+    url, _ = served
+    request = {
+        "model": "hedgerow-chat",
+        "messages": [{"role": "user", "content": "What do robins do?"}],
+        "max_tokens": 4,
+        "stream": True,
+        "stream_options": {"include_usage": False},
+    }
+    for body in (request, {k: v for k, v in request.items() if k != "stream_options"}):
+        with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=60) as response:
+            chunks = [e for e in _events(response) if isinstance(e, dict)]
+        assert chunks and all("usage" not in c and len(c["choices"]) == 1 for c in chunks)
+
+
+def test_stream_options_without_a_stream_are_refused(served: tuple[str, int]) -> None:
+    url, _ = served
+    refused = httpx.post(
+        f"{url}/chat/completions",
+        json={
+            "model": "hedgerow-chat",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream_options": {"include_usage": True},
+        },
+        timeout=30,
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invalid_request"
+    assert "stream_options" in refused.json()["error"]["message"]
+
+
 def test_bad_requests_get_openai_shaped_errors(served: tuple[str, int]) -> None:
     url, _ = served
     empty = httpx.post(

@@ -166,11 +166,8 @@ def stream_reply(
     reply = service.get_message(db, chat, message_id)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     if reply.status != ChatMessageStatus.pending.value:
-        done = streaming.sse(
-            "done",
-            {"status": reply.status, "text": reply.text, "model_version": reply.model_version},
-        )
-        return Response(done, media_type="text/event-stream", headers=headers)
+        finished = streaming.done(reply.status, reply.text, reply.model_version)
+        return Response(finished, media_type="text/event-stream", headers=headers)
     sampling = reply.sampling or {}
     events = streaming.relay(
         stream_sessionmaker(request),

@@ -16,12 +16,22 @@ from hedgerow.models import Battle, BattleVote, User
 ARENA_SAMPLING = client.Sampling(temperature=0.7, top_p=0.95, max_tokens=256)
 
 
+ARENA_MODELS = 2
+
+
+def unavailable_reason(models: list[str]) -> str | None:
+    """Why no battle can start with these serving models, or None when one can."""
+    if len(models) >= ARENA_MODELS:
+        return None
+    serving = "no model is" if not models else "only one model is"
+    return f"The arena needs two serving models to compare; {serving} serving right now."
+
+
 async def pick_pair(rng: random.Random | None = None) -> tuple[str, str]:
     models = await client.list_models()
-    if len(models) < 2:
-        raise AppError(
-            "arena_unavailable", "The arena needs two serving models; only a single one is up.", 409
-        )
+    reason = unavailable_reason(models)
+    if reason is not None:
+        raise AppError("arena_unavailable", reason, 409)
     first, second = (rng or random.SystemRandom()).sample(models, 2)
     return first, second
 

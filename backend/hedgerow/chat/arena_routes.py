@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from hedgerow.accounts.security import ContributorUser, OptionalUser
-from hedgerow.chat import arena, service
+from hedgerow.chat import arena, client, service
 from hedgerow.db import SessionDep
 from hedgerow.inputs import Id, Text
 from hedgerow.templating import render
@@ -17,8 +17,10 @@ router = APIRouter(prefix="/arena", include_in_schema=False)
 
 
 @router.get("")
-def arena_page(request: Request, user: ContributorUser) -> Response:
-    return render(request, "chat/arena.html", {})
+async def arena_page(request: Request, user: ContributorUser) -> Response:
+    # Said before the user writes a prompt, not as a refusal after it.
+    unavailable = arena.unavailable_reason(await client.list_models())
+    return render(request, "chat/arena.html", {"unavailable": unavailable})
 
 
 @router.post("")

@@ -7,6 +7,7 @@ Failures become AppErrors with codes the chat shows in place of the answer.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,15 @@ from hedgerow.config import get_settings
 from hedgerow.errors import AppError
 
 CONNECT_TIMEOUT_SECONDS = 5.0
+# What the chat never shows of a model's text: control characters other than newline and
+# tab (a small or byte-level model writes them: a backspace, a NUL PostgreSQL refuses to
+# store) and U+FFFD, which only stands for bytes that were not text (an invalid sequence,
+# or a character a server decoding token by token cut in two).
+UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]")
+
+
+def printable(text: str) -> str:
+    return UNPRINTABLE.sub("", text)
 
 
 @dataclass(frozen=True)
@@ -108,7 +118,7 @@ async def stream_chat(
                 chunk = json.loads(data)
                 choices = chunk.get("choices") or [{}]
                 text = (choices[0].get("delta") or {}).get("content") or ""
-                yield Delta(text, chunk.get("system_fingerprint"))
+                yield Delta(printable(text), chunk.get("system_fingerprint"))
     except (httpx.HTTPError, ValueError) as error:
         raise unavailable(error) from error
 

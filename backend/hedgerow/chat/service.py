@@ -239,17 +239,22 @@ class ThreadEntry:
 
 
 def thread(db: Session, chat: Chat, selected: Sequence[int] = ()) -> list[ThreadEntry]:
-    """The path shown: at each level the selected sibling, else the newest one."""
+    """The path shown: at each level the selected sibling, else the newest one.
+
+    Where `selected` names several siblings, the last named wins: the pager and regenerate
+    add the one to show after the path shown so far (`?selected=<path>,<new id>`)."""
     messages = queries.messages_of(db, chat.id)
     children: dict[int | None, list[ChatMessage]] = {}
     for message in messages:
         children.setdefault(message.parent_id, []).append(message)
-    chosen = set(selected)
+    # Later places overwrite earlier ones: each id's last place in the selection.
+    place = {message_id: index for index, message_id in enumerate(selected)}
     entries: list[ThreadEntry] = []
     parent: int | None = None
     while parent in children or (parent is None and None in children):
         siblings = children[parent]
-        pick = next((m for m in siblings if m.id in chosen), siblings[-1])
+        named = [m for m in siblings if m.id in place]
+        pick = max(named, key=lambda m: place[m.id]) if named else siblings[-1]
         ids = [m.id for m in siblings]
         entries.append(ThreadEntry(pick, ids, ids.index(pick.id) + 1))
         parent = pick.id

@@ -1,8 +1,11 @@
 """Relay an answer from the model server to the browser as server-sent events, and store it.
 
-Events: `delta` ({"text"}) for each piece, then `done` ({"status", "text", "model_version"})
-or `error` ({"code", "message"}). The answer is written when the stream ends however it
-ends: complete, stopped (the stop button, or the browser went away) or failed.
+Events: `delta` for each piece ({"text"}, with the answer's Markdown as sanitised HTML:
+"settled_html" to append after what came before, "tail_html" to replace the previous
+tail, see answer_markdown.py), then `done` ({"status", "text", "html", "model_version"},
+"html" the whole answer rendered) or `error` ({"code", "message"}). The answer is written
+when the stream ends however it ends: complete, stopped (the stop button, or the browser
+went away) or failed.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.chat import client, service
+from hedgerow.chat.answer_markdown import AnswerMarkdown
 from hedgerow.chat.client import Sampling
 from hedgerow.errors import AppError
+from hedgerow.markdown import render_markdown
 from hedgerow.models import ChatMessageStatus
 from hedgerow.redis_client import get_redis
 
@@ -38,6 +43,18 @@ def sse(event: str, payload: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
 
 
+def done(status: str, text: str, model_version: str | None) -> bytes:
+    return sse(
+        "done",
+        {
+            "status": status,
+            "text": text,
+            "html": str(render_markdown(text)),
+            "model_version": model_version,
+        },
+    )
+
+
 async def relay(
     maker: sessionmaker[Session],
     reply_id: int,
@@ -48,6 +65,7 @@ async def relay(
     user: str,
 ) -> AsyncIterator[bytes]:
     pieces: list[str] = []
+    markdown = AnswerMarkdown()
     version: str | None = None
     stored = False
 
@@ -72,14 +90,16 @@ async def relay(
                 pieces.append(delta.text)
                 version = delta.model_version or version
                 if delta.text:
-                    yield sse("delta", {"text": delta.text})
+                    settled_html, tail_html = markdown.add(delta.text)
+                    yield sse(
+                        "delta",
+                        {"text": delta.text, "settled_html": settled_html, "tail_html": tail_html},
+                    )
                 if _stop_requested(reply_id):
                     status = ChatMessageStatus.stopped
                     break
         store(status)
-        yield sse(
-            "done", {"status": status.value, "text": "".join(pieces), "model_version": version}
-        )
+        yield done(status.value, "".join(pieces), version)
     except AppError as error:
         store(ChatMessageStatus.failed, error.message)
         yield sse("error", {"code": error.code, "message": error.message})

@@ -118,7 +118,9 @@ async def _app_error(request: Request, error: AppError) -> Response:
 async def _invalid_request(request: Request, error: RequestValidationError) -> Response:
     first = error.errors()[0] if error.errors() else {}
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-    return _error(400, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+    message = str(first.get("msg", "invalid"))
+    # A rule about the whole request (stream_options without stream) names no field.
+    return _error(400, "invalid_request", f"{where}: {message}" if where else message)
 
 
 async def _require_api_key(request: Request, call_next: Any) -> Response:
@@ -171,8 +173,10 @@ async def chat_completions(
     messages = [message.model_dump() for message in body.messages]
     queue.admit()
     if body.stream:
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
         return StreamingResponse(
-            _stream(loaded, messages, params, queue), media_type="text/event-stream"
+            _stream(loaded, messages, params, queue, include_usage=include_usage),
+            media_type="text/event-stream",
         )
     try:
         async with queue.slot():
@@ -199,11 +203,15 @@ def _completion(loaded: LoadedModel, text: str, stats: GenerationStats) -> dict[
                 "finish_reason": stats.finish_reason,
             }
         ],
-        "usage": {
-            "prompt_tokens": stats.prompt_tokens,
-            "completion_tokens": stats.completion_tokens,
-            "total_tokens": stats.prompt_tokens + stats.completion_tokens,
-        },
+        "usage": _usage(stats),
+    }
+
+
+def _usage(stats: GenerationStats) -> dict[str, int]:
+    return {
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.completion_tokens,
+        "total_tokens": stats.prompt_tokens + stats.completion_tokens,
     }
 
 
@@ -212,36 +220,47 @@ async def _stream(
     messages: list[dict[str, str]],
     params: GenerationParams,
     queue: GenerationQueue,
+    *,
+    include_usage: bool = False,
 ) -> AsyncIterator[bytes]:
-    """The completion as server-sent events; frees its place in `queue` when it ends."""
+    """The completion as server-sent events; frees its place in `queue` when it ends.
+
+    With `include_usage` (the request's `stream_options`) every chunk carries `usage: null`
+    and a last chunk, with no choices, the whole request's usage, as OpenAI and vLLM send."""
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     stats = GenerationStats()
 
-    def chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:
-        return _sse(
-            {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": loaded.name,
-                "system_fingerprint": loaded.fingerprint,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-            }
-        )
+    def chunk(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
+        payload: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": loaded.name,
+            "system_fingerprint": loaded.fingerprint,
+            "choices": choices,
+        }
+        if include_usage:
+            payload["usage"] = usage
+        return _sse(payload)
+
+    def choice(delta: dict[str, str], finish_reason: str | None = None) -> list[dict[str, Any]]:
+        return [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
 
     pieces: Iterator[str] | None = None
     try:
         async with queue.slot():
-            yield chunk({"role": "assistant", "content": ""}, None)
+            yield chunk(choice({"role": "assistant", "content": ""}))
             pieces = stream_completion(loaded, messages, params, stats)
             while True:
                 piece = await asyncio.to_thread(next, pieces, None)
                 if piece is None:
                     break
                 if piece:
-                    yield chunk({"content": piece}, None)
-            yield chunk({}, stats.finish_reason)
+                    yield chunk(choice({"content": piece}))
+            yield chunk(choice({}, stats.finish_reason))
+            if include_usage:
+                yield chunk([], _usage(stats))
             yield _sse("[DONE]")
     finally:
         # The client went away (or we finished): stop generating and free the slot.

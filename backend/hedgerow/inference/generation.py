@@ -1,13 +1,16 @@
-"""Generation with a TextIteratorStreamer: `generate` runs in a thread, text comes out as it
-is produced, and a stop event ends it early (the client went away)."""
+"""Generation with a streamer: `generate` runs in a thread, text comes out as it is
+produced (whole characters only, see detokenize.py), and a stop event ends it early (the
+client went away)."""
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from hedgerow.inference.detokenize import IncrementalDecoder
 from hedgerow.inference.registry import LoadedModel
 
 
@@ -41,7 +44,7 @@ def stream_completion(
         messages, add_generation_prompt=True, return_tensors="pt", return_dict=False
     ).to(loaded.model.device)
     stats.prompt_tokens = int(input_ids.shape[-1])
-    streamer = _token_by_token_streamer(tokenizer, stats)
+    streamer = _answer_streamer(tokenizer, stats)
     kwargs = _generate_arguments(input_ids, tokenizer, streamer, params, stats)
     failure: list[BaseException] = []
 
@@ -101,33 +104,41 @@ def _generate_arguments(
     return kwargs
 
 
-def _token_by_token_streamer(tokenizer: Any, stats: GenerationStats) -> Any:
-    """A TextIteratorStreamer that counts the completion's tokens into `stats`."""
-    from transformers import TextIteratorStreamer
+def _answer_streamer(tokenizer: Any, stats: GenerationStats) -> Any:
+    """A streamer for `model.generate` that yields the answer's text as it is decoded,
+    counting the completion's tokens into `stats`."""
+    from transformers.generation.streamers import BaseStreamer
 
-    class _TokenByToken(TextIteratorStreamer):
-        """Sends the new text after every token. The stock streamer waits for a space,
-        which holds back a whole answer written without one; here only an unfinished
-        UTF-8 character (decoded as U+FFFD) waits for the next token."""
+    class _AnswerStreamer(BaseStreamer):
+        """Sends new text after every token, not after every word as transformers'
+        TextIteratorStreamer does (which holds back a whole answer written without a
+        space); `IncrementalDecoder` makes sure a piece never ends inside a character."""
+
+        def __init__(self) -> None:
+            self.decoder = IncrementalDecoder(tokenizer)
+            self.pieces: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+            self.prompt_seen = False
 
         def put(self, value: Any) -> None:
             if len(value.shape) > 1:
                 value = value[0]
-            if self.skip_prompt and self.next_tokens_are_prompt:
-                self.next_tokens_are_prompt = False
+            if not self.prompt_seen:
+                # `generate` hands the prompt over first.
+                self.prompt_seen = True
                 return
             stats.completion_tokens += int(value.numel())
-            self.token_cache.extend(value.tolist())
-            text = str(self.tokenizer.decode(self.token_cache, **self.decode_kwargs))
-            if text.endswith("\ufffd"):
-                return
-            printable = text[self.print_len :]
-            self.print_len = len(text)
-            if text.endswith("\n"):
-                # Start afresh at each line, so decoding stays short on long answers.
-                self.token_cache = []
-                self.print_len = 0
-            if printable:
-                self.on_finalized_text(printable)
+            piece = self.decoder.push(value.tolist())
+            if piece:
+                self.pieces.put(piece)
 
-    return _TokenByToken(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        def end(self) -> None:
+            piece = self.decoder.finish()
+            if piece:
+                self.pieces.put(piece)
+            self.pieces.put(None)
+
+        def __iter__(self) -> Iterator[str]:
+            while (piece := self.pieces.get()) is not None:
+                yield piece
+
+    return _AnswerStreamer()

@@ -1,6 +1,7 @@
-// Chat: send prompts through the JSON API (a refused prompt stays in the box), stream the
-// answer with fetch + ReadableStream, stop it, and fill presets. The page works without it:
-// forms post and a pending answer is shown on the next load.
+// Chat: send prompts through the JSON API (the box empties on send and gets the prompt
+// back if it is refused), stream the answer with fetch + ReadableStream as Markdown the
+// server rendered, stop it, and fill presets. The page works without it: forms post and a
+// pending answer is shown on the next load.
 (function () {
   "use strict";
 
@@ -24,8 +25,7 @@
     article.className = "bubble bubble-" + role;
     article.dataset.role = role;
     var body = document.createElement("div");
-    body.className = "bubble-text message-text";
-    body.dataset.testid = "text";
+    body.className = "bubble-text message-text" + (role === "assistant" ? " markdown" : "");
     body.setAttribute("data-testid", "text");
     body.textContent = text;
     article.append(body);
@@ -36,6 +36,41 @@
   function busy(on) {
     sendButton.disabled = on;
     stopButton.hidden = !on;
+  }
+
+  // HTML the server rendered from Markdown and sanitised (never the model's raw text).
+  function fragment(html) {
+    var template = document.createElement("template");
+    template.innerHTML = html;
+    return template.content;
+  }
+
+  // Shows an answer's Markdown as it streams without rebuilding what is on screen: the
+  // blocks the server settled are appended once and never touched again; only the open
+  // tail after them is replaced with each piece.
+  function markdownView(body) {
+    var settled = "";
+    var tail = [];
+    var shown = "";
+    body.textContent = "";
+    return {
+      delta: function (data) {
+        tail.forEach(function (node) { node.remove(); });
+        if (data.settled_html) {
+          body.append(fragment(data.settled_html));
+          settled += data.settled_html;
+        }
+        var open = fragment(data.tail_html || "");
+        tail = Array.from(open.childNodes);
+        body.append(open);
+        shown = settled + (data.tail_html || "");
+      },
+      // The whole answer rendered at once; it differs from what streamed only where later
+      // text changed earlier blocks (list items separated by blank lines).
+      done: function (html) {
+        if (html !== shown) body.replaceChildren(fragment(html));
+      },
+    };
   }
 
   // Parses server-sent events from a fetch body; calls onEvent(name, data) for each.
@@ -61,9 +96,10 @@
     }
   }
 
-  // Streams one pending answer into `article`; resolves with the final status.
+  // Streams one pending answer into `article`; resolves with the final status, or "lost"
+  // when the connection to the server broke (the answer may still be pending there).
   async function stream(article, url) {
-    var text = article.querySelector(".bubble-text");
+    var view = markdownView(article.querySelector(".bubble-text"));
     var controller = new AbortController();
     current = { controller: controller, stopUrl: url.replace(/\/stream$/, "/stop") };
     article.dataset.status = "streaming";
@@ -74,9 +110,9 @@
       if (!response.ok) throw new Error("The answer could not be started (" + response.status + ").");
       await readEvents(response, function (name, data) {
         if (name === "delta") {
-          text.textContent += data.text;
+          view.delta(data);
         } else if (name === "done") {
-          text.textContent = data.text;
+          view.done(data.html);
           outcome = data.status;
         } else if (name === "error") {
           var problem = document.createElement("p");
@@ -91,6 +127,7 @@
       if (controller.signal.aborted) {
         outcome = "stopped";
       } else {
+        outcome = "lost";
         showError(error.message || "The connection to the server was lost.");
       }
     } finally {
@@ -112,17 +149,29 @@
     history.replaceState(null, "", url);
   }
 
+  // The prompt leaves the box as it is sent, so that a second press cannot send it twice;
+  // it comes back only if sending fails (unless something new was typed meanwhile).
+  function giveBack(text, message) {
+    if (!prompt.value) prompt.value = text;
+    showError(message);
+    sendButton.disabled = false;
+  }
+
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
+    if (sendButton.disabled) return;
     errorBox.hidden = true;
     var fields = form.elements;
+    var text = prompt.value;
     var body = {
-      text: prompt.value,
+      text: text,
       parent_id: fields.parent_id.value ? Number(fields.parent_id.value) : null,
       temperature: Number(fields.temperature.value),
       top_p: Number(fields.top_p.value),
       max_tokens: Number(fields.max_tokens.value),
     };
+    prompt.value = "";
+    sendButton.disabled = true;
     var response;
     try {
       response = await fetch(form.dataset.api, {
@@ -131,19 +180,20 @@
         body: JSON.stringify(body),
       });
     } catch (error) {
-      showError("The server could not be reached. Your message is still here; try again.");
+      giveBack(text, "The server could not be reached. Your message is back in the box; try again.");
       return;
     }
     var data = await response.json().catch(function () { return {}; });
     if (!response.ok) {
-      showError((data.error && data.error.message) || "The message could not be sent.");
+      giveBack(text, (data.error && data.error.message) || "The message could not be sent.");
       return;
     }
     bubble("user", data.prompt.text);
     var answer = bubble("assistant", "");
     var outcome = await stream(answer, data.stream_url);
-    if (outcome === "failed") return; // the prompt stays in the box to try again
-    prompt.value = "";
+    if (outcome === "lost") return;
+    // The prompt is stored whatever became of its answer: the thread shows it, with the
+    // answer or its error and the buttons to regenerate it.
     var path = document.getElementById("thread").dataset.path;
     await refresh((path ? path + "," : "") + data.prompt.id + "," + data.reply.id);
   });
@@ -169,7 +219,7 @@
   var pending = document.querySelector("[data-stream-url]");
   if (pending) {
     stream(pending, pending.dataset.streamUrl).then(function (outcome) {
-      if (outcome !== "failed") refresh(document.getElementById("thread").dataset.path);
+      if (outcome !== "lost") refresh(document.getElementById("thread").dataset.path);
     });
   }
 })();
