@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -126,3 +127,20 @@ def test_a_revoked_key_is_refused_in_every_worker_process(
         finally:
             for c in clients:
                 c.close()
+
+
+def test_the_listener_survives_its_connection_closed_under_it() -> None:
+    """A command disconnects the shared Redis pool before the embedded Redis stops, closing
+    the listener's socket from another thread: the listener resubscribes rather than dying
+    (a dead listener would leave the cache off, and its traceback in the log)."""
+    from hedgerow.redis_client import get_redis
+
+    listener = CACHE._listener
+    assert listener is not None and listener.is_alive()
+    get_redis().connection_pool.disconnect()
+    # It noticed (the cache is off until it is back), then subscribed again, same thread.
+    deadline = time.monotonic() + 10
+    while CACHE._subscribed.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert CACHE.listening(timeout=10)
+    assert CACHE._listener is listener and listener.is_alive()

@@ -135,7 +135,9 @@ class AuthCache:
         while True:
             try:
                 self._listen_once()
-            except redis.RedisError:
+            except (redis.RedisError, OSError, ValueError):
+                # ValueError: redis-py reading from a socket that another thread closed
+                # (a command disconnecting the shared pool before the embedded Redis stops).
                 log.warning("auth cache: lost the invalidation channel; cache off until back")
             finally:
                 self._subscribed.clear()
