@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.contribute import routes as contribute_routes
     from hedgerow.export import api as export_api
     from hedgerow.export import routes as export_routes
+    from hedgerow.mail import routes as mail_routes
     from hedgerow.moderation import api as moderation_api
     from hedgerow.moderation import routes as moderation_routes
     from hedgerow.ops import routes as ops_routes
@@ -157,4 +158,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat_api.router, prefix="/api/v1")
     app.include_router(chat_routes.router)
     app.include_router(arena_routes.router)
+    app.include_router(mail_routes.router)
     return app

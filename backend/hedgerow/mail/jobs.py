@@ -1,0 +1,20 @@
+"""Celery jobs of the mail domain."""
+
+from __future__ import annotations
+
+from celery import Task, shared_task
+
+from hedgerow.db import get_sessionmaker
+from hedgerow.mail import service
+
+
+@shared_task(name="mail.send", bind=True, acks_late=True)
+def send_mail_job(self: Task, message_id: int) -> str:
+    """Send one message of the mail log; on failure try again later, the waits doubling,
+    until HEDGEROW_MAIL_MAX_ATTEMPTS (the attempts are counted on the row, so a retry
+    delivered twice does not try more often)."""
+    with get_sessionmaker().begin() as db:
+        wait = service.deliver(db, message_id)
+    if wait is not None:
+        raise self.retry(countdown=wait, max_retries=None)
+    return "done"
