@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
 
     from hedgerow.accounts import api as accounts_api
+    from hedgerow.accounts import email_routes, oauth_routes
     from hedgerow.accounts import routes as accounts_routes
     from hedgerow.admin import api as admin_api
     from hedgerow.admin import routes as admin_routes
@@ -140,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(ops_routes.router)
     app.include_router(accounts_routes.router)
+    app.include_router(email_routes.router)
+    app.include_router(oauth_routes.router)
     app.include_router(accounts_api.router, prefix="/api/v1")
     app.include_router(admin_routes.router)
     app.include_router(admin_api.router, prefix="/api/v1")

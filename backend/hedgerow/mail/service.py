@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from jinja2_fragments import render_block
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from hedgerow.config import Settings, get_settings
@@ -185,4 +185,21 @@ def mail_log(db: Session, user_id: int, limit: int = 10) -> list[MailMessage]:
             .order_by(MailMessage.id.desc())
             .limit(limit)
         )
+    )
+
+
+def delivery_delayed(db: Session) -> bool:
+    """Whether mail is failing to go out now: a message queued in the last hour already
+    failed an attempt. Pages that promise a mail say it may be late."""
+    return (
+        db.scalar(
+            select(MailMessage.id)
+            .where(
+                MailMessage.status == MailStatus.queued.value,
+                MailMessage.attempts > 0,
+                MailMessage.created_at > func.now() - timedelta(hours=1),
+            )
+            .limit(1)
+        )
+        is not None
     )
