@@ -4,6 +4,7 @@ only after it commits, retried with growing waits while the server is down, and 
 from __future__ import annotations
 
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,52 @@ def test_dev_mailbox_page_lists_mail_in_development_only(
     override_settings(monkeypatch, environment="production")
     assert client.get("/dev/mail").status_code == 404
     assert get_settings().environment == "production"
+
+
+def test_mail_whose_job_was_lost_is_found_by_the_sweep(db: Session) -> None:
+    old = _queue(db)
+    fresh = _queue(db)
+    tried = _queue(db)
+    tried.attempts = 1
+    old.created_at = tried.created_at = datetime.now(UTC) - timedelta(minutes=11)
+    db.flush()
+    assert service.stranded_mail(db) == [old.id]
+    assert fresh.id not in service.stranded_mail(db)
+
+
+def test_a_password_is_never_sent_to_a_server_without_starttls(
+    db: Session, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = inbox.mailbox.port
+    override_settings(monkeypatch, smtp_url=f"smtp://user:secret@127.0.0.1:{port}")
+    message = _queue(db)
+    assert service.deliver(db, message.id) is not None
+    db.refresh(message)
+    assert "STARTTLS" in (message.last_error or "")
+    assert inbox.messages() == []
+
+
+def test_hedgerow_up_runs_the_development_mailbox_only_in_development_without_smtp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: Session
+) -> None:
+    from hedgerow.mail.mailbox import development_mailbox, stored_mail
+
+    monkeypatch.delenv("HEDGEROW_SMTP_URL", raising=False)
+    production = get_settings().model_copy(update={"environment": "production"})
+    with development_mailbox(production) as mailbox:
+        assert mailbox is None
+    development = get_settings().model_copy(
+        update={"environment": "development", "smtp_url": None, "data_dir": tmp_path}
+    )
+    try:
+        with development_mailbox(development) as mailbox:
+            assert mailbox is not None
+            import os
+
+            assert os.environ["HEDGEROW_SMTP_URL"] == mailbox.url
+            assert get_settings().smtp_url == mailbox.url
+            service.deliver(db, _queue(db, to="dev@example.org").id)
+        assert [mail.to for mail in stored_mail(tmp_path / "mail")] == ["dev@example.org"]
+    finally:
+        monkeypatch.delenv("HEDGEROW_SMTP_URL", raising=False)
+        get_settings.cache_clear()

@@ -18,3 +18,15 @@ def send_mail_job(self: Task, message_id: int) -> str:
     if wait is not None:
         raise self.retry(countdown=wait, max_retries=None)
     return "done"
+
+
+@shared_task(name="mail.enqueue_stranded")
+def enqueue_stranded_mail_job() -> list[int]:
+    """Enqueue ``mail.send`` again for messages still untried well after they were queued
+    (their job was lost); a message whose job was only slow is not sent twice, as
+    ``deliver`` skips anything no longer queued or locked by another delivery."""
+    with get_sessionmaker().begin() as db:
+        stranded = service.stranded_mail(db)
+    for message_id in stranded:
+        send_mail_job.delay(message_id)
+    return stranded

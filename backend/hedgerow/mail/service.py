@@ -203,3 +203,25 @@ def delivery_delayed(db: Session) -> bool:
         )
         is not None
     )
+
+
+# Mail never tried this long after it was queued lost its job (a worker is never this late
+# with a first attempt unless the job never reached the broker).
+STRANDED_AFTER = timedelta(minutes=10)
+# Enough for any honest backlog; the next sweep takes the rest.
+STRANDED_BATCH = 500
+
+
+def stranded_mail(db: Session) -> list[int]:
+    return list(
+        db.scalars(
+            select(MailMessage.id)
+            .where(
+                MailMessage.status == MailStatus.queued.value,
+                MailMessage.attempts == 0,
+                MailMessage.created_at < func.now() - STRANDED_AFTER,
+            )
+            .order_by(MailMessage.id)
+            .limit(STRANDED_BATCH)
+        )
+    )
