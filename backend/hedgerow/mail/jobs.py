@@ -8,7 +8,7 @@ from hedgerow.db import get_sessionmaker
 from hedgerow.mail import service
 
 
-@shared_task(name="mail.send", bind=True, acks_late=True)
+@shared_task(name=service.SEND_JOB, bind=True, acks_late=True)
 def send_mail_job(self: Task, message_id: int) -> str:
     """Send one message of the mail log; on failure try again later, the waits doubling,
     until HEDGEROW_MAIL_MAX_ATTEMPTS (the attempts are counted on the row, so a retry

@@ -26,6 +26,7 @@ from hedgerow.templating import TEMPLATE_DIR
 
 log = logging.getLogger(__name__)
 
+SEND_JOB = "mail.send"
 # Ids of messages this session queued, enqueued after it commits.
 PENDING_KEY = "hedgerow.mail.pending"
 # The most of an SMTP error the log keeps.
@@ -90,11 +91,13 @@ def _enqueue_after_commit(session: Session) -> None:
     pending = session.info.pop(PENDING_KEY, None)
     if not pending:
         return
-    from hedgerow.mail.jobs import send_mail_job
+    # The configured app by name: the web process never imports the jobs, and a shared
+    # task's .delay() there would reach for Celery's default broker instead of ours.
+    from hedgerow.worker import celery_app
 
     for message_id in pending:
         try:
-            send_mail_job.delay(message_id)
+            celery_app.send_task(SEND_JOB, args=[message_id])
         except Exception:
             # The request already committed; the row stays queued in the mail log.
             log.exception("could not enqueue mail message %s", message_id)
