@@ -212,3 +212,30 @@ def test_hedgerow_up_runs_the_development_mailbox_only_in_development_without_sm
     finally:
         monkeypatch.delenv("HEDGEROW_SMTP_URL", raising=False)
         get_settings.cache_clear()
+
+
+def test_mail_comes_in_the_account_language_when_a_translation_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jinja2 import FileSystemLoader
+
+    from hedgerow.templating import TEMPLATE_DIR
+
+    translated = tmp_path / "mail" / "de"
+    translated.mkdir(parents=True)
+    (translated / "sign_in_link.txt").write_text(
+        "{% block subject %}Dein Anmeldelink{% endblock %}{% block body %}{{ link }}{% endblock %}"
+    )
+    (translated / "sign_in_link.html").write_text('<a href="{{ link }}">Anmelden</a>')
+    monkeypatch.setattr(service, "TEMPLATE_DIR", tmp_path)
+    monkeypatch.setattr(
+        service.mail_templates, "loader", FileSystemLoader([str(tmp_path), str(TEMPLATE_DIR)])
+    )
+    german = service.render_mail("sign_in_link", {"link": "https://x/y", "minutes": 15}, "de")
+    assert german.subject == "Dein Anmeldelink" and "Anmelden" in german.html
+    french = service.render_mail(
+        "sign_in_link",
+        {"link": "https://x/y", "minutes": 15, "user": {"display_name": "A", "username": "a"}},
+        "fr",
+    )
+    assert french.subject == "Your link to sign in to Hedgerow"
