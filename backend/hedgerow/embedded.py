@@ -140,10 +140,7 @@ class EmbeddedServers:
                 continue
             done = self._restarts.get(kind, 0)
             if done >= MAX_RESTARTS:
-                return (
-                    f"the embedded {server.label} exited (code {code}) after "
-                    f"{done} restarts; giving up"
-                )
+                return f"the embedded {server.label} exited (code {code}) after {done} restarts"
             self._restarts[kind] = done + 1
             log.error(
                 "the embedded %s exited (code %s); restarting it (restart %d of %d)",

