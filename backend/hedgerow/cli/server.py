@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from hedgerow import migrate as migrations
 from hedgerow.cli.accounts import ensure_first_admin
-from hedgerow.cli.common import console, err_console, fail, servers
+from hedgerow.cli.common import console, err_console, fail, servers, servers_and_embedded
 from hedgerow.cli.supervisor import Supervisor, wait_until_serving, wait_until_worker_answers
 from hedgerow.config import Settings, get_settings
 from hedgerow.errors import AppError
@@ -80,9 +80,13 @@ def up(
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     exit_code = 0
     # In development without an SMTP server, mail goes to the mailbox read at /dev/mail.
-    with servers(redis=True) as settings, development_mailbox(settings):
+    with (
+        servers_and_embedded(redis=True) as (settings, embedded),
+        development_mailbox(settings),
+    ):
         settings = get_settings()
         configure_logging(settings)
+        supervisor.watch(embedded)
         host = host or settings.host
         port = port or settings.port
         migrations.upgrade(settings.database_url)
@@ -112,12 +116,9 @@ def up(
                     # Again, last: the children's start-up output scrolled it away.
                     console.print(admin_box)
                 console.print("Press Ctrl-C to stop.")
-            exited = supervisor.wait()
-            if exited is not None:
-                err_console.print(
-                    f"[red]{exited.name} exited unexpectedly "
-                    f"(code {exited.process.returncode}); stopping the others[/red]"
-                )
+            failure = supervisor.wait()
+            if failure is not None:
+                err_console.print(f"[red]{escape(failure)}; stopping the others[/red]")
                 exit_code = 1
         finally:
             supervisor.stop_all()

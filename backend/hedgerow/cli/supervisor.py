@@ -1,12 +1,12 @@
 """The child processes of ``hedgerow up``: started in their own sessions, stopped in
-order, and watched so that one exiting on its own stops the rest."""
+order, and watched so that one exiting on its own stops the rest. The embedded servers
+are watched too: one that crashes is restarted a few times before everything stops."""
 
 from __future__ import annotations
 
 import gc
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from hedgerow.cli.common import err_console
 from hedgerow.config import Settings
+from hedgerow.embedded import EmbeddedServers
+from hedgerow.embedded_servers import die_with_parent
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -26,16 +28,6 @@ if TYPE_CHECKING:
 CHILD_STOP_TIMEOUT_SECONDS = 20.0
 WEB_READY_TIMEOUT_SECONDS = 60.0
 WORKER_READY_TIMEOUT_SECONDS = 60.0
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    # If `hedgerow up` itself is killed (SIGKILL, OOM), its children follow instead of
-    # lingering and holding the port.
-    if sys.platform == "linux":
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 @dataclass
@@ -51,25 +43,42 @@ class Supervisor:
     def __init__(self) -> None:
         self.children: list[Child] = []
         self.stop_requested = threading.Event()
+        self.embedded: EmbeddedServers | None = None
+
+    def watch(self, embedded: EmbeddedServers) -> None:
+        """Also watch these embedded servers (those this process started)."""
+        self.embedded = embedded
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested.set()
 
     def start(self, name: str, argv: list[str]) -> None:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-            argv, start_new_session=True, preexec_fn=_die_with_parent
+            argv,
+            start_new_session=True,
+            # If `hedgerow up` itself is killed (SIGKILL, OOM), its children follow instead
+            # of lingering and holding the port.
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
         self.children.append(Child(name, process))
 
     def exited_child(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
 
-    def wait(self) -> Child | None:
-        """Block until a stop is requested (None) or a child exits (that child)."""
+    def wait(self) -> str | None:
+        """Block until a stop is requested (None) or something fails for good: a child
+        exits, or an embedded server crashed more often than it may be restarted. Returns
+        what happened."""
         while not self.stop_requested.wait(0.5):
             exited = self.exited_child()
             if exited is not None:
-                return exited
+                return f"{exited.name} exited unexpectedly (code {exited.process.returncode})"
+            if self.embedded is not None:
+                # The restart happens here, in the main thread: the server's death signal
+                # is tied to the thread that started it.
+                lost = self.embedded.revive()
+                if lost is not None:
+                    return lost
         return None
 
     def stop_all(self, timeout: float = CHILD_STOP_TIMEOUT_SECONDS) -> None:
@@ -108,8 +117,8 @@ def wait_until_worker_answers(settings: Settings, supervisor: Supervisor) -> boo
 
 
 def _let_go_of_the_broker(app: Celery) -> None:
-    """Close every connection the ping opened: the embedded Redis shuts down only once its
-    last client has gone. Celery keeps them in two pools and in objects that refer to each
+    """Close every connection the ping opened, not to leave idle clients on Redis for the
+    life of `up`. Celery keeps them in two pools and in objects that refer to each
     other, which only the garbage collector frees (app.close() alone leaves four open)."""
     app.amqp.producer_pool.force_close_all()
     app.pool.force_close_all()
