@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hedgerow.accounts.security import user_for_error_page
 from hedgerow.errors import AppError
+from hedgerow.i18n.translation import use_user_language
 from hedgerow.templating import templates
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ async def render_error_page(request: Request, error: AppError) -> Response:
     anything resolved it: an error page shows the navigation of whoever is logged in."""
     if _renders_a_page(request, error) and "user" not in request.state._state:
         request.state.user = await run_in_threadpool(user_for_error_page, request)
+        if request.state.user is not None:
+            use_user_language(request.state.user)
     return render_error(request, error)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hedgerow.i18n.translation import gettext as _
+
 
 class AppError(Exception):
     def __init__(
@@ -38,10 +40,10 @@ class NotFound(AppError):
 
 
 class Forbidden(AppError):
-    def __init__(self, message: str = "You are not allowed to do that.") -> None:
-        super().__init__("forbidden", message, 403)
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("forbidden", message or _("You are not allowed to do that."), 403)
 
 
 class NotAuthenticated(AppError):
-    def __init__(self, message: str = "Log in or send a valid API key.") -> None:
-        super().__init__("not_authenticated", message, 401)
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("not_authenticated", message or _("Log in or send a valid API key."), 401)

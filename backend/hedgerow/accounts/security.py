@@ -28,6 +28,7 @@ from hedgerow.accounts.auth_cache import CACHE, Credential, attach, user_columns
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep, app_sessionmaker
 from hedgerow.errors import AppError, Forbidden, NotAuthenticated
+from hedgerow.i18n.translation import use_user_language
 from hedgerow.models import Role, User, UserSession
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,8 @@ def get_optional_user(request: Request, db: SessionDep) -> User | None:
         user = _user_from_session_cookie(db, token)
         if user is not None:
             request.state.auth_method = "session"
+            # Pages speak the user's language; the JSON API follows Accept-Language.
+            use_user_language(user)
     if user is not None and user.deleted_at is not None:
         user = None
     request.state.user = user
