@@ -27,6 +27,7 @@ from hedgerow.audit import record_audit
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
 from hedgerow.growth import service as growth
+from hedgerow.i18n import gettext as _
 from hedgerow.models import ApiKey, Role, User, UserSession
 from hedgerow.models.user import USERNAME_MAX_LENGTH
 
@@ -213,7 +214,7 @@ def _username_taken() -> AppError:
 def get_user_by_username(db: Session, username: str) -> User:
     user = queries.user_by_username(db, username)
     if user is None:
-        raise NotFound("user")
+        raise NotFound(_("That user does not exist."))
     return user
 
 
@@ -396,7 +397,7 @@ def list_api_keys(db: Session, user: User) -> list[ApiKey]:
 def revoke_api_key(db: Session, user: User, key_id: int) -> ApiKey:
     key = queries.api_key_of(db, user.id, key_id)
     if key is None:
-        raise NotFound("API key")
+        raise NotFound(_("That API key does not exist."))
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         db.flush()

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from hedgerow.accounts import service as accounts_service
 from hedgerow.admin import queries
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Role, User
 
 PAGE_SIZE = 50
@@ -41,5 +42,5 @@ def parse_role(value: str) -> Role:
 def change_user_role(db: Session, *, user_id: int, role: Role, actor: User) -> User:
     user = db.get(User, user_id)
     if user is None:
-        raise NotFound("user")
+        raise NotFound(_("That user does not exist."))
     return accounts_service.change_role(db, user=user, role=role, actor=actor)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.chat import client, queries, ratings, service
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Battle, BattleVote, User
 
 ARENA_SAMPLING = client.Sampling(temperature=0.7, top_p=0.95, max_tokens=256)
@@ -79,7 +80,7 @@ def record_battle(
 def get_battle(db: Session, user: User, battle_id: int) -> Battle:
     battle = db.get(Battle, battle_id)
     if battle is None or battle.user_id != user.id:
-        raise NotFound("battle")
+        raise NotFound(_("That battle does not exist."))
     return battle
 
 

@@ -17,6 +17,7 @@ from hedgerow.chat import queries
 from hedgerow.chat.client import Sampling
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Chat, ChatMessage, ChatMessageStatus, ChatRole, User
 
 TITLE_LENGTH = 60
@@ -75,7 +76,7 @@ def get_chat(db: Session, owner: User, chat_id: int) -> Chat:
     """Someone else's chat and a deleted one are both simply not found."""
     chat = db.get(Chat, chat_id)
     if chat is None or chat.owner_id != owner.id or chat.deleted_at is not None:
-        raise NotFound("chat")
+        raise NotFound(_("That chat does not exist."))
     return chat
 
 
@@ -116,7 +117,7 @@ def delete_chat(db: Session, chat: Chat) -> None:
 def get_message(db: Session, chat: Chat, message_id: int) -> ChatMessage:
     message = db.get(ChatMessage, message_id)
     if message is None or message.chat_id != chat.id:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     return message
 
 

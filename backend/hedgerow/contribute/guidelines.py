@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from hedgerow.config import REPO_ROOT
 from hedgerow.errors import NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.markdown import render_markdown
 from hedgerow.models import TaskKind
 
@@ -48,7 +49,7 @@ def parse_guideline(name: str, source: str) -> Guideline:
         raise ValueError(f"guideline {name}: no '---' line after the header")
     fields: dict[str, str] = {}
     for line in header.strip().splitlines():
-        key, _, value = line.partition(":")
+        key, _sep, value = line.partition(":")
         fields[key.strip()] = value.strip()
     missing = {"title", "version", "summary"} - fields.keys()
     if missing:
@@ -75,7 +76,7 @@ def all_guidelines() -> dict[str, Guideline]:
 def get_guideline(name: str) -> Guideline:
     guideline = all_guidelines().get(name)
     if guideline is None:
-        raise NotFound("There is no guideline with that name.")
+        raise NotFound(_("There is no guideline with that name."))
     return guideline
 
 

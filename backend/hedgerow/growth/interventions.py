@@ -55,6 +55,7 @@ from hedgerow.growth.tree_state import (
     halt_tree,
     maybe_start_ranking,
 )
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Message, ReviewState, TaskState, Tree, TreeState
 from hedgerow.text import normalize_text
 
@@ -329,7 +330,7 @@ def undelete_subtree(
     now = now or datetime.now(UTC)
     row = deleted_subtree_row(db, deletion_id)
     if row is None:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     if not row.deleted or row.deletion_id != deletion_id:
         raise AppError(
             "not_deleted",
@@ -378,7 +379,7 @@ def halt(
 ) -> Tree:
     """A moderator halts a tree: all work on it stops until it is resumed."""
     if db.get(Tree, tree_id) is None:
-        raise NotFound("tree")
+        raise NotFound(_("That tree does not exist."))
     tree = lock_tree(db, tree_id)
     if not halt_tree(db, tree, reason=reason, now=now or datetime.now(UTC), actor_id=actor_id):
         raise AppError("cannot_halt", f"A tree in state {tree.state} cannot be halted.", 409)
@@ -399,7 +400,7 @@ def resume_tree(
     again (see _back_to_growing for a growing tree whose language has no free slot)."""
     now = now or datetime.now(UTC)
     if db.get(Tree, tree_id) is None:
-        raise NotFound("tree")
+        raise NotFound(_("That tree does not exist."))
     tree = lock_tree(db, tree_id)
     if tree.state != TreeState.halted or tree.halted_from_state is None:
         raise AppError("not_halted", "This conversation is not halted.", 409)
@@ -450,7 +451,7 @@ def edit_text(db: Session, message_id: int, new_text: str) -> TextEdit:
     text = normalize_text(new_text, get_settings().max_text_length)
     tree_id = tree_id_of_message(db, message_id)
     if tree_id is None:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     lock_tree(db, tree_id)  # the lock order, although the tree's counters do not change
     message = lock_message(db, message_id)
     if message.deleted:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.audit import record_audit
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.models import User
 
 REASON_MAX_LENGTH = 500
@@ -55,5 +56,5 @@ def clean_reason(reason: str | None, *, required: bool = False) -> str | None:
 def get_user(db: Session, user_id: int) -> User:
     user = db.get(User, user_id)
     if user is None:
-        raise NotFound("user")
+        raise NotFound(_("That user does not exist."))
     return user

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from hedgerow.errors import AppError, NotFound
 from hedgerow.growth import service as growth
 from hedgerow.growth.service import conversation_path
+from hedgerow.i18n import gettext as _
 from hedgerow.models import (
     AuditEvent,
     Message,
@@ -83,7 +84,7 @@ BULK_ACTIONS = ("dismiss", "delete")
 def _message(db: Session, message_id: int) -> Message:
     message = db.get(Message, message_id)
     if message is None:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     return message
 
 
@@ -128,7 +129,7 @@ def report_message(
         body = normalize_text(body, REPORT_TEXT_MAX_LENGTH, field="description")
     message = db.get(Message, message_id)
     if message is None or message.deleted:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     if message.author_id == reporter.id:
         raise AppError("own_message", "You cannot report your own message.", 409)
     report_id = queries.insert_report(db, message_id, reporter.id, reason, body or None)

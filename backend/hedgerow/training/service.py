@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hedgerow.audit import record_audit
 from hedgerow.config import Settings, get_settings
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.models import (
     ModelVersion,
     ModelVersionStatus,
@@ -79,7 +80,7 @@ def _trainable_release(db: Session, release_id: int, num_processes: int | None) 
         )
     release = db.get(Release, release_id)
     if release is None:
-        raise NotFound("release")
+        raise NotFound(_("That release does not exist."))
     if release.state != ReleaseState.published:
         raise AppError(
             "release_not_published",
@@ -127,7 +128,7 @@ def enqueue_training(version_id: int) -> None:
 def get_version(db: Session, version_id: int) -> ModelVersion:
     version = db.get(ModelVersion, version_id)
     if version is None:
-        raise NotFound("model version")
+        raise NotFound(_("That model version does not exist."))
     return version
 
 
