@@ -89,6 +89,12 @@ def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
     return translate_plural(singular, plural, n) % {"num": n, **variables}
 
 
+def N_(message: str) -> str:
+    """Marks a string for the catalog without translating it (it is translated where it is
+    shown, with `gettext(message)`): for definitions that must keep their English source."""
+    return message
+
+
 def lazy_gettext(message: str, **variables: Any) -> LazyProxy:
     """For strings defined at import time (labels, choices): translated when used."""
     return LazyProxy(gettext, message, enable_cache=False, **variables)
