@@ -81,7 +81,7 @@ def record_red_flag(
     if message.deleted:
         raise NotFound(_("That message does not exist."))
     if message.author_id == user.id:
-        raise AppError("own_message", "You cannot flag your own message.", 409)
+        raise AppError("own_message", _("You cannot flag your own message."), 409)
     if not flag_counts(db, user, message, settings):
         reported = insert_flag_report(db, message_id, user.id)
         db.flush()
