@@ -19,6 +19,7 @@ from hedgerow.errors import AppError, NotAuthenticated, NotFound
 from hedgerow.export import queries
 from hedgerow.export.schemas import SCHEMA_VERSION, ExportFilters
 from hedgerow.export.writers import CARD_FILE, ReleaseStats
+from hedgerow.i18n import gettext as _
 from hedgerow.models import AuditEvent, Release, ReleaseKind, ReleaseState, Role, User
 
 INTERRUPTED = "The export stopped before it published (the process died or was killed)."
@@ -159,10 +160,10 @@ def require_download_access(user: User | None) -> None:
     if can_download(user):
         return
     if user is None:
-        raise NotAuthenticated("Log in or send an API key to download datasets.")
+        raise NotAuthenticated(_("Log in or send an API key to download datasets."))
     raise AppError(
         "researcher_required",
-        "Dataset downloads need the researcher role; ask an admin for access.",
+        _("Dataset downloads need the researcher role; ask an admin for access."),
         403,
     )
 
