@@ -87,9 +87,9 @@ def get_battle(db: Session, user: User, battle_id: int) -> Battle:
 
 def vote(db: Session, battle: Battle, choice: str) -> Battle:
     if choice not in tuple(BattleVote):
-        raise AppError("invalid_vote", "Vote A, B, tie or both bad.", 400)
+        raise AppError("invalid_vote", _("Vote A, B, tie or both bad."), 400)
     if battle.vote is not None:
-        raise AppError("already_voted", "You already voted on this battle.", 409)
+        raise AppError("already_voted", _("You already voted on this battle."), 409)
     battle.vote = choice
     battle.voted_at = datetime.now(UTC)
     db.flush()
