@@ -97,7 +97,10 @@ def untranslated_text(html: str) -> list[str]:
     texts = reader.texts + ([head_title[1]] if head_title else [])
     found = []
     for text in texts:
-        outside = re.sub(f"{OPEN}.*?{CLOSE}", "", text, flags=re.S)
+        # Innermost first: a translated word may sit inside a translated sentence.
+        outside, nested = text, 1
+        while nested:
+            outside, nested = re.subn(f"{OPEN}[^{OPEN}{CLOSE}]*{CLOSE}", "", outside)
         if any(character.isalpha() for character in outside):
             found.append(" ".join(text.split()))
     return found

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.i18n import translation
 from hedgerow.models import Message, Role, Tree, User
+from tests.i18n import pages_b
 from tests.i18n.pseudo import pseudo_translations, untranslated_text
 from tests.i18n.test_catalogs import source_messages as source_messages
 from tests.page_helpers import log_in_as
@@ -171,22 +172,32 @@ PAGES: dict[str, tuple[str | None, Builder]] = {
     "/leaderboard": ("volunteer", fixed("/leaderboard")),
     "/stats": ("volunteer", fixed("/stats")),
     # datasets, admin, training
-    "/datasets": ("researcher", fixed("/datasets")),
-    "/admin": ("moderator", fixed("/admin")),
-    "/admin/users": ("admin", fixed("/admin/users")),
-    "/admin/exports": ("admin", fixed("/admin/exports")),
-    "/admin/training": ("admin", fixed("/admin/training")),
-    "/admin/training/compare": ("admin", fixed("/admin/training/compare")),
+    "/datasets": ("researcher", pages_b.releases_page("/datasets")),
+    "/admin": ("moderator", pages_b.moderation_page("/admin")),
+    "/admin/users": ("admin", pages_b.moderation_page("/admin/users")),
+    "/admin/exports": ("admin", pages_b.releases_page("/admin/exports")),
+    "/admin/training": ("admin", pages_b.releases_page("/admin/training")),
+    "/admin/training/compare": ("admin", pages_b.training_compare),
+    "/admin/training/versions/{version_id}": ("admin", pages_b.training_version),
     # moderation
-    "/moderation": ("moderator", fixed("/moderation")),
-    "/moderation/queue": ("moderator", fixed("/moderation/queue")),
-    "/moderation/trollboard": ("moderator", fixed("/moderation/trollboard")),
-    "/moderation/audit": ("moderator", fixed("/moderation/audit")),
-    "/moderation/status": ("moderator", fixed("/moderation/status")),
+    "/messages/{message_id}/report": ("volunteer", pages_b.report_message),
+    "/moderation": ("moderator", pages_b.moderation_page("/moderation")),
+    "/moderation/queue": ("moderator", pages_b.moderation_page("/moderation/queue")),
+    "/moderation/trollboard": (
+        "moderator",
+        pages_b.moderation_page("/moderation/trollboard?window=all"),
+    ),
+    "/moderation/audit": ("moderator", pages_b.moderation_page("/moderation/audit")),
+    "/moderation/status": ("moderator", pages_b.moderation_page("/moderation/status")),
+    "/moderation/messages/{message_id}": ("moderator", pages_b.moderation_message),
+    "/moderation/messages/{message_id}/delete": ("moderator", pages_b.moderation_delete),
+    "/moderation/users/{user_id}": ("moderator", pages_b.moderation_user),
     # chat and arena
-    "/chat": ("volunteer", fixed("/chat")),
+    "/chat": ("volunteer", pages_b.chats_page("/chat")),
+    "/chat/{chat_id}": ("volunteer", pages_b.chat_page),
     "/arena": ("volunteer", fixed("/arena")),
-    "/arena/leaderboard": (None, fixed("/arena/leaderboard")),
+    "/arena/{battle_id}": ("volunteer", pages_b.battle_page),
+    "/arena/leaderboard": (None, pages_b.chats_page("/arena/leaderboard")),
 }
 
 # GET routes that are not our pages, and why.
@@ -233,6 +244,8 @@ VIEWERS = {
     "volunteer": ["volunteer", "admin"],
     "task holder": ["volunteer"],
 }
+# Pages only their owner sees (a chat, an arena battle): the least role's viewer made them.
+OWNERS_ONLY = {"/chat/{chat_id}", "/arena/{battle_id}"}
 
 
 @pytest.fixture
@@ -278,7 +291,8 @@ def test_every_page_speaks_only_from_the_catalog(
 ) -> None:
     least_role, build = PAGES[route]
     url = build(world)
-    for viewer in VIEWERS.get(least_role, [least_role, "admin"]):
+    viewers = VIEWERS.get(least_role, [least_role, "admin"])
+    for viewer in [least_role] if route in OWNERS_ONLY else viewers:
         world.client.cookies.clear()
         if viewer is not None:
             log_in_as(world.client, world.db, world.users[viewer])

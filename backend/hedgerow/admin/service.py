@@ -21,9 +21,11 @@ def search_users(
 ) -> list[User]:
     query = (query or "").strip()
     if len(query) > SEARCH_MAX_LENGTH:
-        raise AppError("invalid_search", "Search for at most 64 characters of a username.", 422)
+        raise AppError("invalid_search", _("Search for at most 64 characters of a username."), 422)
     if not 1 <= limit <= MAX_PAGE_SIZE or offset < 0:
-        raise AppError("invalid_page", f"limit is 1 to {MAX_PAGE_SIZE}, offset at least 0.", 422)
+        raise AppError(
+            "invalid_page", _("limit is 1 to %(max)s, offset at least 0.", max=MAX_PAGE_SIZE), 422
+        )
     return queries.search_users(db, username_contains=query or None, limit=limit, offset=offset)
 
 
@@ -33,7 +35,10 @@ def parse_role(value: str) -> Role:
     except ValueError:
         raise AppError(
             "invalid_role",
-            f"Choose one of the roles: {', '.join(role.value for role in Role)}.",
+            _(
+                "Choose one of the roles: %(choices)s.",
+                choices=", ".join(role.value for role in Role),
+            ),
             422,
             details={"field": "role"},
         ) from None

@@ -24,8 +24,9 @@ def unavailable_reason(models: list[str]) -> str | None:
     """Why no battle can start with these serving models, or None when one can."""
     if len(models) >= ARENA_MODELS:
         return None
-    serving = "no model is" if not models else "only one model is"
-    return f"The arena needs two serving models to compare; {serving} serving right now."
+    if not models:
+        return _("The arena needs two serving models to compare; no model is serving right now.")
+    return _("The arena needs two serving models to compare; only one model is serving right now.")
 
 
 async def pick_pair(rng: random.Random | None = None) -> tuple[str, str]:
@@ -86,9 +87,9 @@ def get_battle(db: Session, user: User, battle_id: int) -> Battle:
 
 def vote(db: Session, battle: Battle, choice: str) -> Battle:
     if choice not in tuple(BattleVote):
-        raise AppError("invalid_vote", "Vote A, B, tie or both bad.", 400)
+        raise AppError("invalid_vote", _("Vote A, B, tie or both bad."), 400)
     if battle.vote is not None:
-        raise AppError("already_voted", "You already voted on this battle.", 409)
+        raise AppError("already_voted", _("You already voted on this battle."), 409)
     battle.vote = choice
     battle.voted_at = datetime.now(UTC)
     db.flush()

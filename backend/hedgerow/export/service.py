@@ -160,10 +160,10 @@ def require_download_access(user: User | None) -> None:
     if can_download(user):
         return
     if user is None:
-        raise NotAuthenticated("Log in or send an API key to download datasets.")
+        raise NotAuthenticated(_("Log in or send an API key to download datasets."))
     raise AppError(
         "researcher_required",
-        "Dataset downloads need the researcher role; ask an admin for access.",
+        _("Dataset downloads need the researcher role; ask an admin for access."),
         403,
     )
 

@@ -46,7 +46,9 @@ def clean_reason(reason: str | None, *, required: bool = False) -> str | None:
     value = (reason or "").strip()
     if len(value) > REASON_MAX_LENGTH:
         raise AppError(
-            "reason_too_long", f"Give the reason in at most {REASON_MAX_LENGTH} characters.", 422
+            "reason_too_long",
+            _("Give the reason in at most %(limit)s characters.", limit=REASON_MAX_LENGTH),
+            422,
         )
     if required and not value:
         raise AppError("reason_required", "Say why: the reason goes into the audit log.", 422)
