@@ -13,7 +13,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from hedgerow.accounts import queries, ratelimit, service
+from hedgerow.accounts import email_service, queries, ratelimit, service
+from hedgerow.accounts.identities import identities_of
+from hedgerow.accounts.oauth import configured_providers
 from hedgerow.accounts.security import (
     SESSION_COOKIE,
     CurrentUser,
@@ -32,6 +34,7 @@ from hedgerow.error_handlers import wants_json
 from hedgerow.errors import AppError
 from hedgerow.inputs import Id, Text
 from hedgerow.languages import language_choices
+from hedgerow.mail.service import delivery_delayed, mail_log
 from hedgerow.models import User
 from hedgerow.templating import is_htmx, render
 
@@ -116,12 +119,14 @@ def signup(
     username: FormText = "",
     password: FormText = "",
     display_name: FormText = "",
+    email: FormText = "",
     language: FormText = "",
     next: FormText = "/",
 ) -> Response:
     values = {
         "username": username,
         "display_name": display_name,
+        "email": email,
         "language": language,
         "next": safe_next(next),
     }
@@ -135,8 +140,11 @@ def signup(
             username=username,
             password=password,
             display_name=display_name.strip() or None,
+            email=email,
             language=language or get_settings().default_language,
         )
+        if user.email is not None:
+            email_service.send_verification(db, user, user.email)
     except AppError as error:
         if wants_json(request):
             raise  # the JSON error, with every problem and its field in details
@@ -238,6 +246,10 @@ def _settings_page(
         "session_days": get_settings().session_days,
         "values": values or {"display_name": user.display_name, "language": user.language},
         "saved": request.query_params.get("saved"),
+        "mail_log": mail_log(db, user.id),
+        "identities": identities_of(db, user.id),
+        "provider_titles": {provider.name: provider.title for provider in configured_providers()},
+        "mail_delayed": delivery_delayed(db),
         **extra,
     }
     return render(request, "accounts/settings.html", context, block=block, status_code=status_code)

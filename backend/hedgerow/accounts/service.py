@@ -134,7 +134,7 @@ def create_user(
     db: Session,
     *,
     username: str,
-    password: str,
+    password: str | None,
     display_name: str | None = None,
     email: str | None = None,
     role: Role = Role.volunteer,
@@ -142,6 +142,7 @@ def create_user(
     accept_tos: bool = False,
 ) -> User:
     """Validate and store a new account; raises ``username_taken`` for any-case duplicates.
+    No password (None): an account that signs in through a provider or an emailed link.
 
     Every field is checked before anything is refused, so a person fixes all the problems
     in one go: one problem raises its own error, several raise ``invalid_signup``; either
@@ -156,7 +157,8 @@ def create_user(
             return None
 
     valid_username = checked(partial(validate_username, username))
-    checked(partial(validate_password, password))
+    if password is not None:
+        checked(partial(validate_password, password))
     if display_name is not None:
         display_name = checked(partial(validate_display_name, display_name))
     email = checked(partial(validate_email, email))
@@ -169,7 +171,7 @@ def create_user(
         username=username,
         display_name=display_name if display_name is not None else username,
         email=email,
-        password_hash=hash_password(password),
+        password_hash=hash_password(password) if password is not None else None,
         role=role.value,
         language=language,
         tos_accepted_at=utcnow() if accept_tos else None,
@@ -325,8 +327,10 @@ def change_password(
     """Set a new password after checking the current one, and log out every other session
     (whoever may have learnt the old password is logged out with it). Returns how many
     sessions ended. Nothing changes unless everything is right."""
-    if len(current_password) > PASSWORD_MAX_LENGTH or not verify_password(
-        user.password_hash, current_password
+    # An account made through a sign-in provider has no password yet: it sets a first one.
+    if user.password_hash is not None and (
+        len(current_password) > PASSWORD_MAX_LENGTH
+        or not verify_password(user.password_hash, current_password)
     ):
         raise _field_error(
             "invalid_credentials",
@@ -409,7 +413,13 @@ def revoke_api_key(db: Session, user: User, key_id: int) -> ApiKey:
 def delete_own_account(db: Session, user: User, *, password: str) -> User:
     """A volunteer deletes their own account from the settings page, confirming with their
     password; the same anonymisation as an admin's."""
-    if not verify_password(user.password_hash, password):
+    # Without a password (a provider's account) the username typed again confirms.
+    confirmed = (
+        password == user.username
+        if user.password_hash is None
+        else verify_password(user.password_hash, password)
+    )
+    if not confirmed:
         raise AppError(
             "invalid_credentials", "That password is not right; nothing was deleted.", 400
         )
@@ -437,8 +447,11 @@ def anonymise_account(
     user.show_on_leaderboard = False
     user.role = Role.volunteer.value
     user.deleted_at = now
+    user.email_verified_at = None
     queries.delete_sessions_of(db, user.id)
     queries.delete_api_keys_of(db, user.id)
+    # Every other way in, and the log of mail sent to the old address.
+    queries.delete_sign_in_rows_of(db, user.id)
     _audit(
         db,
         actor=actor,
