@@ -218,7 +218,7 @@ SPANISH = {
     "Your link to sign in to Hedgerow": "Tu enlace para iniciar sesión en Hedgerow",
     "Hello %(name)s,": "Hola, %(name)s:",
     "open this link to sign in to Hedgerow as “%(username)s”:": (
-        "abre este enlace para iniciar sesión en Hedgerow como «%(username)s»:"
+        "Abre este enlace para iniciar sesión en Hedgerow como «%(username)s»:"
     ),
     "Sign in to Hedgerow as “%(username)s”": "Iniciar sesión en Hedgerow como «%(username)s»",
     ("The link works once, for %(num)d minute.", "The link works once, for %(num)d minutes."): (
@@ -283,7 +283,7 @@ def test_mail_comes_in_the_recipients_interface_language_from_the_catalog(
     received = inbox.last("a@example.org")
     assert received.subject == "Tu enlace para iniciar sesión en Hedgerow"
     plain = received.body("plain")
-    assert "abre este enlace para iniciar sesión en Hedgerow como «" in plain
+    assert "Abre este enlace para iniciar sesión en Hedgerow como «" in plain
     assert "El enlace funciona una vez, durante 15 minutos." in plain
     html = received.body("html")
     assert '<html lang="es"' in html and "Iniciar sesión en Hedgerow como «" in html
