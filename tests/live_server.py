@@ -59,11 +59,13 @@ def serving_process(
 
 
 @contextmanager
-def live_uvicorn(env: dict[str, str], log_path: Path, workers: int = 1) -> Iterator[str]:
+def live_uvicorn(
+    env: dict[str, str], log_path: Path, workers: int = 1, port: int | None = None
+) -> Iterator[str]:
     """Start the server with `env` (and `workers` processes), wait until /readyz answers,
     yield its base URL; stop it on the way out. Its output goes to `log_path`, quoted in any
-    start-up failure."""
-    port = free_port()
+    start-up failure. `port`: one chosen beforehand (for a HEDGEROW_BASE_URL in `env`)."""
+    port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable,

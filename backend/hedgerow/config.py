@@ -84,6 +84,38 @@ class Settings(BaseSettings):
     # for a classroom behind one NAT address, far from what a sybil farm wants.
     signups_per_window: int = Field(default=10, ge=0)
     signup_window_seconds: int = Field(default=3600, ge=1)
+    # Email. None: no SMTP server; `hedgerow up` in development then runs its own mailbox
+    # (kept under data_dir/mail, listed at /dev/mail). smtp://user:pass@host:587 uses
+    # STARTTLS (required whenever there is a password or the port is 587), smtps:// TLS
+    # from the start, plain smtp://host:port a local relay.
+    smtp_url: str | None = None
+    mail_from: str = "Hedgerow <hedgerow@localhost>"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A message that cannot be delivered is tried this many times, the waits doubling from
+    # mail_retry_seconds, before the mail log marks it failed.
+    mail_max_attempts: int = Field(default=6, ge=1)
+    mail_retry_seconds: int = Field(default=30, ge=1)
+    email_verification_hours: int = Field(default=48, ge=1)
+    password_reset_minutes: int = Field(default=30, ge=1)
+    sign_in_link_minutes: int = Field(default=15, ge=1)
+    # "Forgot password" and "email me a link" requests per address and per client address
+    # in one window: enough for a typo or two, too few to flood someone's inbox.
+    mail_requests_per_address: int = Field(default=3, ge=1)
+    mail_requests_per_client: int = Field(default=10, ge=1)
+    mail_request_window_seconds: int = Field(default=3600, ge=1)
+    # Sign-in providers: each is offered once its client id and secret are set. The generic
+    # OpenID Connect provider (Keycloak, Authentik...) also needs its issuer URL (its
+    # discovery document is read from <issuer>/.well-known/openid-configuration).
+    oauth_github_client_id: str | None = None
+    oauth_github_client_secret: str | None = None
+    oauth_google_client_id: str | None = None
+    oauth_google_client_secret: str | None = None
+    oauth_discord_client_id: str | None = None
+    oauth_discord_client_secret: str | None = None
+    oauth_oidc_client_id: str | None = None
+    oauth_oidc_client_secret: str | None = None
+    oauth_oidc_issuer: str | None = None
+    oauth_oidc_name: str = "OpenID Connect"
     default_language: str = "en"
     languages: list[str] = ["en", "de", "es", "fr", "it", "pt", "ru", "zh", "ja", "uk"]
 

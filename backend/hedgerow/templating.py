@@ -40,6 +40,16 @@ templates.env.filters["datetime"] = formatting.format_datetime
 templates.env.filters["relative_time"] = formatting.format_relative
 
 
+def _sign_in_providers() -> list[Any]:
+    # Imported when a page asks: accounts imports this module.
+    from hedgerow.accounts.oauth import sign_in_providers
+
+    return list(sign_in_providers())
+
+
+templates.env.globals["sign_in_providers"] = _sign_in_providers
+
+
 def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 

@@ -2,7 +2,7 @@
 language they contribute in
 
 Revision ID: f6a983e57d2c
-Revises: a68725146409
+Revises: 41f1b29d3013
 Create Date: 2026-12-03 16:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "f6a983e57d2c"
-down_revision: str | None = "a68725146409"
+down_revision: str | None = "41f1b29d3013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -20,9 +20,19 @@ OPEN, CLOSE = "⟦", "⟧"
 _ACCENTED = str.maketrans("aeiouyAEIOUYcnsz", "áéíóúýÁÉÍÓÚÝçñšž")
 # Placeholders, HTML tags and entities pass through unaccented.
 _KEEP = re.compile(r"(%\(\w+\)[sd]|%[sd%]|<[^>]*>|&\w+;)")
+_TAG = re.compile(r"(<[^>]*>)")
 
 
 def pseudo(text: str) -> str:
+    """Each run of text between tags gets its own markers: a sentence with a link or a
+    name in it (`New here? <a href="...">Create an account</a>.`) is several text nodes on
+    the page, and each must show that it came from the catalog."""
+    return "".join(
+        part if _TAG.fullmatch(part) else _pseudo_text(part) for part in _TAG.split(text) if part
+    )
+
+
+def _pseudo_text(text: str) -> str:
     parts = _KEEP.split(text)
     return (
         OPEN + "".join(p if _KEEP.fullmatch(p) else p.translate(_ACCENTED) for p in parts) + CLOSE

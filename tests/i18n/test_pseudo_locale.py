@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.i18n import translation
 from hedgerow.models import Message, Role, Tree, User
-from tests.i18n import pages_b
+from tests.i18n import account_pages, pages_b
 from tests.i18n.pseudo import pseudo_translations, untranslated_text
 from tests.i18n.test_catalogs import source_messages as source_messages
 from tests.page_helpers import log_in_as
@@ -154,7 +154,11 @@ PAGES: dict[str, tuple[str | None, Builder]] = {
     "/tos": (None, fixed("/tos")),
     "/signup": (None, fixed("/signup")),
     "/login": (None, fixed("/login")),
-    "/settings": ("volunteer", fixed("/settings")),
+    "/settings": ("volunteer", account_pages.settings_page),
+    "/forgot-password": (None, fixed("/forgot-password")),
+    "/sign-in-link": (None, fixed("/sign-in-link")),
+    "/reset-password": (None, account_pages.reset_password_page),
+    "/sign-in": (None, account_pages.sign_in_link_page),
     # contributing
     "/dashboard": ("volunteer", fixed("/dashboard")),
     "/guidelines": (None, fixed("/guidelines")),
@@ -210,6 +214,16 @@ NOT_PAGES = {
     "/metrics": "for machines",
     "/static": "files",
     "/static/vendor": "files",
+    "/auth/{name}/start": "a redirect to the sign-in provider",
+    "/auth/{name}/callback": "a redirect back from the sign-in provider (its errors are "
+    "the error page)",
+    "/verify-email": "its link works once: tests/i18n/test_pseudo_accounts.py checks it, "
+    "for a visitor and for a signed-in user",
+    "/auth/complete": "needs the provider's sign-in cookie: tests/i18n/test_pseudo_accounts.py "
+    "checks it",
+    "/dev/mail": "the development mailbox, for developers only (404 outside development)",
+    "/dev/mail/{name}": "the development mailbox, for developers only",
+    "/dev/mail/{name}/html": "a mail's HTML body as it was sent, in its own language",
 }
 
 

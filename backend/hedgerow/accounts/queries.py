@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from hedgerow.accounts.auth_cache import NEUTRAL_OPTION
-from hedgerow.models import ApiKey, User, UserSession
+from hedgerow.models import AccountToken, ApiKey, MailMessage, User, UserIdentity, UserSession
 
 
 def user_by_username(db: Session, username: str) -> User | None:
@@ -100,3 +100,9 @@ def live_sessions_of(db: Session, user_id: int, now: datetime) -> list[UserSessi
 
 def delete_api_keys_of(db: Session, user_id: int) -> None:
     db.execute(delete(ApiKey).where(ApiKey.user_id == user_id))
+
+
+def delete_sign_in_rows_of(db: Session, user_id: int) -> None:
+    """The account's provider identities, emailed tokens and mail log."""
+    for model in (UserIdentity, AccountToken, MailMessage):
+        db.execute(delete(model).where(model.user_id == user_id))

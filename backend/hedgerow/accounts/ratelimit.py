@@ -25,6 +25,7 @@ import redis
 
 from hedgerow.config import Settings, get_settings
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 from hedgerow.redis_client import get_redis
 
 KEY_PREFIX = "hedgerow:login-failures"
@@ -76,7 +77,7 @@ def check_login_allowed(ip: str, username: str) -> None:
         retry_after = max(max(waits), 1)
         raise AppError(
             "rate_limited",
-            "Too many failed logins. Please wait a few minutes and try again.",
+            _("Too many failed logins. Please wait a few minutes and try again."),
             429,
             headers={"Retry-After": str(retry_after)},
         )
@@ -134,7 +135,7 @@ def check_signup_allowed(ip: str) -> None:
     if count is not None and int(count) >= settings.signups_per_window:
         raise AppError(
             "signup_rate_limited",
-            "Too many accounts were created from your network recently. Please try again later.",
+            _("Too many accounts were created from your network recently. Please try again later."),
             429,
             headers={"Retry-After": str(max(int(ttl), 1))},
         )
@@ -146,4 +147,51 @@ def record_signup(ip: str) -> None:
     pipe = _client().pipeline(transaction=True)
     pipe.set(key, 0, ex=get_settings().signup_window_seconds, nx=True)
     pipe.incr(key)
+    pipe.execute()
+
+
+# --- "forgot password" and "email me a link" ----------------------------------------
+
+MAIL_REQUEST_KEY_PREFIX = "hedgerow:mail-requests"
+
+
+def _mail_request_keys(ip: str, login: str) -> tuple[str, str]:
+    address = hashlib.sha256(login.strip().lower().encode()).hexdigest()[:32]
+    return f"{MAIL_REQUEST_KEY_PREFIX}:ip:{ip}", f"{MAIL_REQUEST_KEY_PREFIX}:to:{address}"
+
+
+def check_mail_request_allowed(ip: str, login: str) -> None:
+    """Raise 429 ``mail_rate_limited`` when this client, or anyone for this username or
+    address, asked for mail too often in the window: nobody floods an inbox through us.
+    Counted for whatever was typed, account or not, so the answer reveals nothing."""
+    settings = get_settings()
+    client, address = _mail_request_keys(ip, login)
+    pipe = _client().pipeline(transaction=False)
+    for key in (client, address):
+        pipe.get(key)
+        pipe.ttl(key)
+    client_count, client_ttl, address_count, address_ttl = pipe.execute()
+    waits = []
+    if client_count is not None and int(client_count) >= settings.mail_requests_per_client:
+        waits.append(int(client_ttl))
+    if address_count is not None and int(address_count) >= settings.mail_requests_per_address:
+        waits.append(int(address_ttl))
+    if waits:
+        raise AppError(
+            "mail_rate_limited",
+            _(
+                "We sent several mails for this recently. Please check your inbox (and spam "
+                "folder), or try again later."
+            ),
+            429,
+            headers={"Retry-After": str(max(max(waits), 1))},
+        )
+
+
+def record_mail_request(ip: str, login: str) -> None:
+    window = get_settings().mail_request_window_seconds
+    pipe = _client().pipeline(transaction=True)
+    for key in _mail_request_keys(ip, login):
+        pipe.set(key, 0, ex=window, nx=True)
+        pipe.incr(key)
     pipe.execute()

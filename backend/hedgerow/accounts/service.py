@@ -28,6 +28,8 @@ from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
 from hedgerow.growth import service as growth
 from hedgerow.i18n import gettext as _
+from hedgerow.i18n import ngettext
+from hedgerow.i18n.service import validate_interface_language
 from hedgerow.models import ApiKey, Role, User, UserSession
 from hedgerow.models.user import USERNAME_MAX_LENGTH
 
@@ -58,18 +60,22 @@ def _has_unprintable(value: str) -> bool:
 def validate_username(username: str) -> str:
     if _has_unprintable(username):
         raise _field_error(
-            "invalid_username", "Usernames cannot contain control characters.", "username"
+            "invalid_username", _("Usernames cannot contain control characters."), "username"
         )
     if not USERNAME_MIN_LENGTH <= len(username) <= USERNAME_MAX_LENGTH:
         raise _field_error(
             "invalid_username",
-            f"Usernames are {USERNAME_MIN_LENGTH} to {USERNAME_MAX_LENGTH} characters long.",
+            _(
+                "Usernames are %(min)s to %(max)s characters long.",
+                min=USERNAME_MIN_LENGTH,
+                max=USERNAME_MAX_LENGTH,
+            ),
             "username",
         )
     if not USERNAME_PATTERN.fullmatch(username):
         raise _field_error(
             "invalid_username",
-            "Usernames may use letters A-Z, digits, dots, dashes and underscores.",
+            _("Usernames may use letters A-Z, digits, dots, dashes and underscores."),
             "username",
         )
     return username
@@ -79,7 +85,11 @@ def validate_password(password: str) -> str:
     if not PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH:
         raise _field_error(
             "weak_password",
-            f"Passwords are {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters long.",
+            _(
+                "Passwords are %(min)s to %(max)s characters long.",
+                min=PASSWORD_MIN_LENGTH,
+                max=PASSWORD_MAX_LENGTH,
+            ),
             "password",
         )
     return password
@@ -94,7 +104,10 @@ def validate_display_name(display_name: str) -> str:
     ):
         raise _field_error(
             "invalid_display_name",
-            f"Display names are 1 to {DISPLAY_NAME_MAX_LENGTH} printable characters.",
+            _(
+                "Display names are 1 to %(max)s printable characters.",
+                max=DISPLAY_NAME_MAX_LENGTH,
+            ),
             "display_name",
         )
     return display_name
@@ -105,7 +118,10 @@ def validate_language(language: str) -> str:
     if language not in languages:
         raise _field_error(
             "invalid_language",
-            f"Choose one of the supported languages: {', '.join(languages)}.",
+            _(
+                "Choose one of the supported languages: %(languages)s.",
+                languages=", ".join(languages),
+            ),
             "language",
         )
     return language
@@ -124,7 +140,7 @@ def validate_email(email: str | None) -> str | None:
         or _has_unprintable(email)
         or any(char.isspace() for char in email)
     ):
-        raise _field_error("invalid_email", "That does not look like an email address.", "email")
+        raise _field_error("invalid_email", _("That does not look like an email address."), "email")
     return email
 
 
@@ -135,7 +151,7 @@ def create_user(
     db: Session,
     *,
     username: str,
-    password: str,
+    password: str | None,
     display_name: str | None = None,
     email: str | None = None,
     role: Role = Role.volunteer,
@@ -143,6 +159,7 @@ def create_user(
     accept_tos: bool = False,
 ) -> User:
     """Validate and store a new account; raises ``username_taken`` for any-case duplicates.
+    No password (None): an account that signs in through a provider or an emailed link.
 
     Every field is checked before anything is refused, so a person fixes all the problems
     in one go: one problem raises its own error, several raise ``invalid_signup``; either
@@ -157,7 +174,8 @@ def create_user(
             return None
 
     valid_username = checked(partial(validate_username, username))
-    checked(partial(validate_password, password))
+    if password is not None:
+        checked(partial(validate_password, password))
     if display_name is not None:
         display_name = checked(partial(validate_display_name, display_name))
     email = checked(partial(validate_email, email))
@@ -170,7 +188,7 @@ def create_user(
         username=username,
         display_name=display_name if display_name is not None else username,
         email=email,
-        password_hash=hash_password(password),
+        password_hash=hash_password(password) if password is not None else None,
         role=role.value,
         language=language,
         tos_accepted_at=utcnow() if accept_tos else None,
@@ -198,8 +216,12 @@ def _sign_up_problems(problems: list[AppError]) -> AppError:
         return problems[0]
     return AppError(
         "invalid_signup",
-        f"Please fix these {len(problems)} problems: "
-        + " ".join(problem.message for problem in problems),
+        ngettext(
+            "Please fix this problem: %(problems)s",
+            "Please fix these %(num)d problems: %(problems)s",
+            len(problems),
+            problems=" ".join(problem.message for problem in problems),
+        ),
         422,
         details={"problems": listed},
     )
@@ -207,7 +229,7 @@ def _sign_up_problems(problems: list[AppError]) -> AppError:
 
 def _username_taken() -> AppError:
     return _field_error(
-        "username_taken", "That username is taken; please choose another.", "username", 409
+        "username_taken", _("That username is taken; please choose another."), "username", 409
     )
 
 
@@ -274,7 +296,7 @@ def change_role(db: Session, *, user: User, role: Role, actor: User | None) -> U
         # An admin demoting themselves from the web could leave nobody able to undo it.
         raise AppError(
             "cannot_demote_self",
-            "You cannot take away your own admin role; ask another admin.",
+            _("You cannot take away your own admin role; ask another admin."),
             409,
         )
     user.role = role.value
@@ -298,15 +320,26 @@ def accept_tos(db: Session, user: User) -> User:
 
 
 def update_profile(
-    db: Session, user: User, *, display_name: str | None = None, language: str | None = None
+    db: Session,
+    user: User,
+    *,
+    display_name: str | None = None,
+    language: str | None = None,
+    interface_language: str | None = None,
 ) -> User:
-    """Change the given fields; validate everything before touching anything."""
+    """Change the given fields; validate everything before touching anything.
+
+    `interface_language` "" means "the same as my contribution language" (stored as NULL);
+    None leaves it as it is."""
     new_display_name = validate_display_name(display_name) if display_name is not None else None
     new_language = validate_language(language) if language is not None else None
+    new_interface = validate_interface_language(interface_language) if interface_language else None
     if new_display_name is not None:
         user.display_name = new_display_name
     if new_language is not None:
         user.language = new_language
+    if interface_language is not None:
+        user.interface_language = new_interface
     db.flush()
     return user
 
@@ -326,12 +359,14 @@ def change_password(
     """Set a new password after checking the current one, and log out every other session
     (whoever may have learnt the old password is logged out with it). Returns how many
     sessions ended. Nothing changes unless everything is right."""
-    if len(current_password) > PASSWORD_MAX_LENGTH or not verify_password(
-        user.password_hash, current_password
+    # An account made through a sign-in provider has no password yet: it sets a first one.
+    if user.password_hash is not None and (
+        len(current_password) > PASSWORD_MAX_LENGTH
+        or not verify_password(user.password_hash, current_password)
     ):
         raise _field_error(
             "invalid_credentials",
-            "Your current password is not right; the password was not changed.",
+            _("Your current password is not right; the password was not changed."),
             "current_password",
             400,
         )
@@ -343,7 +378,7 @@ def change_password(
     if new_password != new_password_again:
         raise _field_error(
             "password_mismatch",
-            "The two new passwords differ; type it twice.",
+            _("The two new passwords differ; type it twice."),
             "new_password_again",
         )
     user.password_hash = hash_password(new_password)
@@ -380,7 +415,10 @@ def create_api_key(db: Session, user: User, *, name: str) -> tuple[ApiKey, str]:
     if not 1 <= len(name) <= API_KEY_NAME_MAX_LENGTH or _has_unprintable(name):
         raise _field_error(
             "invalid_key_name",
-            f"Name the key in 1 to {API_KEY_NAME_MAX_LENGTH} printable characters.",
+            _(
+                "Name the key in 1 to %(max)s printable characters.",
+                max=API_KEY_NAME_MAX_LENGTH,
+            ),
             "name",
         )
     raw_key, prefix, secret_hash = new_api_key()
@@ -410,9 +448,15 @@ def revoke_api_key(db: Session, user: User, key_id: int) -> ApiKey:
 def delete_own_account(db: Session, user: User, *, password: str) -> User:
     """A volunteer deletes their own account from the settings page, confirming with their
     password; the same anonymisation as an admin's."""
-    if not verify_password(user.password_hash, password):
+    # Without a password (a provider's account) the username typed again confirms.
+    confirmed = (
+        password == user.username
+        if user.password_hash is None
+        else verify_password(user.password_hash, password)
+    )
+    if not confirmed:
         raise AppError(
-            "invalid_credentials", "That password is not right; nothing was deleted.", 400
+            "invalid_credentials", _("That password is not right; nothing was deleted."), 400
         )
     return anonymise_account(db, user, actor=user, action="user.delete_self", reason="own request")
 
@@ -424,7 +468,7 @@ def anonymise_account(
     pseudonym (exports read the user row, so they carry the pseudonym too). The audit event
     keeps no trace of the old name."""
     if user.deleted_at is not None:
-        raise AppError("already_deleted", "This account is already deleted.", 409)
+        raise AppError("already_deleted", _("This account is already deleted."), 409)
     now = utcnow()
     withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
     leases = growth.end_open_leases(db, user.id, now=now)
@@ -438,8 +482,11 @@ def anonymise_account(
     user.show_on_leaderboard = False
     user.role = Role.volunteer.value
     user.deleted_at = now
+    user.email_verified_at = None
     queries.delete_sessions_of(db, user.id)
     queries.delete_api_keys_of(db, user.id)
+    # Every other way in, and the log of mail sent to the old address.
+    queries.delete_sign_in_rows_of(db, user.id)
     _audit(
         db,
         actor=actor,

@@ -21,6 +21,7 @@ from hedgerow.config import Settings, get_settings
 from hedgerow.errors import AppError
 from hedgerow.inference.app import create_inference_app
 from hedgerow.logs import configure_logging
+from hedgerow.mail.mailbox import development_mailbox
 from hedgerow.metrics import share_between_processes
 from hedgerow.training import availability
 
@@ -78,7 +79,9 @@ def up(
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     exit_code = 0
-    with servers(redis=True) as settings:
+    # In development without an SMTP server, mail goes to the mailbox read at /dev/mail.
+    with servers(redis=True) as settings, development_mailbox(settings):
+        settings = get_settings()
         configure_logging(settings)
         host = host or settings.host
         port = port or settings.port

@@ -10,6 +10,8 @@ reach the endpoint; updating the shared object does.)
 from __future__ import annotations
 
 import gettext as gettext_module
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
@@ -33,6 +35,17 @@ def begin_request(code: str) -> RequestLanguage:
     language = RequestLanguage(code)
     _current.set(language)
     return language
+
+
+@contextmanager
+def in_language(code: str) -> Iterator[None]:
+    """Speak `code` inside the block, then the language from before again: a mail is
+    written in its recipient's language whoever's request (or which job) writes it."""
+    token = _current.set(RequestLanguage(code))
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 def use_language(code: str) -> None:

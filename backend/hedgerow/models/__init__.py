@@ -4,18 +4,21 @@ from hedgerow.models.audit import AuditEvent
 from hedgerow.models.base import Base
 from hedgerow.models.chat import Battle, BattleVote, Chat, ChatMessage, ChatMessageStatus, ChatRole
 from hedgerow.models.label import Label
+from hedgerow.models.mail import MailMessage, MailStatus
 from hedgerow.models.message import Message, MessageRevision, MessageRole, ReviewState
 from hedgerow.models.ranking import Ranking
 from hedgerow.models.reaction import Reaction, ReactionKind
 from hedgerow.models.release import Release, ReleaseKind, ReleaseState
 from hedgerow.models.reliability import VolunteerReliability
 from hedgerow.models.report import Report, ReportReason, ReportStatus
+from hedgerow.models.sign_in import AccountToken, TokenPurpose, UserIdentity
 from hedgerow.models.task import Task, TaskKind, TaskState
 from hedgerow.models.training import ModelVersion, ModelVersionStatus, TrainingRun
 from hedgerow.models.tree import GrowthPolicy, Tree, TreeState, TreeVisit
 from hedgerow.models.user import ApiKey, Role, User, UserNote, UserSession
 
 __all__ = [
+    "AccountToken",
     "ApiKey",
     "AuditEvent",
     "Base",
@@ -27,6 +30,8 @@ __all__ = [
     "ChatRole",
     "GrowthPolicy",
     "Label",
+    "MailMessage",
+    "MailStatus",
     "Message",
     "MessageRevision",
     "MessageRole",
@@ -46,11 +51,13 @@ __all__ = [
     "Task",
     "TaskKind",
     "TaskState",
+    "TokenPurpose",
     "TrainingRun",
     "Tree",
     "TreeState",
     "TreeVisit",
     "User",
+    "UserIdentity",
     "UserNote",
     "UserSession",
     "VolunteerReliability",

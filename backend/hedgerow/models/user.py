@@ -42,12 +42,18 @@ class User(Base):
         CheckConstraint("char_length(username) BETWEEN 3 AND 32", name="username_length"),
         # Usernames are unique regardless of case: "Alice" and "alice" are one person.
         Index("uq_user_username_lower", text("lower(username)"), unique=True),
+        # "Forgot password" by address and the provider sign-in's check that an address
+        # belongs to no other account. Not unique: addresses were never checked before.
+        Index("ix_user_email_lower", text("lower(email)")),
     )
 
     id: Mapped[int] = pk()
     username: Mapped[str] = mapped_column(String(USERNAME_MAX_LENGTH))
     display_name: Mapped[str] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(254))
+    # Set when the address proved itself (a verification link, or a sign-in provider that
+    # vouches for it); password resets and sign-in links go to verified addresses only.
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     password_hash: Mapped[str | None] = mapped_column(Text)
     role: Mapped[str] = mapped_column(String(16), server_default=Role.volunteer.value)
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))

@@ -1,0 +1,3 @@
+from tests.mail_server import inbox
+
+__all__ = ["inbox"]
