@@ -66,7 +66,8 @@ catalogs: $(COMPILED_CATALOGS)
 i18n: $(DEV_STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext --no-location \
 		-o $(LOCALE_DIR)/messages.pot . > /dev/null
-	$(BIN)/pybabel update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) --ignore-obsolete
+	$(BIN)/pybabel update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) --ignore-obsolete \
+		--no-fuzzy-matching
 	$(MAKE) catalogs
 
 install: $(RUNTIME_STAMP) $(NODE_STAMP) catalogs
