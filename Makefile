@@ -15,7 +15,7 @@ LINT_PATHS := backend tests migrations $(wildcard bench)
 PYTEST_ARGS ?= -n auto
 
 .PHONY: help run run-train test lint fmt typecheck pytest install install-dev install-train \
-	frontend clean
+	frontend clean catalogs i18n
 
 help:
 	@echo "make run    install what is missing and start Hedgerow at http://127.0.0.1:8000"
@@ -23,6 +23,7 @@ help:
 	@echo "make test   install the dev tools and run lint, type check and the tests"
 	@echo "make lint   ruff check + ruff format --check + mypy"
 	@echo "make fmt    ruff format + ruff check --fix"
+	@echo "make i18n   extract the interface's strings into every catalog and compile them"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,9 +50,29 @@ $(NODE_STAMP): frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund
 	touch $@
 
-install: $(RUNTIME_STAMP) $(NODE_STAMP)
-install-dev: $(DEV_STAMP) $(NODE_STAMP)
-install-train: $(TRAIN_STAMP) $(NODE_STAMP)
+# The interface's translations: each catalog compiled to the .mo the server reads (after the
+# Python install, which brings Babel; a serial make builds prerequisites left to right).
+LOCALE_DIR := frontend/locale
+CATALOGS := $(wildcard $(LOCALE_DIR)/*/LC_MESSAGES/messages.po)
+COMPILED_CATALOGS := $(CATALOGS:.po=.mo)
+
+$(LOCALE_DIR)/%/LC_MESSAGES/messages.mo: $(LOCALE_DIR)/%/LC_MESSAGES/messages.po
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+catalogs: $(COMPILED_CATALOGS)
+
+# Extract every string, merge it into each catalog, compile. New strings arrive untranslated
+# (tests/i18n/test_catalogs.py then fails until they are translated).
+i18n: $(DEV_STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext --no-location \
+		-o $(LOCALE_DIR)/messages.pot . > /dev/null
+	$(BIN)/pybabel update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) --ignore-obsolete \
+		--no-fuzzy-matching
+	$(MAKE) catalogs
+
+install: $(RUNTIME_STAMP) $(NODE_STAMP) catalogs
+install-dev: $(DEV_STAMP) $(NODE_STAMP) catalogs
+install-train: $(TRAIN_STAMP) $(NODE_STAMP) catalogs
 frontend: $(NODE_STAMP)
 
 run: install

@@ -49,6 +49,7 @@ ACCESS: dict[tuple[str, str], str] = {
     # accounts
     ("GET", "/"): PUBLIC,
     ("GET", "/tos"): PUBLIC,
+    ("POST", "/language"): PUBLIC,  # the language switcher (a cookie; a signed-in user's setting)
     ("POST", "/tos"): USER,
     ("GET", "/signup"): PUBLIC,
     ("POST", "/signup"): PUBLIC,

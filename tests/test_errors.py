@@ -14,8 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 import hedgerow
 from hedgerow.accounts.security import SESSION_COOKIE, create_user_session
 from hedgerow.errors import NotFound
+from hedgerow.i18n import translation
+from hedgerow.i18n.translation import begin_request
 from tests.factories import make_user
 from tests.fresh_python import fresh_python_output
+from tests.i18n.pseudo import pseudo, pseudo_translations
 
 
 def test_the_error_values_import_no_web_framework() -> None:
@@ -75,7 +78,7 @@ def test_an_error_page_for_a_stranger_or_a_stale_session_offers_to_log_in(
 
 
 def _not_found_arguments() -> list[tuple[str, str]]:
-    """Every literal NotFound(...) argument in the code base, with where it is."""
+    """Every NotFound(_("...")) sentence in the code base, with where it is."""
     found: list[tuple[str, str]] = []
     package = Path(hedgerow.__file__).parent
     for path in sorted(package.rglob("*.py")):
@@ -83,11 +86,19 @@ def _not_found_arguments() -> list[tuple[str, str]]:
             if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "NotFound"):
                 continue
             argument = node.args[0] if node.args else None
-            assert isinstance(argument, ast.Constant) or argument is None, (
-                f"{path}:{node.lineno}: NotFound takes a literal, so this test can read it"
-            )
             where = f"{path.relative_to(package)}:{node.lineno}"
-            found.append((where, argument.value if argument is not None else "page"))
+            if argument is None:
+                found.append((where, NotFound().message))
+                continue
+            # The sentence is translated where it is raised: _("a literal"), so that the
+            # catalog has it and this test can read it.
+            assert (
+                isinstance(argument, ast.Call)
+                and getattr(argument.func, "id", None) == "_"
+                and len(argument.args) == 1
+                and isinstance(argument.args[0], ast.Constant)
+            ), f'{path}:{node.lineno}: NotFound takes _("a whole sentence")'
+            found.append((where, argument.args[0].value))
     return found
 
 
@@ -103,8 +114,16 @@ def test_every_not_found_message_is_one_plain_sentence() -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_not_found_names_the_thing_or_takes_a_whole_sentence() -> None:
-    assert NotFound("message").message == "That message does not exist."
+def test_not_found_takes_a_whole_sentence_in_the_current_language(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     assert NotFound().message == "That page does not exist."
     assert NotFound("No such dataset release.").message == "No such dataset release."
     assert NotFound("No such dataset release.").status == 404
+    catalog = pseudo_translations({"That page does not exist."})
+    monkeypatch.setattr(translation, "translations", lambda _code: catalog)
+    begin_request("de")
+    try:
+        assert NotFound().message == pseudo("That page does not exist.")
+    finally:
+        begin_request("en")

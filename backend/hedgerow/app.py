@@ -19,6 +19,7 @@ from hedgerow.accounts.security import (
 )
 from hedgerow.config import Settings, get_settings
 from hedgerow.error_handlers import EXCEPTION_HANDLERS
+from hedgerow.i18n.middleware import LanguageMiddleware
 from hedgerow.logs import RequestContextMiddleware, configure_logging
 from hedgerow.metrics import MetricsMiddleware
 from hedgerow.ops.admission import TaskAdmissionMiddleware
@@ -108,6 +109,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limit=settings.request_body_limit,
         timeout_seconds=settings.body_timeout_seconds,
     )
+    # Before anything reads it: errors from the middlewares inside are in the request's
+    # language too.
+    app.add_middleware(LanguageMiddleware)
     app.add_middleware(RequestContextMiddleware)
     # Outermost: the time counted is what the client waited, admission queueing included.
     app.add_middleware(MetricsMiddleware)
@@ -128,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.contribute import routes as contribute_routes
     from hedgerow.export import api as export_api
     from hedgerow.export import routes as export_routes
+    from hedgerow.i18n import routes as i18n_routes
     from hedgerow.mail import routes as mail_routes
     from hedgerow.moderation import api as moderation_api
     from hedgerow.moderation import routes as moderation_routes
@@ -141,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(ops_routes.router)
     app.include_router(accounts_routes.router)
+    app.include_router(i18n_routes.router)
     app.include_router(email_routes.router)
     app.include_router(oauth_routes.router)
     app.include_router(accounts_api.router, prefix="/api/v1")

@@ -19,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hedgerow.accounts.security import user_for_error_page
 from hedgerow.errors import AppError
+from hedgerow.i18n.translation import gettext as _
+from hedgerow.i18n.translation import use_user_language
 from hedgerow.templating import templates
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,8 @@ async def render_error_page(request: Request, error: AppError) -> Response:
     anything resolved it: an error page shows the navigation of whoever is logged in."""
     if _renders_a_page(request, error) and "user" not in request.state._state:
         request.state.user = await run_in_threadpool(user_for_error_page, request)
+        if request.state.user is not None:
+            use_user_language(request.state.user)
     return render_error(request, error)
 
 
@@ -141,7 +145,8 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
         request,
         AppError(
             "invalid_text" if only_text else "invalid_request",
-            f"The request is not valid: {summary}",
+            # The problems are pydantic's own words, in English: data for the developer.
+            _("The request is not valid: %(problems)s", problems=summary),
             422,
             details={"problems": problems},
         ),
@@ -159,9 +164,15 @@ HTTP_ERROR_CODES = {
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     code = HTTP_ERROR_CODES.get(exc.status_code, "http_error")
-    message = exc.detail if isinstance(exc.detail, str) else "Request failed."
-    if exc.status_code == 404:
-        message = "That page does not exist."
+    # Starlette's details are English phrases ("Method Not Allowed"): say it ourselves.
+    messages = {
+        404: _("That page does not exist."),
+        405: _("This address does not accept that kind of request."),
+        401: _("Log in or send a valid API key."),
+        403: _("You are not allowed to do that."),
+        413: _("The request is too large."),
+    }
+    message = messages.get(exc.status_code, _("The request failed."))
     return await render_error_page(
         request, AppError(code, message, exc.status_code, headers=dict(exc.headers or {}))
     )
@@ -181,8 +192,10 @@ async def value_the_database_refused(request: Request, exc: DataError) -> Respon
         request,
         AppError(
             "invalid_value",
-            "The request holds a value that cannot be stored "
-            "(a number past 64 bits or a NUL character).",
+            _(
+                "The request holds a value that cannot be stored "
+                "(a number past 64 bits or a NUL character)."
+            ),
             422,
         ),
     )
@@ -192,7 +205,7 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return await render_error_page(
         request,
-        AppError("internal_error", "Something went wrong on our side; it was logged.", 500),
+        AppError("internal_error", _("Something went wrong on our side; it was logged."), 500),
     )
 
 

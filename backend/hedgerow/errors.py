@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hedgerow.i18n.translation import gettext as _
+
 
 class AppError(Exception):
     def __init__(
@@ -28,20 +30,19 @@ class AppError(Exception):
 
 
 class NotFound(AppError):
-    """``NotFound("message")`` says "That message does not exist."; a whole sentence
-    (``NotFound("This release has no such file.")``) is used as it is."""
+    """``NotFound(_("That message does not exist."))``: the caller passes the whole
+    translated sentence (composing "That %s does not exist." would leave the noun in
+    English); without one it says that the page does not exist."""
 
-    def __init__(self, what: str = "page") -> None:
-        is_sentence = what.endswith((".", "!", "?"))
-        message = what if is_sentence else f"That {what} does not exist."
-        super().__init__("not_found", message, 404)
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("not_found", message or _("That page does not exist."), 404)
 
 
 class Forbidden(AppError):
-    def __init__(self, message: str = "You are not allowed to do that.") -> None:
-        super().__init__("forbidden", message, 403)
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("forbidden", message or _("You are not allowed to do that."), 403)
 
 
 class NotAuthenticated(AppError):
-    def __init__(self, message: str = "Log in or send a valid API key.") -> None:
-        super().__init__("not_authenticated", message, 401)
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("not_authenticated", message or _("Log in or send a valid API key."), 401)

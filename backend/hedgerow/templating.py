@@ -13,6 +13,9 @@ from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from hedgerow.config import REPO_ROOT, get_settings
+from hedgerow.i18n import formatting, translation
+from hedgerow.i18n.locales import INTERFACE_LANGUAGES
+from hedgerow.i18n.script_messages import script_messages
 from hedgerow.markdown import render_markdown
 
 TEMPLATE_DIR = REPO_ROOT / "frontend" / "templates"
@@ -20,8 +23,21 @@ STATIC_DIR = REPO_ROOT / "frontend" / "static"
 VENDOR_DIR = REPO_ROOT / "frontend" / "node_modules"
 
 templates = Jinja2Blocks(directory=str(TEMPLATE_DIR))
+templates.env.add_extension("jinja2.ext.i18n")
 templates.env.globals["settings"] = get_settings
 templates.env.filters["markdown"] = render_markdown
+# `{{ _("...") }}`, `{% trans %}` and `ngettext` in the current request's language; new
+# style: Jinja fills `%(name)s` itself, after translating, and escapes the variables.
+templates.env.install_gettext_callables(  # type: ignore[attr-defined]
+    translation.translate, translation.translate_plural, newstyle=True
+)
+templates.env.globals["current_locale"] = translation.current_locale
+templates.env.globals["text_direction"] = translation.text_direction
+templates.env.globals["interface_languages"] = INTERFACE_LANGUAGES
+templates.env.globals["script_messages"] = script_messages
+templates.env.filters["number"] = formatting.format_number
+templates.env.filters["datetime"] = formatting.format_datetime
+templates.env.filters["relative_time"] = formatting.format_relative
 
 
 def _sign_in_providers() -> list[Any]:

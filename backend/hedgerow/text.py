@@ -10,10 +10,19 @@ from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 
 # Newline and tab are how people format text; every other control character is either
 # invisible garbage or an attempt to confuse a reader (or a downstream tokenizer).
 ALLOWED_CONTROL_CHARACTERS = frozenset("\n\t")
+
+# "Empty" in whole sentences per field, so translations need not glue a noun in.
+_EMPTY = {
+    "text": lambda: _("The text is empty."),
+    "context": lambda: _("The context is empty."),
+    "note": lambda: _("The note is empty."),
+    "description": lambda: _("The description is empty."),
+}
 
 
 def normalize_text(raw: str, max_length: int, *, field: str = "text") -> str:
@@ -21,11 +30,12 @@ def normalize_text(raw: str, max_length: int, *, field: str = "text") -> str:
     # Windows line endings are not an error, just a different spelling of a newline.
     text = unicodedata.normalize("NFC", raw).replace("\r\n", "\n")
     if not text.strip():
-        raise AppError("empty_text", f"The {field} is empty.", 422)
+        raise AppError("empty_text", _EMPTY.get(field, _EMPTY["text"])(), 422)
     if len(text) > max_length:
         raise AppError(
             "text_too_long",
-            f"The {field} has {len(text)} characters; the limit is {max_length}.",
+            _("The text has %(length)s characters; the limit is %(limit)s.")
+            % {"length": len(text), "limit": max_length},
             422,
             details={"length": len(text), "max_length": max_length},
         )
@@ -35,8 +45,11 @@ def normalize_text(raw: str, max_length: int, *, field: str = "text") -> str:
         if unicodedata.category(character) == "Cc":
             raise AppError(
                 "invalid_text",
-                f"The {field} contains a control character (U+{ord(character):04X}) at "
-                f"position {position}; only newlines and tabs are allowed.",
+                _(
+                    "The text contains a control character (%(character)s) at position "
+                    "%(position)s; only newlines and tabs are allowed."
+                )
+                % {"character": f"U+{ord(character):04X}", "position": position},
                 422,
             )
     return text

@@ -289,7 +289,7 @@ def test_with_the_smtp_server_down_the_request_succeeds_and_says_mail_may_be_lat
     assert second.status_code == 200 and _code(second) == "mail_delayed"
     log_in(client, "maple")
     settings_page = client.get("/settings")
-    assert "delayed, retrying (1 attempts)" in settings_page.text
+    assert "delayed, retrying (1 attempt)" in settings_page.text
 
 
 def test_deleting_the_account_deletes_its_tokens_and_mail_log(

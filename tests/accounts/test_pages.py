@@ -201,7 +201,7 @@ def test_settings_page_changes_display_name_and_language(client: TestClient, db:
     assert (user.display_name, user.language) == ("Settler Sam", "fr")
     page = client.get("/settings?saved=profile")
     assert "Your profile was saved." in page.text
-    assert '<html lang="fr">' in page.text
+    assert '<html lang="fr" dir="ltr"' in page.text  # the interface follows, unless set apart
 
 
 def test_settings_profile_errors_keep_input_and_change_nothing(

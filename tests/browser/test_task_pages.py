@@ -180,7 +180,7 @@ def test_asking_for_another_kind_while_holding_a_task_offers_to_finish_or_skip_i
     page.goto("/dashboard")
     page.click("button[data-kind='write_prompt']")
     notice = page.get_by_test_id("task-in-progress")
-    expect(notice).to_contain_text("You have a task in progress: Rank assistant replies")
+    expect(notice).to_contain_text("You have a task in progress: “Rank assistant replies”")
     expect(notice).to_contain_text("Write a prompt")
     screenshot(page, "task-in-progress")
 

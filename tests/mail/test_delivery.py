@@ -214,28 +214,93 @@ def test_hedgerow_up_runs_the_development_mailbox_only_in_development_without_sm
         get_settings.cache_clear()
 
 
-def test_mail_comes_in_the_account_language_when_a_translation_exists(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from jinja2 import FileSystemLoader
+SPANISH = {
+    "Your link to sign in to Hedgerow": "Tu enlace para iniciar sesión en Hedgerow",
+    "Hello %(name)s,": "Hola, %(name)s:",
+    "open this link to sign in to Hedgerow as “%(username)s”:": (
+        "Abre este enlace para iniciar sesión en Hedgerow como «%(username)s»:"
+    ),
+    "Sign in to Hedgerow as “%(username)s”": "Iniciar sesión en Hedgerow como «%(username)s»",
+    ("The link works once, for %(num)d minute.", "The link works once, for %(num)d minutes."): (
+        # Spanish has three forms in CLDR: one, many (millions: "de minutos"), other.
+        "El enlace funciona una vez, durante %(num)d minuto.",
+        "El enlace funciona una vez, durante %(num)d de minutos.",
+        "El enlace funciona una vez, durante %(num)d minutos.",
+    ),
+}
 
-    from hedgerow.templating import TEMPLATE_DIR
 
-    translated = tmp_path / "mail" / "de"
-    translated.mkdir(parents=True)
-    (translated / "sign_in_link.txt").write_text(
-        "{% block subject %}Dein Anmeldelink{% endblock %}{% block body %}{{ link }}{% endblock %}"
-    )
-    (translated / "sign_in_link.html").write_text('<a href="{{ link }}">Anmelden</a>')
-    monkeypatch.setattr(service, "TEMPLATE_DIR", tmp_path)
+def _catalogs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Spanish catalog of the sign-in mail, compiled as `make i18n-compile` does; the
+    other languages have none (their mail stays English)."""
+    import gettext
+    import io
+
+    from babel.messages.catalog import Catalog
+    from babel.messages.mofile import write_mo
+
+    from hedgerow.i18n import translation
+
+    catalog = Catalog(locale="es", domain="messages")
+    for message_id, text in SPANISH.items():
+        catalog.add(message_id, text)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    spanish = gettext.GNUTranslations(buffer)
     monkeypatch.setattr(
-        service.mail_templates, "loader", FileSystemLoader([str(tmp_path), str(TEMPLATE_DIR)])
+        translation,
+        "translations",
+        lambda code: spanish if code == "es" else gettext.NullTranslations(),
     )
-    german = service.render_mail("sign_in_link", {"link": "https://x/y", "minutes": 15}, "de")
-    assert german.subject == "Dein Anmeldelink" and "Anmelden" in german.html
-    french = service.render_mail(
-        "sign_in_link",
-        {"link": "https://x/y", "minutes": 15, "user": {"display_name": "A", "username": "a"}},
-        "fr",
+
+
+def _sign_in_mail(db: Session, **user_fields: str | None) -> MailMessage:
+    user = make_user(db)
+    for name, value in user_fields.items():
+        setattr(user, name, value)
+    return service.queue_mail(
+        db,
+        user,
+        to="a@example.org",
+        template="sign_in_link",
+        context={"link": "https://x/y", "minutes": 15},
     )
-    assert french.subject == "Your link to sign in to Hedgerow"
+
+
+def test_mail_comes_in_the_recipients_interface_language_from_the_catalog(
+    db: Session, inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hedgerow.i18n import translation
+
+    _catalogs(monkeypatch)
+    # Whoever's request sends it (a German browser asking for a link, say), the mail is
+    # written in the recipient's language, and the request keeps its own.
+    with translation.in_language("de"):
+        message = _sign_in_mail(db, interface_language="es", language="en")
+        assert translation.current_locale() == "de"
+    service.deliver(db, message.id)
+    received = inbox.last("a@example.org")
+    assert received.subject == "Tu enlace para iniciar sesión en Hedgerow"
+    plain = received.body("plain")
+    assert "Abre este enlace para iniciar sesión en Hedgerow como «" in plain
+    assert "El enlace funciona una vez, durante 15 minutos." in plain
+    html = received.body("html")
+    assert '<html lang="es"' in html and "Iniciar sesión en Hedgerow como «" in html
+
+
+def test_mail_language_falls_back_to_the_contribution_language_then_the_default(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _catalogs(monkeypatch)
+    # No interface language set: the language they contribute in, as the interface ships it.
+    spanish = _sign_in_mail(db, interface_language=None, language="es")
+    assert spanish.subject == "Tu enlace para iniciar sesión en Hedgerow"
+    # An interface language set wins over the contribution language.
+    english = _sign_in_mail(db, interface_language="en", language="es")
+    assert english.subject == "Your link to sign in to Hedgerow"
+    # A contribution language the interface does not ship: the server's default.
+    override_settings(monkeypatch, default_language="es")
+    italian = _sign_in_mail(db, interface_language=None, language="it")
+    assert italian.subject == "Tu enlace para iniciar sesión en Hedgerow"
+    assert "durante 15 minutos" in (italian.body_text or "")

@@ -378,10 +378,10 @@ def test_the_user_page_shows_the_track_record_and_the_estimates(
     prior = growth.volunteer_record(db, newcomer.id)
     reviews = card(fresh, "review-reliability")
     assert percent(prior.review_reliability) in reviews
-    assert "0 of 0 reviews agreed with the decision: at the prior" in reviews
+    assert "No settled reviews yet: at the prior." in reviews
     messages = card(fresh, "author-acceptance")
     assert percent(prior.author_acceptance) in messages
-    assert "0 of 0 messages accepted: at the prior" in messages
+    assert "No decided messages yet: at the prior." in messages
 
 
 def flagged_users(db: Session) -> tuple[User, User]:

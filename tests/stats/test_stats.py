@@ -66,7 +66,7 @@ def test_opted_out_users_are_hidden_from_others_but_see_their_own_row(
 
     log_in_as(client, db, shy)
     page = client.get("/leaderboard?period=all")
-    assert f"{shy.display_name} (you)" in page.text
+    assert f"{shy.display_name}</span> (you)" in page.text
     response = client.post(
         "/leaderboard/visibility",
         data={"csrf_token": csrf_token(client), "visible": "1", "period": "all"},
@@ -115,7 +115,7 @@ def test_dashboard_and_stats_pages_show_the_numbers(db: Session, client: TestCli
     # All four charts are drawn (each is one image), none is empty.
     assert stats.text.count('role="img"') == 4 and "No data yet" not in stats.text
     assert ">ready for export<" in stats.text
-    assert ">quality<" in stats.text and ">0.50<" in stats.text
+    assert ">Quality<" in stats.text and ">0.50<" in stats.text
 
 
 def test_my_contributions_lists_my_messages(db: Session, client: TestClient) -> None:

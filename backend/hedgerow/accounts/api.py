@@ -20,7 +20,16 @@ def read_me(user: CurrentUser) -> Me:
 
 @router.patch("/me")
 def update_me(body: ProfileUpdate, user: CurrentUser, db: SessionDep) -> Me:
-    service.update_profile(db, user, display_name=body.display_name, language=body.language)
+    interface_language = None
+    if "interface_language" in body.model_fields_set:
+        interface_language = body.interface_language or ""
+    service.update_profile(
+        db,
+        user,
+        display_name=body.display_name,
+        language=body.language,
+        interface_language=interface_language,
+    )
     return Me.of(user)
 
 

@@ -25,6 +25,8 @@ from hedgerow.accounts.security import (
 )
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
+from hedgerow.i18n import lazy_gettext
 from hedgerow.inputs import Text
 from hedgerow.mail.service import delivery_delayed
 from hedgerow.models import TokenPurpose
@@ -35,17 +37,21 @@ router = APIRouter(include_in_schema=False)
 # What each "email me" form is for: its page text and the service that acts on it.
 REQUESTS: dict[str, dict[str, Any]] = {
     "forgot-password": {
-        "title": "Forgot your password?",
-        "intro": "Type your username or your verified email address; we will email you a "
-        "link to choose a new password.",
-        "button": "Email me a reset link",
+        "title": lazy_gettext("Forgot your password?"),
+        "intro": lazy_gettext(
+            "Type your username or your verified email address; we will email you a "
+            "link to choose a new password."
+        ),
+        "button": lazy_gettext("Email me a reset link"),
         "send": email_service.request_password_reset,
     },
     "sign-in-link": {
-        "title": "Sign in with an emailed link",
-        "intro": "Type your username or your verified email address; we will email you a "
-        "link that signs you in, no password needed.",
-        "button": "Email me a sign-in link",
+        "title": lazy_gettext("Sign in with an emailed link"),
+        "intro": lazy_gettext(
+            "Type your username or your verified email address; we will email you a "
+            "link that signs you in, no password needed."
+        ),
+        "button": lazy_gettext("Email me a sign-in link"),
         "send": email_service.request_sign_in_link,
     },
 }
@@ -62,7 +68,7 @@ def _ask_for_mail(request: Request, db: SessionDep, kind: str, login: str) -> Re
     ip = client_ip(request)
     try:
         if not login.strip():
-            raise AppError("login_required", "Type your username or email address.", 422)
+            raise AppError("login_required", _("Type your username or email address."), 422)
         ratelimit.check_mail_request_allowed(ip, login)
     except AppError as error:
         response = _request_page(

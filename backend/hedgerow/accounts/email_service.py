@@ -26,6 +26,7 @@ from hedgerow.accounts.service import (
 )
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 from hedgerow.mail.service import queue_mail
 from hedgerow.models import TokenPurpose, User
 
@@ -58,9 +59,9 @@ def change_email(db: Session, user: User, new_address: str) -> None:
     the link is followed (a typo must not lock anyone out of password resets)."""
     address = validate_email(new_address)
     if address is None:
-        raise _field_error("invalid_email", "Type the new email address.", "email")
+        raise _field_error("invalid_email", _("Type the new email address."), "email")
     if user.email and user.email.lower() == address.lower() and user.email_verified_at is not None:
-        raise _field_error("email_unchanged", "That is already your verified address.", "email")
+        raise _field_error("email_unchanged", _("That is already your verified address."), "email")
     if user.email is None:
         user.email = address  # shown as "not verified yet" until the link is followed
     send_verification(db, user, address)
@@ -69,7 +70,7 @@ def change_email(db: Session, user: User, new_address: str) -> None:
 
 def resend_verification(db: Session, user: User) -> None:
     if user.email is None or user.email_verified_at is not None:
-        raise AppError("nothing_to_verify", "There is no unverified address to confirm.", 409)
+        raise AppError("nothing_to_verify", _("There is no unverified address to confirm."), 409)
     send_verification(db, user, user.email)
 
 
@@ -157,9 +158,11 @@ def reset_password(
         raise
     if new_password != new_password_again or len(new_password_again) > PASSWORD_MAX_LENGTH:
         raise _field_error(
-            "password_mismatch", "The two passwords differ; type it twice.", "new_password_again"
+            "password_mismatch",
+            _("The two passwords differ; type it twice."),
+            "new_password_again",
         )
-    _, user = tokens.use_token(db, raw_token, TokenPurpose.reset_password)
+    _token, user = tokens.use_token(db, raw_token, TokenPurpose.reset_password)
     user.password_hash = hash_password(new_password)
     ended = queries.delete_other_sessions(db, user.id, None)
     tokens.delete_unused_tokens(db, user.id, TokenPurpose.reset_password)
@@ -196,7 +199,7 @@ def request_sign_in_link(db: Session, login: str) -> None:
 
 
 def sign_in_with_link(db: Session, raw_token: str) -> User:
-    _, user = tokens.use_token(db, raw_token, TokenPurpose.sign_in_link)
+    _token, user = tokens.use_token(db, raw_token, TokenPurpose.sign_in_link)
     user.last_seen_at = utcnow()
     db.flush()
     return user

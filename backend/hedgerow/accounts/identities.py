@@ -17,6 +17,7 @@ from hedgerow.accounts.oauth import ProviderProfile, get_provider
 from hedgerow.accounts.security import utcnow
 from hedgerow.accounts.service import _audit, create_user
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.models import User, UserIdentity
 
 
@@ -50,9 +51,9 @@ def _email_taken(db: Session, email: str) -> bool:
 
 def _usable(user: User) -> User:
     if user.deleted_at is not None:
-        raise AppError("account_deleted", "The account linked to this sign-in was deleted.", 403)
+        raise AppError("account_deleted", _("The account linked to this sign-in was deleted."), 403)
     if not user.enabled:
-        raise AppError("account_disabled", "This account has been disabled by a moderator.", 403)
+        raise AppError("account_disabled", _("This account has been disabled by a moderator."), 403)
     return user
 
 
@@ -69,9 +70,13 @@ def existing_account(db: Session, profile: ProviderProfile) -> User | None:
         title = get_provider(profile.provider).title
         raise AppError(
             "email_belongs_to_account",
-            f"An account with the address {profile.email} already exists. Log in to that "
-            f"account (with its password or an emailed link), then link {title} from the "
-            "settings page.",
+            _(
+                "An account with the address %(address)s already exists. Log in to that "
+                "account (with its password or an emailed link), then link %(provider)s from "
+                "the settings page.",
+                address=profile.email,
+                provider=title,
+            ),
             409,
         )
     return None
@@ -85,7 +90,7 @@ def create_account(
     if not accept_tos:
         raise AppError(
             "tos_required",
-            "Please accept the Terms of Service to create your account.",
+            _("Please accept the Terms of Service to create your account."),
             422,
             details={"field": "accept_tos"},
         )
@@ -142,7 +147,10 @@ def _identity_taken(profile: ProviderProfile) -> AppError:
     title = get_provider(profile.provider).title
     return AppError(
         "identity_taken",
-        f"That {title} account is already linked to another Hedgerow account.",
+        _(
+            "That %(provider)s account is already linked to another Hedgerow account.",
+            provider=title,
+        ),
         409,
     )
 
@@ -159,12 +167,14 @@ def unlink_identity(db: Session, user: User, identity_id: int) -> None:
         select(UserIdentity).where(UserIdentity.id == identity_id, UserIdentity.user_id == user.id)
     )
     if identity is None:
-        raise NotFound("linked sign-in")
+        raise NotFound(_("That linked sign-in does not exist."))
     if not other_ways_in(db, user, without=identity.id):
         raise AppError(
             "last_sign_in_method",
-            "This is the only way into your account. Set a password or confirm an email "
-            "address first, then unlink it.",
+            _(
+                "This is the only way into your account. Set a password or confirm an email "
+                "address first, then unlink it."
+            ),
             409,
         )
     db.delete(identity)

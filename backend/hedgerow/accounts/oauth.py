@@ -27,6 +27,7 @@ from joserfc.jwk import KeySet
 
 from hedgerow.config import Settings, get_settings
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def get_provider(name: str) -> Provider:
     for provider in configured_providers():
         if provider.name == name:
             return provider
-    raise NotFound("sign-in provider")
+    raise NotFound(_("That sign-in provider does not exist."))
 
 
 def redirect_uri(provider: Provider) -> str:
@@ -141,7 +142,11 @@ def redirect_uri(provider: Provider) -> str:
 def provider_failed(provider: Provider, detail: str) -> AppError:
     return AppError(
         "oauth_failed",
-        f"{provider.title} could not complete the sign-in ({detail}). Please try again.",
+        _(
+            "%(provider)s could not complete the sign-in (%(detail)s). Please try again.",
+            provider=provider.title,
+            detail=detail,
+        ),
         502,
     )
 
@@ -253,15 +258,21 @@ def finish(provider: Provider, flow: Flow, query: dict[str, str]) -> ProviderPro
     ):
         raise AppError(
             "oauth_state_mismatch",
-            "This sign-in answer does not belong to the sign-in started in this browser. "
-            "Please start again.",
+            _(
+                "This sign-in answer does not belong to the sign-in started in this browser. "
+                "Please start again."
+            ),
             400,
         )
     if error := query.get("error"):
         description = query.get("error_description") or error
         raise AppError(
             "oauth_denied",
-            f"{provider.title} did not sign you in: {description[:200]}. Nothing was changed.",
+            _(
+                "%(provider)s did not sign you in: %(reason)s. Nothing was changed.",
+                provider=provider.title,
+                reason=description[:200],
+            ),
             400,
         )
     code = query.get("code")
@@ -306,14 +317,20 @@ def _checked_id_token(
         log.warning("id_token from %s refused: %s", provider.name, exc)
         raise AppError(
             "oauth_id_token_invalid",
-            f"{provider.title} sent a sign-in token we cannot trust. Nothing was changed.",
+            _(
+                "%(provider)s sent a sign-in token we cannot trust. Nothing was changed.",
+                provider=provider.title,
+            ),
             400,
         ) from exc
     if not hmac.compare_digest(str(decoded.claims.get("nonce", "")), nonce):
         raise AppError(
             "oauth_nonce_mismatch",
-            f"{provider.title}'s answer was not made for this sign-in (its nonce differs). "
-            "Please start again.",
+            _(
+                "The answer of %(provider)s was not made for this sign-in (its nonce differs). "
+                "Please start again.",
+                provider=provider.title,
+            ),
             400,
         )
     return dict(decoded.claims)

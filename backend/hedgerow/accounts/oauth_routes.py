@@ -18,6 +18,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from hedgerow.accounts import identities, oauth
 from hedgerow.accounts.routes import (
     FormText,
+    _default_contribution_language,
     _form_error_context,
     _settings_page,
     see_other,
@@ -32,6 +33,7 @@ from hedgerow.accounts.security import (
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 from hedgerow.inputs import Id, Text
 from hedgerow.models import User
 from hedgerow.templating import is_htmx, render
@@ -71,7 +73,10 @@ def _read_cookie(request: Request, name: str, purpose: str, max_age: int) -> dic
     except BadSignature as exc:  # also SignatureExpired
         raise AppError(
             "oauth_state_mismatch",
-            "This sign-in was not started in this browser, or took too long. Please start again.",
+            _(
+                "This sign-in was not started in this browser, or took too long. "
+                "Please start again."
+            ),
             400,
         ) from exc
     assert isinstance(value, dict)
@@ -116,7 +121,7 @@ def callback(request: Request, name: str, db: SessionDep, user: OptionalUser) ->
         if user is None or user.id != saved["link_user_id"]:
             raise AppError(
                 "oauth_state_mismatch",
-                "Linking was started by another account; log in again and start over.",
+                _("Linking was started by another account; log in again and start over."),
                 400,
             )
         identities.link_identity(db, user, profile)
@@ -178,7 +183,7 @@ def complete(
             profile,
             username=username,
             accept_tos=accept_tos == "yes",
-            language=get_settings().default_language,
+            language=_default_contribution_language(),
         )
     except AppError as error:
         if error.code == "email_belongs_to_account":

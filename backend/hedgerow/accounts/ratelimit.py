@@ -25,6 +25,7 @@ import redis
 
 from hedgerow.config import Settings, get_settings
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 from hedgerow.redis_client import get_redis
 
 KEY_PREFIX = "hedgerow:login-failures"
@@ -76,7 +77,7 @@ def check_login_allowed(ip: str, username: str) -> None:
         retry_after = max(max(waits), 1)
         raise AppError(
             "rate_limited",
-            "Too many failed logins. Please wait a few minutes and try again.",
+            _("Too many failed logins. Please wait a few minutes and try again."),
             429,
             headers={"Retry-After": str(retry_after)},
         )
@@ -134,7 +135,7 @@ def check_signup_allowed(ip: str) -> None:
     if count is not None and int(count) >= settings.signups_per_window:
         raise AppError(
             "signup_rate_limited",
-            "Too many accounts were created from your network recently. Please try again later.",
+            _("Too many accounts were created from your network recently. Please try again later."),
             429,
             headers={"Retry-After": str(max(int(ttl), 1))},
         )
@@ -178,8 +179,10 @@ def check_mail_request_allowed(ip: str, login: str) -> None:
     if waits:
         raise AppError(
             "mail_rate_limited",
-            "We sent several mails for this recently. Please check your inbox (and spam "
-            "folder), or try again later.",
+            _(
+                "We sent several mails for this recently. Please check your inbox (and spam "
+                "folder), or try again later."
+            ),
             429,
             headers={"Retry-After": str(max(max(waits), 1))},
         )

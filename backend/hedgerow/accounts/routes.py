@@ -32,6 +32,10 @@ from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
 from hedgerow.error_handlers import wants_json
 from hedgerow.errors import AppError
+from hedgerow.i18n import current_locale, ngettext
+from hedgerow.i18n import gettext as _
+from hedgerow.i18n.locales import INTERFACE_LANGUAGES
+from hedgerow.i18n.translation import use_user_language
 from hedgerow.inputs import Id, Text
 from hedgerow.languages import language_choices
 from hedgerow.mail.service import delivery_delayed, mail_log
@@ -46,7 +50,7 @@ router = APIRouter(include_in_schema=False)
 
 def invalid_credentials() -> AppError:
     return AppError(
-        "invalid_credentials", "That username and password do not match an account.", 400
+        "invalid_credentials", _("That username and password do not match an account."), 400
     )
 
 
@@ -71,7 +75,11 @@ def _form_error_context(error: AppError) -> dict[str, Any]:
         return {"form_error": error.message, "error_code": error.code}
     context: dict[str, Any] = {"errors": errors, "error_code": error.code}
     if len(problems) > 1:
-        context["form_error"] = f"Please fix the {len(problems)} problems below."
+        context["form_error"] = ngettext(
+            "Please fix the %(num)d problem below.",
+            "Please fix the %(num)d problems below.",
+            len(problems),
+        )
     return context
 
 
@@ -108,8 +116,16 @@ def _signup_page(
 def signup_form(request: Request, user: OptionalUser, next: Text = "/") -> Response:
     if user is not None:
         return see_other(safe_next(next))
-    values = {"language": get_settings().default_language, "next": safe_next(next)}
+    values = {"language": _default_contribution_language(), "next": safe_next(next)}
     return _signup_page(request, values=values)
+
+
+def _default_contribution_language() -> str:
+    """The language the page speaks (the browser's, or the switcher's) when volunteers may
+    write in it here: someone reading Spanish most likely writes Spanish too."""
+    settings = get_settings()
+    interface = current_locale()
+    return interface if interface in settings.languages else settings.default_language
 
 
 @router.post("/signup")
@@ -133,7 +149,7 @@ def signup(
     ip = client_ip(request)
     try:
         if not get_settings().signup_open:
-            raise AppError("signup_closed", "Sign-up is closed on this server.", 403)
+            raise AppError("signup_closed", _("Sign-up is closed on this server."), 403)
         ratelimit.check_signup_allowed(ip)
         user = service.create_user(
             db,
@@ -196,7 +212,7 @@ def login(
         if not user.enabled:
             # Only after the password matched, so this reveals nothing to a guesser.
             raise AppError(
-                "account_disabled", "This account has been disabled by a moderator.", 403
+                "account_disabled", _("This account has been disabled by a moderator."), 403
             )
     except AppError as error:
         response = _login_page(
@@ -244,7 +260,13 @@ def _settings_page(
         "sessions": service.live_sessions(db, user),
         "this_session": session_token_hash(request),
         "session_days": get_settings().session_days,
-        "values": values or {"display_name": user.display_name, "language": user.language},
+        "values": values
+        or {
+            "display_name": user.display_name,
+            "language": user.language,
+            "interface_language": user.interface_language or "",
+        },
+        "interface_languages": INTERFACE_LANGUAGES,
         "saved": request.query_params.get("saved"),
         "mail_log": mail_log(db, user.id),
         "identities": identities_of(db, user.id),
@@ -267,10 +289,23 @@ def update_profile(
     db: SessionDep,
     display_name: FormText = "",
     language: FormText = "",
+    # "": the same as the contribution language (FastAPI reads an empty field as absent,
+    # so the profile form always says which it is).
+    interface_language: FormText = "",
 ) -> Response:
-    values = {"display_name": display_name, "language": language}
+    values = {
+        "display_name": display_name,
+        "language": language,
+        "interface_language": interface_language,
+    }
     try:
-        service.update_profile(db, user, display_name=display_name, language=language)
+        service.update_profile(
+            db,
+            user,
+            display_name=display_name,
+            language=language,
+            interface_language=interface_language,
+        )
     except AppError as error:
         return _settings_page(
             request,
@@ -281,6 +316,8 @@ def update_profile(
             values=values,
             **_form_error_context(error),
         )
+    # The answer already speaks the language just chosen.
+    use_user_language(user)
     if is_htmx(request):
         return _settings_page(request, db, user, block="profile", saved="profile")
     return see_other("/settings?saved=profile")

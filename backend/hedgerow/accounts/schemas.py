@@ -16,6 +16,9 @@ class Me(BaseModel):
     email: str | None
     role: str
     language: str
+    # The interface language chosen in the settings; null: the contribution language's
+    # when Hedgerow ships it, else the browser's.
+    interface_language: str | None
     tos_accepted_at: datetime | None
     # What the ToS gate (ContributorUser) decides, so clients can send people to /tos.
     can_contribute: bool
@@ -30,6 +33,7 @@ class Me(BaseModel):
             email=user.email,
             role=user.role,
             language=user.language,
+            interface_language=user.interface_language,
             tos_accepted_at=user.tos_accepted_at,
             can_contribute=user.tos_accepted_at is not None and user.enabled,
             created_at=user.created_at,
@@ -41,6 +45,8 @@ class ProfileUpdate(BaseModel):
 
     display_name: str | None = Field(default=None, max_length=1000)
     language: str | None = Field(default=None, max_length=16)
+    # null or "": the same as the contribution language.
+    interface_language: str | None = Field(default=None, max_length=16)
 
 
 class ApiKeyCreate(BaseModel):

@@ -28,6 +28,8 @@ from hedgerow.accounts.auth_cache import CACHE, Credential, attach, user_columns
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep, app_sessionmaker
 from hedgerow.errors import AppError, Forbidden, NotAuthenticated
+from hedgerow.i18n import gettext as _
+from hedgerow.i18n.translation import use_user_language
 from hedgerow.models import Role, User, UserSession
 
 log = logging.getLogger(__name__)
@@ -115,15 +117,15 @@ def new_api_key() -> tuple[str, str, str]:
 def _user_from_api_key(db: Session, raw_key: str) -> User:
     parts = raw_key.split("_", 2)
     if len(parts) != 3 or parts[0] != API_KEY_PREFIX:
-        raise NotAuthenticated("The API key is malformed.")
-    _, prefix, secret = parts
+        raise NotAuthenticated(_("The API key is malformed."))
+    _api, prefix, secret = parts
     credential = CACHE.get(f"api_key:{prefix}") or _api_key_credential(db, prefix)
     if credential is None or not hmac.compare_digest(
         credential.secret_hash or "", sha256_hex(secret)
     ):
-        raise NotAuthenticated("The API key is not valid.")
+        raise NotAuthenticated(_("The API key is not valid."))
     if credential.revoked:
-        raise NotAuthenticated("The API key was revoked.")
+        raise NotAuthenticated(_("The API key was revoked."))
     now = utcnow()
     if credential.last_used_at is None or now - credential.last_used_at > API_KEY_TOUCH_INTERVAL:
         assert credential.api_key_id is not None
@@ -174,6 +176,8 @@ def get_optional_user(request: Request, db: SessionDep) -> User | None:
         user = _user_from_session_cookie(db, token)
         if user is not None:
             request.state.auth_method = "session"
+            # Pages speak the user's language; the JSON API follows Accept-Language.
+            use_user_language(user)
     if user is not None and user.deleted_at is not None:
         user = None
     request.state.user = user
@@ -211,7 +215,7 @@ async def get_current_user(user: OptionalUser) -> User:
     if user is None:
         raise NotAuthenticated()
     if not user.enabled:
-        raise AppError("account_disabled", "This account has been disabled by a moderator.", 403)
+        raise AppError("account_disabled", _("This account has been disabled by a moderator."), 403)
     return user
 
 
@@ -221,7 +225,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 async def get_contributor(user: CurrentUser) -> User:
     if user.tos_accepted_at is None:
         raise AppError(
-            "tos_required", "Please accept the Terms of Service before contributing.", 403
+            "tos_required", _("Please accept the Terms of Service before contributing."), 403
         )
     return user
 
@@ -237,8 +241,10 @@ async def get_session_user(request: Request, user: CurrentUser) -> User:
     if request.state.auth_method != "session":
         raise AppError(
             "session_required",
-            "Only a logged-in browser session can do this, not an API key. "
-            "Log in on the website and use the settings page.",
+            _(
+                "Only a logged-in browser session can do this, not an API key. "
+                "Log in on the website and use the settings page."
+            ),
             403,
         )
     return user
@@ -250,7 +256,7 @@ SessionUser = Annotated[User, Depends(get_session_user)]
 def require_role(minimum: Role):
     async def dependency(user: CurrentUser) -> User:
         if not user.has_role(minimum):
-            raise Forbidden(f"This needs the {minimum.value} role.")
+            raise Forbidden(_("This needs the %(role)s role.", role=minimum.value))
         return user
 
     return dependency
@@ -320,7 +326,7 @@ async def verify_csrf(request: Request) -> None:
     if not (cookie and sent and hmac.compare_digest(cookie, sent) and csrf_token_is_valid(sent)):
         raise AppError(
             "csrf_failed",
-            "The form expired or came from another site. Reload the page and try again.",
+            _("The form expired or came from another site. Reload the page and try again."),
             403,
         )
 

@@ -27,6 +27,9 @@ from hedgerow.audit import record_audit
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
 from hedgerow.growth import service as growth
+from hedgerow.i18n import gettext as _
+from hedgerow.i18n import ngettext
+from hedgerow.i18n.service import validate_interface_language
 from hedgerow.models import ApiKey, Role, User, UserSession
 from hedgerow.models.user import USERNAME_MAX_LENGTH
 
@@ -57,18 +60,22 @@ def _has_unprintable(value: str) -> bool:
 def validate_username(username: str) -> str:
     if _has_unprintable(username):
         raise _field_error(
-            "invalid_username", "Usernames cannot contain control characters.", "username"
+            "invalid_username", _("Usernames cannot contain control characters."), "username"
         )
     if not USERNAME_MIN_LENGTH <= len(username) <= USERNAME_MAX_LENGTH:
         raise _field_error(
             "invalid_username",
-            f"Usernames are {USERNAME_MIN_LENGTH} to {USERNAME_MAX_LENGTH} characters long.",
+            _(
+                "Usernames are %(min)s to %(max)s characters long.",
+                min=USERNAME_MIN_LENGTH,
+                max=USERNAME_MAX_LENGTH,
+            ),
             "username",
         )
     if not USERNAME_PATTERN.fullmatch(username):
         raise _field_error(
             "invalid_username",
-            "Usernames may use letters A-Z, digits, dots, dashes and underscores.",
+            _("Usernames may use letters A-Z, digits, dots, dashes and underscores."),
             "username",
         )
     return username
@@ -78,7 +85,11 @@ def validate_password(password: str) -> str:
     if not PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH:
         raise _field_error(
             "weak_password",
-            f"Passwords are {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters long.",
+            _(
+                "Passwords are %(min)s to %(max)s characters long.",
+                min=PASSWORD_MIN_LENGTH,
+                max=PASSWORD_MAX_LENGTH,
+            ),
             "password",
         )
     return password
@@ -93,7 +104,10 @@ def validate_display_name(display_name: str) -> str:
     ):
         raise _field_error(
             "invalid_display_name",
-            f"Display names are 1 to {DISPLAY_NAME_MAX_LENGTH} printable characters.",
+            _(
+                "Display names are 1 to %(max)s printable characters.",
+                max=DISPLAY_NAME_MAX_LENGTH,
+            ),
             "display_name",
         )
     return display_name
@@ -104,7 +118,10 @@ def validate_language(language: str) -> str:
     if language not in languages:
         raise _field_error(
             "invalid_language",
-            f"Choose one of the supported languages: {', '.join(languages)}.",
+            _(
+                "Choose one of the supported languages: %(languages)s.",
+                languages=", ".join(languages),
+            ),
             "language",
         )
     return language
@@ -123,7 +140,7 @@ def validate_email(email: str | None) -> str | None:
         or _has_unprintable(email)
         or any(char.isspace() for char in email)
     ):
-        raise _field_error("invalid_email", "That does not look like an email address.", "email")
+        raise _field_error("invalid_email", _("That does not look like an email address."), "email")
     return email
 
 
@@ -199,8 +216,12 @@ def _sign_up_problems(problems: list[AppError]) -> AppError:
         return problems[0]
     return AppError(
         "invalid_signup",
-        f"Please fix these {len(problems)} problems: "
-        + " ".join(problem.message for problem in problems),
+        ngettext(
+            "Please fix this problem: %(problems)s",
+            "Please fix these %(num)d problems: %(problems)s",
+            len(problems),
+            problems=" ".join(problem.message for problem in problems),
+        ),
         422,
         details={"problems": listed},
     )
@@ -208,14 +229,14 @@ def _sign_up_problems(problems: list[AppError]) -> AppError:
 
 def _username_taken() -> AppError:
     return _field_error(
-        "username_taken", "That username is taken; please choose another.", "username", 409
+        "username_taken", _("That username is taken; please choose another."), "username", 409
     )
 
 
 def get_user_by_username(db: Session, username: str) -> User:
     user = queries.user_by_username(db, username)
     if user is None:
-        raise NotFound("user")
+        raise NotFound(_("That user does not exist."))
     return user
 
 
@@ -275,7 +296,7 @@ def change_role(db: Session, *, user: User, role: Role, actor: User | None) -> U
         # An admin demoting themselves from the web could leave nobody able to undo it.
         raise AppError(
             "cannot_demote_self",
-            "You cannot take away your own admin role; ask another admin.",
+            _("You cannot take away your own admin role; ask another admin."),
             409,
         )
     user.role = role.value
@@ -299,15 +320,26 @@ def accept_tos(db: Session, user: User) -> User:
 
 
 def update_profile(
-    db: Session, user: User, *, display_name: str | None = None, language: str | None = None
+    db: Session,
+    user: User,
+    *,
+    display_name: str | None = None,
+    language: str | None = None,
+    interface_language: str | None = None,
 ) -> User:
-    """Change the given fields; validate everything before touching anything."""
+    """Change the given fields; validate everything before touching anything.
+
+    `interface_language` "" means "the same as my contribution language" (stored as NULL);
+    None leaves it as it is."""
     new_display_name = validate_display_name(display_name) if display_name is not None else None
     new_language = validate_language(language) if language is not None else None
+    new_interface = validate_interface_language(interface_language) if interface_language else None
     if new_display_name is not None:
         user.display_name = new_display_name
     if new_language is not None:
         user.language = new_language
+    if interface_language is not None:
+        user.interface_language = new_interface
     db.flush()
     return user
 
@@ -334,7 +366,7 @@ def change_password(
     ):
         raise _field_error(
             "invalid_credentials",
-            "Your current password is not right; the password was not changed.",
+            _("Your current password is not right; the password was not changed."),
             "current_password",
             400,
         )
@@ -346,7 +378,7 @@ def change_password(
     if new_password != new_password_again:
         raise _field_error(
             "password_mismatch",
-            "The two new passwords differ; type it twice.",
+            _("The two new passwords differ; type it twice."),
             "new_password_again",
         )
     user.password_hash = hash_password(new_password)
@@ -383,7 +415,10 @@ def create_api_key(db: Session, user: User, *, name: str) -> tuple[ApiKey, str]:
     if not 1 <= len(name) <= API_KEY_NAME_MAX_LENGTH or _has_unprintable(name):
         raise _field_error(
             "invalid_key_name",
-            f"Name the key in 1 to {API_KEY_NAME_MAX_LENGTH} printable characters.",
+            _(
+                "Name the key in 1 to %(max)s printable characters.",
+                max=API_KEY_NAME_MAX_LENGTH,
+            ),
             "name",
         )
     raw_key, prefix, secret_hash = new_api_key()
@@ -400,7 +435,7 @@ def list_api_keys(db: Session, user: User) -> list[ApiKey]:
 def revoke_api_key(db: Session, user: User, key_id: int) -> ApiKey:
     key = queries.api_key_of(db, user.id, key_id)
     if key is None:
-        raise NotFound("API key")
+        raise NotFound(_("That API key does not exist."))
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         db.flush()
@@ -421,7 +456,7 @@ def delete_own_account(db: Session, user: User, *, password: str) -> User:
     )
     if not confirmed:
         raise AppError(
-            "invalid_credentials", "That password is not right; nothing was deleted.", 400
+            "invalid_credentials", _("That password is not right; nothing was deleted."), 400
         )
     return anonymise_account(db, user, actor=user, action="user.delete_self", reason="own request")
 
@@ -433,7 +468,7 @@ def anonymise_account(
     pseudonym (exports read the user row, so they carry the pseudonym too). The audit event
     keeps no trace of the old name."""
     if user.deleted_at is not None:
-        raise AppError("already_deleted", "This account is already deleted.", 409)
+        raise AppError("already_deleted", _("This account is already deleted."), 409)
     now = utcnow()
     withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
     leases = growth.end_open_leases(db, user.id, now=now)

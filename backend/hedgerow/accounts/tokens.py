@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.accounts.security import sha256_hex, utcnow
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 from hedgerow.models import AccountToken, TokenPurpose, User
 
 # Longer than any sane token: a megabyte query string is not hashed.
@@ -55,19 +56,21 @@ def check_token(
     if found is None or found[0].purpose != purpose.value:
         raise AppError(
             "token_invalid",
-            "This link is not valid: it may be incomplete. Copy the whole link from the mail, "
-            "or ask for a new one.",
+            _(
+                "This link is not valid: it may be incomplete. Copy the whole link from the "
+                "mail, or ask for a new one."
+            ),
             400,
         )
     token, user = found[0], found[1]
     if token.used_at is not None:
         raise AppError(
-            "token_used", "This link was already used; each works once. Ask for a new one.", 400
+            "token_used", _("This link was already used; each works once. Ask for a new one."), 400
         )
     if token.expires_at <= utcnow():
-        raise AppError("token_expired", "This link has expired. Ask for a new one.", 400)
+        raise AppError("token_expired", _("This link has expired. Ask for a new one."), 400)
     if user.deleted_at is not None or not user.enabled:
-        raise AppError("token_invalid", "This link's account cannot be used any more.", 400)
+        raise AppError("token_invalid", _("The account of this link cannot be used any more."), 400)
     return token, user
 
 

@@ -13,12 +13,27 @@ from hedgerow.accounts.security import AdminUser, ModeratorUser
 from hedgerow.admin import service
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
+from hedgerow.i18n import lazy_gettext
 from hedgerow.inputs import Id, PageNumber, Text
 from hedgerow.models import Role, User
 from hedgerow.moderation import service as moderation_service
 from hedgerow.templating import is_htmx, render
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
+
+# The roles as people read them (the same words as the users page's role menu).
+ROLE_LABELS = {
+    Role.volunteer.value: lazy_gettext("volunteer"),
+    Role.moderator.value: lazy_gettext("moderator"),
+    Role.admin.value: lazy_gettext("admin"),
+    Role.researcher.value: lazy_gettext("researcher"),
+}
+
+
+def _role_notice(user: User) -> str:
+    role = ROLE_LABELS.get(user.role, user.role)
+    return _("%(username)s is now %(role)s.", username=user.username, role=str(role))
 
 
 def _users_page(
@@ -58,7 +73,7 @@ def users_page(
     # The notice after a no-JavaScript role change names the user from the database, never
     # from the query string, so a crafted link cannot put words on this page.
     changed_user = db.get(User, changed) if changed is not None else None
-    notice = f"{changed_user.username} is now {changed_user.role}." if changed_user else None
+    notice = _role_notice(changed_user) if changed_user else None
     return _users_page(request, db, query=q, page=page, notice=notice)
 
 
@@ -89,7 +104,7 @@ def change_role(
             error_code=error.code,
             error_user_id=user_id,
         )
-    notice = f"{user.username} is now {user.role}."
+    notice = _role_notice(user)
     if is_htmx(request):
         return _users_page(request, db, query=q, page=page, notice=notice)
     return RedirectResponse(

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from hedgerow.accounts import service as accounts_service
 from hedgerow.admin import queries
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Role, User
 
 PAGE_SIZE = 50
@@ -20,9 +21,11 @@ def search_users(
 ) -> list[User]:
     query = (query or "").strip()
     if len(query) > SEARCH_MAX_LENGTH:
-        raise AppError("invalid_search", "Search for at most 64 characters of a username.", 422)
+        raise AppError("invalid_search", _("Search for at most 64 characters of a username."), 422)
     if not 1 <= limit <= MAX_PAGE_SIZE or offset < 0:
-        raise AppError("invalid_page", f"limit is 1 to {MAX_PAGE_SIZE}, offset at least 0.", 422)
+        raise AppError(
+            "invalid_page", _("limit is 1 to %(max)s, offset at least 0.", max=MAX_PAGE_SIZE), 422
+        )
     return queries.search_users(db, username_contains=query or None, limit=limit, offset=offset)
 
 
@@ -32,7 +35,10 @@ def parse_role(value: str) -> Role:
     except ValueError:
         raise AppError(
             "invalid_role",
-            f"Choose one of the roles: {', '.join(role.value for role in Role)}.",
+            _(
+                "Choose one of the roles: %(choices)s.",
+                choices=", ".join(role.value for role in Role),
+            ),
             422,
             details={"field": "role"},
         ) from None
@@ -41,5 +47,5 @@ def parse_role(value: str) -> Role:
 def change_user_role(db: Session, *, user_id: int, role: Role, actor: User) -> User:
     user = db.get(User, user_id)
     if user is None:
-        raise NotFound("user")
+        raise NotFound(_("That user does not exist."))
     return accounts_service.change_role(db, user=user, role=role, actor=actor)

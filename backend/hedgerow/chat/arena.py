@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.chat import client, queries, ratings, service
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Battle, BattleVote, User
 
 ARENA_SAMPLING = client.Sampling(temperature=0.7, top_p=0.95, max_tokens=256)
@@ -23,8 +24,9 @@ def unavailable_reason(models: list[str]) -> str | None:
     """Why no battle can start with these serving models, or None when one can."""
     if len(models) >= ARENA_MODELS:
         return None
-    serving = "no model is" if not models else "only one model is"
-    return f"The arena needs two serving models to compare; {serving} serving right now."
+    if not models:
+        return _("The arena needs two serving models to compare; no model is serving right now.")
+    return _("The arena needs two serving models to compare; only one model is serving right now.")
 
 
 async def pick_pair(rng: random.Random | None = None) -> tuple[str, str]:
@@ -79,15 +81,15 @@ def record_battle(
 def get_battle(db: Session, user: User, battle_id: int) -> Battle:
     battle = db.get(Battle, battle_id)
     if battle is None or battle.user_id != user.id:
-        raise NotFound("battle")
+        raise NotFound(_("That battle does not exist."))
     return battle
 
 
 def vote(db: Session, battle: Battle, choice: str) -> Battle:
     if choice not in tuple(BattleVote):
-        raise AppError("invalid_vote", "Vote A, B, tie or both bad.", 400)
+        raise AppError("invalid_vote", _("Vote A, B, tie or both bad."), 400)
     if battle.vote is not None:
-        raise AppError("already_voted", "You already voted on this battle.", 409)
+        raise AppError("already_voted", _("You already voted on this battle."), 409)
     battle.vote = choice
     battle.voted_at = datetime.now(UTC)
     db.flush()

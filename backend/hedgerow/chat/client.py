@@ -16,6 +16,7 @@ import httpx
 
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 # What the chat never shows of a model's text: control characters other than newline and
@@ -68,10 +69,12 @@ def unavailable(error: Exception) -> AppError:
         return error
     if isinstance(error, httpx.TimeoutException):
         return AppError(
-            "model_timeout", "The model server is too slow to answer right now; try again.", 504
+            "model_timeout", _("The model server is too slow to answer right now; try again."), 504
         )
     return AppError(
-        "model_unavailable", "The model server cannot be reached right now; try again later.", 502
+        "model_unavailable",
+        _("The model server cannot be reached right now; try again later."),
+        502,
     )
 
 
@@ -81,12 +84,14 @@ def _upstream_error(status: int, body: bytes) -> AppError:
     except (ValueError, KeyError, TypeError):
         message = body.decode(errors="replace")[:300]
     if status == 503:
-        return AppError("model_busy", "The model server is busy; try again in a moment.", 503)
+        return AppError("model_busy", _("The model server is busy; try again in a moment."), 503)
     if status == 429:
-        return AppError("rate_limited", "You are sending messages too fast; wait a minute.", 429)
+        return AppError("rate_limited", _("You are sending messages too fast; wait a minute."), 429)
     if status == 404:
-        return AppError("model_not_found", f"The model server says: {message}", 404)
-    return AppError("model_error", f"The model server refused: {message}", 502)
+        return AppError(
+            "model_not_found", _("The model server says: %(answer)s", answer=message), 404
+        )
+    return AppError("model_error", _("The model server refused: %(answer)s", answer=message), 502)
 
 
 async def stream_chat(

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from hedgerow.chat import service
 from hedgerow.errors import AppError
 from hedgerow.growth import service as growth
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Chat, Tree, User
 
 
@@ -16,7 +17,9 @@ def send_prompt_to_lottery(db: Session, chat: Chat, answer_id: int, author: User
     answer = service.get_message(db, chat, answer_id)
     if answer.role != "assistant" or answer.thumbs != -1 or answer.parent_id is None:
         raise AppError(
-            "not_thumbed_down", "Only the prompt of an answer you gave a thumbs down can go.", 400
+            "not_thumbed_down",
+            _("Only the prompt of an answer you gave a thumbs down can go."),
+            400,
         )
     prompt = service.get_message(db, chat, answer.parent_id)
     # The same text rules as any prompt; the same prompt twice (sent already, or written

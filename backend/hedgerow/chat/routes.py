@@ -12,6 +12,7 @@ from hedgerow.accounts.security import ContributorUser
 from hedgerow.chat import api, lottery, service
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
+from hedgerow.i18n import lazy_gettext
 from hedgerow.inputs import Id, Text
 from hedgerow.templating import render
 
@@ -19,9 +20,9 @@ router = APIRouter(prefix="/chat", include_in_schema=False)
 
 # Presets for the sampling settings: (label, temperature, top_p, max tokens).
 PRESETS = [
-    ("Precise", 0.2, 0.9, 256),
-    ("Balanced", 0.7, 0.95, 512),
-    ("Creative", 1.1, 1.0, 512),
+    (lazy_gettext("Precise"), 0.2, 0.9, 256),
+    (lazy_gettext("Balanced"), 0.7, 0.95, 512),
+    (lazy_gettext("Creative"), 1.1, 1.0, 512),
 ]
 DEFAULT_SAMPLING = {"temperature": 0.7, "top_p": 0.95, "max_tokens": 512}
 

@@ -17,6 +17,7 @@ from hedgerow.chat import queries
 from hedgerow.chat.client import Sampling
 from hedgerow.config import get_settings
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Chat, ChatMessage, ChatMessageStatus, ChatRole, User
 
 TITLE_LENGTH = 60
@@ -38,12 +39,16 @@ def clean_text(text: str) -> str:
     """The message as stored; empty or over-long text is refused before anything is written."""
     text = storable(text).strip()
     if not text:
-        raise AppError("empty_message", "Write a message first.", 400)
+        raise AppError("empty_message", _("Write a message first."), 400)
     limit = get_settings().chat_max_message_length
     if len(text) > limit:
         raise AppError(
             "message_too_long",
-            f"Messages are limited to {limit} characters; this one has {len(text)}.",
+            _(
+                "Messages are limited to %(limit)s characters; this one has %(length)s.",
+                limit=limit,
+                length=len(text),
+            ),
             400,
         )
     return text
@@ -51,12 +56,14 @@ def clean_text(text: str) -> str:
 
 def validate_sampling(temperature: float, top_p: float, max_tokens: int) -> Sampling:
     if not 0.0 <= temperature <= 2.0:
-        raise AppError("invalid_sampling", "Temperature must be between 0 and 2.", 400)
+        raise AppError("invalid_sampling", _("Temperature must be between 0 and 2."), 400)
     if not 0.0 < top_p <= 1.0:
-        raise AppError("invalid_sampling", "Top-p must be above 0 and at most 1.", 400)
+        raise AppError("invalid_sampling", _("Top-p must be above 0 and at most 1."), 400)
     limit = get_settings().inference_max_new_tokens
     if not 1 <= max_tokens <= limit:
-        raise AppError("invalid_sampling", f"Max tokens must be between 1 and {limit}.", 400)
+        raise AppError(
+            "invalid_sampling", _("Max tokens must be between 1 and %(limit)s.", limit=limit), 400
+        )
     return Sampling(temperature, top_p, max_tokens)
 
 
@@ -75,7 +82,7 @@ def get_chat(db: Session, owner: User, chat_id: int) -> Chat:
     """Someone else's chat and a deleted one are both simply not found."""
     chat = db.get(Chat, chat_id)
     if chat is None or chat.owner_id != owner.id or chat.deleted_at is not None:
-        raise NotFound("chat")
+        raise NotFound(_("That chat does not exist."))
     return chat
 
 
@@ -95,7 +102,11 @@ def update_chat(
     if title is not None:
         title = title.strip()
         if not title or len(title) > MAX_TITLE_LENGTH:
-            raise AppError("invalid_title", f"A title has 1 to {MAX_TITLE_LENGTH} characters.", 400)
+            raise AppError(
+                "invalid_title",
+                _("A title has 1 to %(limit)s characters.", limit=MAX_TITLE_LENGTH),
+                400,
+            )
         chat.title = title
     if hidden is not None:
         chat.hidden = hidden
@@ -116,7 +127,7 @@ def delete_chat(db: Session, chat: Chat) -> None:
 def get_message(db: Session, chat: Chat, message_id: int) -> ChatMessage:
     message = db.get(ChatMessage, message_id)
     if message is None or message.chat_id != chat.id:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     return message
 
 
@@ -152,7 +163,7 @@ def add_prompt(
     if parent_id is not None:
         parent = get_message(db, chat, parent_id)
         if parent.role != ChatRole.assistant.value:
-            raise AppError("invalid_parent", "A prompt follows an answer.", 400)
+            raise AppError("invalid_parent", _("A prompt follows an answer."), 400)
     prompt = ChatMessage(chat_id=chat.id, parent_id=parent_id, role=ChatRole.user.value, text=text)
     db.add(prompt)
     db.flush()
@@ -165,7 +176,7 @@ def regenerate(db: Session, chat: Chat, reply_id: int, sampling: Sampling) -> Ch
     """Another answer to the same prompt; the earlier ones stay as its siblings."""
     reply = get_message(db, chat, reply_id)
     if reply.role != ChatRole.assistant.value or reply.parent_id is None:
-        raise AppError("not_an_answer", "Only answers can be regenerated.", 400)
+        raise AppError("not_an_answer", _("Only answers can be regenerated."), 400)
     prompt = get_message(db, chat, reply.parent_id)
     return _pending_reply(db, chat, prompt, sampling)
 
@@ -203,14 +214,14 @@ def finish_reply(
 def _answer(db: Session, chat: Chat, message_id: int) -> ChatMessage:
     message = get_message(db, chat, message_id)
     if message.role != ChatRole.assistant.value:
-        raise AppError("not_an_answer", "Only answers take feedback.", 400)
+        raise AppError("not_an_answer", _("Only answers take feedback."), 400)
     return message
 
 
 def set_thumbs(db: Session, chat: Chat, message_id: int, value: int) -> ChatMessage:
     """1 up, -1 down, 0 takes the thumb back."""
     if value not in (-1, 0, 1):
-        raise AppError("invalid_thumbs", "Thumbs are 1 (up), -1 (down) or 0 (none).", 400)
+        raise AppError("invalid_thumbs", _("Thumbs are 1 (up), -1 (down) or 0 (none)."), 400)
     message = _answer(db, chat, message_id)
     message.thumbs = value or None
     db.flush()
@@ -221,7 +232,9 @@ def report(db: Session, chat: Chat, message_id: int, reason: str) -> ChatMessage
     reason = reason.strip()
     if not reason or len(reason) > MAX_REPORT_LENGTH:
         raise AppError(
-            "invalid_reason", f"Say what is wrong in 1 to {MAX_REPORT_LENGTH} characters.", 400
+            "invalid_reason",
+            _("Say what is wrong in 1 to %(limit)s characters.", limit=MAX_REPORT_LENGTH),
+            400,
         )
     message = _answer(db, chat, message_id)
     message.report_reason = reason

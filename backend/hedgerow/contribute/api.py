@@ -23,7 +23,8 @@ from hedgerow.contribute.schemas import (
 )
 from hedgerow.db import SessionDep
 from hedgerow.growth import service
-from hedgerow.growth.schemas import GUIDELINE_VERSION, LABELS
+from hedgerow.growth.labels import translated_labels
+from hedgerow.growth.schemas import GUIDELINE_VERSION
 from hedgerow.inputs import Id, Text
 from hedgerow.ops.admission import SlottedContributor
 
@@ -82,7 +83,7 @@ def labels() -> LabelsOut:
     """Every review label with its description, roles and modes."""
     return LabelsOut(
         guideline_version=GUIDELINE_VERSION,
-        labels=[LabelOut.model_validate(label) for label in LABELS],
+        labels=[LabelOut.model_validate(label) for label in translated_labels()],
     )
 
 

@@ -23,6 +23,7 @@ from hedgerow.growth.schemas import (
     Submission,
     TaskView,
 )
+from hedgerow.i18n import gettext as _
 
 # Form fields that are plumbing, not the volunteer's work: never stored in a draft.
 NOT_WORK = frozenset({"csrf_token", "next_kind", "review_mode_choice"})
@@ -47,13 +48,17 @@ def _label_value(label: LabelDefinition, raw: str) -> float:
     try:
         number = int(raw)
     except ValueError:
-        raise _invalid("invalid_labels", f"{label.title}: choose one of the options.") from None
+        raise _invalid(
+            "invalid_labels", _("%(label)s: choose one of the options.", label=label.title)
+        ) from None
     if label.kind is LabelKind.scale:
         if not 0 <= number <= SCALE_STEPS:
-            raise _invalid("invalid_labels", f"{label.title}: choose a point on the scale.")
+            raise _invalid(
+                "invalid_labels", _("%(label)s: choose a point on the scale.", label=label.title)
+            )
         return number / SCALE_STEPS
     if number not in (0, 1):
-        raise _invalid("invalid_labels", f"{label.title}: answer yes or no.")
+        raise _invalid("invalid_labels", _("%(label)s: answer yes or no.", label=label.title))
     return float(number)
 
 
@@ -68,7 +73,7 @@ def _review_submission(view: TaskView, values: Mapping[str, str]) -> Submission:
             continue
         labels[label.name] = _label_value(label, raw)
     if missing:
-        raise _invalid("invalid_labels", "Please answer: " + ", ".join(missing) + ".")
+        raise _invalid("invalid_labels", _("Please answer: %(labels)s.", labels=", ".join(missing)))
     return Submission(labels=labels, mode=view.review_mode or "full")
 
 
@@ -79,10 +84,10 @@ def _ranking_submission(view: TaskView, values: Mapping[str, str]) -> Submission
     for reply in view.replies:
         raw = values.get(f"position.{reply.id}", "")
         if not raw.isdigit():
-            raise _invalid("invalid_ranking", "Give every reply a position.")
+            raise _invalid("invalid_ranking", _("Give every reply a position."))
         positions[reply.id] = int(raw)
     if sorted(positions.values()) != list(range(1, len(view.replies) + 1)):
-        raise _invalid("invalid_ranking", "Give each reply a different position, 1 is best.")
+        raise _invalid("invalid_ranking", _("Give each reply a different position, 1 is best."))
     order = sorted(positions, key=lambda message_id: positions[message_id])
     grades = [values.get(f"grade.{n}", "") for n in range(1, len(order))]
     if not any(grades):
@@ -90,7 +95,7 @@ def _ranking_submission(view: TaskView, values: Mapping[str, str]) -> Submission
     if not all(grades):
         raise _invalid(
             "invalid_ranking",
-            "Give a degree of preference between every pair of neighbours, or none at all.",
+            _("Give a degree of preference between every pair of neighbours, or none at all."),
         )
     return Submission(ranking=order, grades=grades)
 

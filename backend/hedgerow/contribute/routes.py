@@ -27,13 +27,14 @@ from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
 from hedgerow.growth import service
 from hedgerow.growth.schemas import (
-    CATEGORIES_WITH_CONTEXT,
     RANKING_GRADES,
     RANKING_KINDS,
     REVIEW_KINDS,
     REVIEW_MODES,
     TaskView,
 )
+from hedgerow.i18n import gettext as _
+from hedgerow.i18n import lazy_gettext
 from hedgerow.inputs import Id, Text, check_form_texts
 from hedgerow.languages import language_name
 from hedgerow.markdown import render_markdown
@@ -42,27 +43,28 @@ from hedgerow.ops.admission import SlottedContributor
 from hedgerow.reactions import service as reactions
 from hedgerow.stats import service as stats_service
 from hedgerow.templating import is_htmx, render
+from hedgerow.trees.states import CATEGORY_TITLES
 
 router = APIRouter(include_in_schema=False)
 
 KIND_TITLES = {
-    "write_prompt": "Write a prompt",
-    "reply_assistant": "Reply as the assistant",
-    "reply_prompter": "Reply as the prompter",
-    "review_prompt": "Review a prompt",
-    "review_prompter_reply": "Review a prompter reply",
-    "review_assistant_reply": "Review an assistant reply",
-    "rank_assistant_replies": "Rank assistant replies",
-    "rank_prompter_replies": "Rank prompter replies",
+    "write_prompt": lazy_gettext("Write a prompt"),
+    "reply_assistant": lazy_gettext("Reply as the assistant"),
+    "reply_prompter": lazy_gettext("Reply as the prompter"),
+    "review_prompt": lazy_gettext("Review a prompt"),
+    "review_prompter_reply": lazy_gettext("Review a prompter reply"),
+    "review_assistant_reply": lazy_gettext("Review an assistant reply"),
+    "rank_assistant_replies": lazy_gettext("Rank assistant replies"),
+    "rank_prompter_replies": lazy_gettext("Rank prompter replies"),
 }
 GRADE_TITLES = {
-    "much_better": "much better",
-    "better": "better",
-    "slightly_better": "slightly better",
-    "about_same": "about the same",
+    "much_better": lazy_gettext("much better"),
+    "better": lazy_gettext("better"),
+    "slightly_better": lazy_gettext("slightly better"),
+    "about_same": lazy_gettext("about the same"),
 }
-SAVED_NOTICE = "Thank you, that was saved."
-SUBMITTED_NOTICE = SAVED_NOTICE + " Here is your next task."
+SAVED_NOTICE = lazy_gettext("Thank you, that was saved.")
+SUBMITTED_NOTICE = lazy_gettext("Thank you, that was saved. Here is your next task.")
 T = TypeVar("T")
 
 
@@ -120,7 +122,7 @@ def _task_context(
         "kind_titles": KIND_TITLES,
         "language_name": language_name(view.language),
         "max_text_length": settings.max_text_length,
-        "categories_with_context": sorted(CATEGORIES_WITH_CONTEXT),
+        "category_titles": CATEGORY_TITLES,
         "positions": forms.initial_positions(view, values),
         "replies_by_id": {reply.id: reply for reply in view.replies},
         "grades": RANKING_GRADES,
@@ -198,7 +200,7 @@ def _next_task(
         if error.code != "no_task_available":
             raise
         if is_htmx(request):
-            return _no_task_page(request, user, kind, SAVED_NOTICE if notice else None)
+            return _no_task_page(request, user, kind, str(SAVED_NOTICE) if notice else None)
         return see_other("/dashboard?" + urlencode({"empty": kind}))
     # The volunteer asked for one kind but holds a task of another: they get their task
     # back, told so, with a way to skip it to the kind they asked for.
@@ -233,7 +235,7 @@ def dashboard(
         "counts": counts,
         "current_task": queries.current_task(db, user.id, datetime.now(UTC)),
         "kind_titles": KIND_TITLES,
-        "empty": KIND_TITLES.get(empty or "", "any task" if empty else None),
+        "empty": (empty if empty in KIND_TITLES else "any") if empty else None,
         "summary": stats_service.user_summary(db, user),
         "today_top": stats_service.top_contributors(db, period="day", limit=5),
         "language_name": language_name(user.language),
@@ -270,7 +272,7 @@ def task_page(
     view = _open_view(db, user, task_id, mode)
     if view.state in (TaskState.done, TaskState.skipped):
         return see_other("/dashboard")
-    notice = SUBMITTED_NOTICE if done else None
+    notice = str(SUBMITTED_NOTICE) if done else None
     asked_kind = asked if asked in KIND_TITLES else None
     context = _task_context(view, notice=notice, next_kind=next, asked_kind=asked_kind)
     return _task_page(request, db, user, context)
@@ -291,7 +293,12 @@ def submit_task(
         context = _task_context(view, values=values, error=error, next_kind=next_kind)
         return _task_page(request, db, user, context, status_code=error.status)
     return _next_task(
-        request, db, user, kind=next_kind, review_mode=view.review_mode, notice=SUBMITTED_NOTICE
+        request,
+        db,
+        user,
+        kind=next_kind,
+        review_mode=view.review_mode,
+        notice=str(SUBMITTED_NOTICE),
     )
 
 
@@ -319,10 +326,10 @@ def report_reply(
     """Red-flag a reply from inside a ranking; enough flags remove it from the set."""
     view = _open_view(db, user, task_id, None)
     if message_id not in {reply.id for reply in view.replies}:
-        raise AppError("not_in_task", "That reply is not part of this task.", 404)
+        raise AppError("not_in_task", _("That reply is not part of this task."), 404)
     service.record_red_flag(db, user, message_id)
     view = _open_view(db, user, task_id, None)
-    notice = "Thank you: the reply was reported to the moderators."
+    notice = _("Thank you: the reply was reported to the moderators.")
     context = _task_context(view, notice=notice, next_kind=str(form.get("next_kind") or "any"))
     return _task_page(request, db, user, context)
 

@@ -39,6 +39,7 @@ from hedgerow.export.parts import (
 from hedgerow.export.schemas import SCHEMA_VERSION, ExportFilters
 from hedgerow.export.shapes import Pseudonyms
 from hedgerow.export.writers import CARD_FILE, CHATS_FILE, MANIFEST_FILE, ReleaseStats
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Release, ReleaseKind, ReleaseState
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def _take_export_lock(connection: Connection) -> None:
         if "lock timeout" not in str(error):
             raise
         raise AppError(
-            "export_running", "Another export is running; try again later.", 409
+            "export_running", _("Another export is running; try again later."), 409
         ) from error
     connection.commit()
 

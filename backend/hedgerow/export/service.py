@@ -19,6 +19,7 @@ from hedgerow.errors import AppError, NotAuthenticated, NotFound
 from hedgerow.export import queries
 from hedgerow.export.schemas import SCHEMA_VERSION, ExportFilters
 from hedgerow.export.writers import CARD_FILE, ReleaseStats
+from hedgerow.i18n import gettext as _
 from hedgerow.models import AuditEvent, Release, ReleaseKind, ReleaseState, Role, User
 
 INTERRUPTED = "The export stopped before it published (the process died or was killed)."
@@ -159,10 +160,10 @@ def require_download_access(user: User | None) -> None:
     if can_download(user):
         return
     if user is None:
-        raise NotAuthenticated("Log in or send an API key to download datasets.")
+        raise NotAuthenticated(_("Log in or send an API key to download datasets."))
     raise AppError(
         "researcher_required",
-        "Dataset downloads need the researcher role; ask an admin for access.",
+        _("Dataset downloads need the researcher role; ask an admin for access."),
         403,
     )
 
@@ -179,7 +180,7 @@ def recent_releases(db: Session, limit: int = 20) -> list[Release]:
 def get_published(db: Session, release_id: int) -> Release:
     release = db.get(Release, release_id)
     if release is None or release.state != ReleaseState.published:
-        raise NotFound("No such dataset release.")
+        raise NotFound(_("No such dataset release."))
     return release
 
 
@@ -191,11 +192,11 @@ def release_file(
     settings = settings or get_settings()
     entry = next((entry for entry in release.files or [] if entry["name"] == name), None)
     if entry is None:
-        raise NotFound("This release has no such file.")
+        raise NotFound(_("This release has no such file."))
     root = settings.releases_root.resolve()
     path = (root / release.name / entry["name"]).resolve()
     if not path.is_relative_to(root) or not path.is_file():
-        raise NotFound("This release has no such file.")
+        raise NotFound(_("This release has no such file."))
     return path, entry
 
 

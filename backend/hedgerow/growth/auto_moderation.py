@@ -27,6 +27,7 @@ from hedgerow.growth.queries import (
 from hedgerow.growth.redundancy import RELIABILITY_FLOOR, reliability
 from hedgerow.growth.shown import message_was_shown_to
 from hedgerow.growth.tree_state import halt_tree
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Message, Role, Tree, User
 
 
@@ -78,9 +79,9 @@ def record_red_flag(
     settings = get_settings()
     tree, message, parent = lock_message_in_tree(db, message_id)
     if message.deleted:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     if message.author_id == user.id:
-        raise AppError("own_message", "You cannot flag your own message.", 409)
+        raise AppError("own_message", _("You cannot flag your own message."), 409)
     if not flag_counts(db, user, message, settings):
         reported = insert_flag_report(db, message_id, user.id)
         db.flush()

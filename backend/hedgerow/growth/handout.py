@@ -35,6 +35,7 @@ from hedgerow.growth.schemas import (
     ConversationMessage,
     TaskView,
 )
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Message, Task, TaskKind, TaskState, User
 
 # How often each family of work is chosen when a volunteer asks for "any" task, among
@@ -70,7 +71,11 @@ def _check_language(language: str, settings: Settings) -> None:
     if language not in settings.languages:
         raise AppError(
             "invalid_language",
-            f"Unknown language {language!r}; use one of {', '.join(settings.languages)}.",
+            _(
+                "Unknown language “%(language)s”; use one of %(languages)s.",
+                language=language,
+                languages=", ".join(settings.languages),
+            ),
             422,
         )
 
@@ -132,8 +137,11 @@ def request_task(
     if kind != "any" and kind not in {k.value for k in offered_kinds(settings)}:
         raise AppError(
             "invalid_kind",
-            f"Unknown task kind {kind!r}; use any or one of "
-            f"{', '.join(k.value for k in offered_kinds(settings))}.",
+            _(
+                "Unknown task kind “%(kind)s”; use any or one of %(kinds)s.",
+                kind=kind,
+                kinds=", ".join(k.value for k in offered_kinds(settings)),
+            ),
             422,
         )
     # Two requests of the same user at once must not both lease a task.
@@ -151,7 +159,7 @@ def request_task(
             return task_view(db, task, user, resumed=False, review_mode=review_mode)
     raise AppError(
         "no_task_available",
-        "There is no task of that kind for you right now. Try another kind or come back later.",
+        _("There is no task of that kind for you right now. Try another kind or come back later."),
         404,
     )
 
@@ -183,7 +191,7 @@ def _lease(
     # A reply task goes to a parent whose sibling set has one reply with the probability
     # its tree prefers them (one draw per request), so that more sets become rankable.
     lonely_draw = rng.random() if kind in REPLY_KINDS else None
-    for _ in range(PICK_ATTEMPTS):
+    for _attempt in range(PICK_ATTEMPTS):
         picked = None
         if lonely_draw is not None:
             picked = pick_candidate(db, user.id, language, kind, lonely_draw=lonely_draw)

@@ -55,6 +55,8 @@ from hedgerow.growth.tree_state import (
     halt_tree,
     maybe_start_ranking,
 )
+from hedgerow.i18n import gettext as _
+from hedgerow.i18n import ngettext
 from hedgerow.models import Message, ReviewState, TaskState, Tree, TreeState
 from hedgerow.text import normalize_text
 
@@ -160,13 +162,18 @@ def delete_subtree(
     """
     tree, message, parent = lock_message_in_tree(db, message_id)
     if message.deleted:
-        raise AppError("already_deleted", "This message is already deleted.", 409)
+        raise AppError("already_deleted", _("This message is already deleted."), 409)
     if expected_count is not None:
         count = live_subtree_size(db, [message_id])
         if count != expected_count:
             raise AppError(
                 "subtree_changed",
-                f"This now deletes {count} messages, not {expected_count}: confirm again.",
+                ngettext(
+                    "This now deletes %(num)d message, not %(expected)s: confirm again.",
+                    "This now deletes %(num)d messages, not %(expected)s: confirm again.",
+                    count,
+                    expected=expected_count,
+                ),
                 409,
                 details={"count": count},
             )
@@ -329,11 +336,11 @@ def undelete_subtree(
     now = now or datetime.now(UTC)
     row = deleted_subtree_row(db, deletion_id)
     if row is None:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     if not row.deleted or row.deletion_id != deletion_id:
         raise AppError(
             "not_deleted",
-            "This message is not the top of a deleted subtree; nothing to undelete.",
+            _("This message is not the top of a deleted subtree; nothing to undelete."),
             409,
         )
     tree = lock_tree(db, row.tree_id)
@@ -343,7 +350,7 @@ def undelete_subtree(
     if parent is not None and parent.deleted:
         raise AppError(
             "parent_deleted",
-            "The message this one replies to is deleted; undelete that one first.",
+            _("The message this one replies to is deleted; undelete that one first."),
             409,
         )
     _restore_messages(db, ids, locked, tree, locked[deletion_id], parent)
@@ -378,10 +385,12 @@ def halt(
 ) -> Tree:
     """A moderator halts a tree: all work on it stops until it is resumed."""
     if db.get(Tree, tree_id) is None:
-        raise NotFound("tree")
+        raise NotFound(_("That tree does not exist."))
     tree = lock_tree(db, tree_id)
     if not halt_tree(db, tree, reason=reason, now=now or datetime.now(UTC), actor_id=actor_id):
-        raise AppError("cannot_halt", f"A tree in state {tree.state} cannot be halted.", 409)
+        raise AppError(
+            "cannot_halt", _("A tree in state “%(state)s” cannot be halted.", state=tree.state), 409
+        )
     db.flush()
     return tree
 
@@ -399,18 +408,21 @@ def resume_tree(
     again (see _back_to_growing for a growing tree whose language has no free slot)."""
     now = now or datetime.now(UTC)
     if db.get(Tree, tree_id) is None:
-        raise NotFound("tree")
+        raise NotFound(_("That tree does not exist."))
     tree = lock_tree(db, tree_id)
     if tree.state != TreeState.halted or tree.halted_from_state is None:
-        raise AppError("not_halted", "This conversation is not halted.", 409)
+        raise AppError("not_halted", _("This conversation is not halted."), 409)
     restored = TreeState(tree.halted_from_state)
     if restored == TreeState.growing:
         restored = _back_to_growing(db, tree)
         if restored == TreeState.halted:
             raise AppError(
                 "no_growing_slot",
-                f"Every growing slot for {tree.language} is taken; resume this tree when "
-                "one frees.",
+                _(
+                    "Every growing slot for %(language)s is taken; resume this tree when "
+                    "one frees.",
+                    language=tree.language,
+                ),
                 409,
             )
     tree.state = restored
@@ -450,13 +462,13 @@ def edit_text(db: Session, message_id: int, new_text: str) -> TextEdit:
     text = normalize_text(new_text, get_settings().max_text_length)
     tree_id = tree_id_of_message(db, message_id)
     if tree_id is None:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     lock_tree(db, tree_id)  # the lock order, although the tree's counters do not change
     message = lock_message(db, message_id)
     if message.deleted:
-        raise AppError("message_deleted", "Undelete the message before editing it.", 409)
+        raise AppError("message_deleted", _("Undelete the message before editing it."), 409)
     if text == message.text:
-        raise AppError("text_unchanged", "The new text is the same as the old one.", 422)
+        raise AppError("text_unchanged", _("The new text is the same as the old one."), 422)
     old_text = message.text
     message.text = text
     message.text_sha256 = text_sha256(text)

@@ -6,11 +6,13 @@ scale is 0, 0.25, 0.5, 0.75 or 1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal, cast
 
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
+from hedgerow.i18n.translation import N_
 from hedgerow.models import MessageRole
 
 # Stored with every label so that labels given under older guidelines can be told apart.
@@ -46,6 +48,17 @@ class LabelDefinition:
     low: str | None = None
     high: str | None = None
 
+    def translated(self) -> LabelDefinition:
+        """This label as the current request's language shows it (the name, which is
+        what is stored, stays)."""
+        return replace(
+            self,
+            title=_(self.title),
+            description=_(self.description),
+            low=_(self.low) if self.low else None,
+            high=_(self.high) if self.high else None,
+        )
+
     def applies_to(self, role: str, mode: ReviewMode) -> bool:
         return role in self.roles and (mode == "full" or self.in_quick_mode)
 
@@ -54,107 +67,112 @@ LABELS: tuple[LabelDefinition, ...] = (
     LabelDefinition(
         "spam",
         LabelKind.yes_no,
-        "Spam",
-        "Is the message spam: off-topic, nonsense, an advert, or written to game the site?",
+        N_("Spam"),
+        N_("Is the message spam: off-topic, nonsense, an advert, or written to game the site?"),
         in_quick_mode=True,
         required=True,
     ),
     LabelDefinition(
         "fails_task",
         LabelKind.yes_no,
-        "Fails the task",
-        "Does the reply fail to do what the prompter asked, or answer a different question?",
+        N_("Fails the task"),
+        N_("Does the reply fail to do what the prompter asked, or answer a different question?"),
         roles=ASSISTANT_ONLY,
         required=True,
     ),
     LabelDefinition(
         "lang_mismatch",
         LabelKind.flag,
-        "Wrong language",
-        "The message is not written (mostly) in the language of the conversation.",
+        N_("Wrong language"),
+        N_("The message is not written (mostly) in the language of the conversation."),
         in_quick_mode=True,
     ),
     LabelDefinition(
         "pii",
         LabelKind.flag,
-        "Personal information",
-        "Contains personal data about a real private person (address, phone, full name).",
+        N_("Personal information"),
+        N_("Contains personal data about a real private person (address, phone, full name)."),
     ),
     LabelDefinition(
         "not_appropriate",
         LabelKind.flag,
-        "Not appropriate",
-        "Inappropriate for a customer-facing assistant, even if not hateful or sexual.",
+        N_("Not appropriate"),
+        N_("Inappropriate for a customer-facing assistant, even if not hateful or sexual."),
     ),
     LabelDefinition(
         "hate_speech",
         LabelKind.flag,
-        "Hate speech",
-        "Attacks or demeans people for who they are.",
+        N_("Hate speech"),
+        N_("Attacks or demeans people for who they are."),
     ),
     LabelDefinition(
         "sexual_content",
         LabelKind.flag,
-        "Sexual content",
-        "Contains sexual content.",
+        N_("Sexual content"),
+        N_("Contains sexual content."),
     ),
     LabelDefinition(
         "moral_judgement",
         LabelKind.flag,
-        "Moral judgement",
-        "Expresses a moral judgement on the prompter or on others.",
+        N_("Moral judgement"),
+        N_("Expresses a moral judgement on the prompter or on others."),
     ),
     LabelDefinition(
         "political_content",
         LabelKind.flag,
-        "Political content",
-        "Expresses political views.",
+        N_("Political content"),
+        N_("Expresses political views."),
     ),
     LabelDefinition(
         "quality",
         LabelKind.scale,
-        "Quality",
-        "Overall quality of the message for its purpose.",
+        N_("Quality"),
+        N_("Overall quality of the message for its purpose."),
         in_quick_mode=True,
         required=True,
-        low="Low quality",
-        high="High quality",
+        low=N_("Low quality"),
+        high=N_("High quality"),
     ),
     LabelDefinition(
         "helpfulness",
         LabelKind.scale,
-        "Helpfulness",
-        "How useful the reply is to the prompter.",
+        N_("Helpfulness"),
+        N_("How useful the reply is to the prompter."),
         roles=ASSISTANT_ONLY,
-        low="Unhelpful",
-        high="Very helpful",
+        low=N_("Unhelpful"),
+        high=N_("Very helpful"),
     ),
     LabelDefinition(
         "creativity",
         LabelKind.scale,
-        "Creativity",
-        "How original it is.",
-        low="Ordinary",
-        high="Creative",
+        N_("Creativity"),
+        N_("How original it is."),
+        low=N_("Ordinary"),
+        high=N_("Creative"),
     ),
     LabelDefinition(
-        "humor", LabelKind.scale, "Humour", "How funny it is.", low="Serious", high="Funny"
+        "humor",
+        LabelKind.scale,
+        N_("Humour"),
+        N_("How funny it is."),
+        low=N_("Serious"),
+        high=N_("Funny"),
     ),
     LabelDefinition(
         "toxicity",
         LabelKind.scale,
-        "Toxicity",
-        "How rude or hostile it is.",
-        low="Polite",
-        high="Rude",
+        N_("Toxicity"),
+        N_("How rude or hostile it is."),
+        low=N_("Polite"),
+        high=N_("Rude"),
     ),
     LabelDefinition(
         "violence",
         LabelKind.scale,
-        "Violence",
-        "How much it encourages or describes violence.",
-        low="Harmless",
-        high="Violent",
+        N_("Violence"),
+        N_("How much it encourages or describes violence."),
+        low=N_("Harmless"),
+        high=N_("Violent"),
     ),
 )
 
@@ -162,7 +180,12 @@ LABELS_BY_NAME = {label.name: label for label in LABELS}
 
 
 def labels_for(role: str, mode: ReviewMode) -> list[LabelDefinition]:
-    return [label for label in LABELS if label.applies_to(role, mode)]
+    """The labels a review of a `role` message asks, in the current language."""
+    return [label.translated() for label in LABELS if label.applies_to(role, mode)]
+
+
+def translated_labels() -> list[LabelDefinition]:
+    return [label.translated() for label in LABELS]
 
 
 def _is_allowed_value(label: LabelDefinition, value: float) -> bool:
@@ -181,25 +204,31 @@ def validate_label_values(values: dict[str, float], role: str, mode: str) -> dic
     out are not stored at all.
     """
     if mode not in REVIEW_MODES:
-        raise AppError("invalid_labels", f"Unknown review mode {mode!r}; use full or quick.", 422)
+        raise AppError(
+            "invalid_labels",
+            _("Unknown review mode “%(mode)s”; use full or quick.", mode=mode),
+            422,
+        )
     applicable = {label.name: label for label in labels_for(role, cast(ReviewMode, mode))}
     problems: list[str] = []
     for name, value in values.items():
         label = applicable.get(name)
         if label is None:
-            problems.append(f"{name!r} is not a label for this review")
+            problems.append(_("“%(name)s” is not a label for this review", name=name))
         elif isinstance(value, bool) or not isinstance(value, int | float):
-            problems.append(f"{name!r} must be a number")
+            problems.append(_("“%(name)s” must be a number", name=name))
         elif not _is_allowed_value(label, float(value)):
-            allowed = "0, 0.25, 0.5, 0.75 or 1" if label.kind is LabelKind.scale else "0 or 1"
-            problems.append(f"{name!r} must be {allowed}")
+            if label.kind is LabelKind.scale:
+                problems.append(_("“%(name)s” must be 0, 0.25, 0.5, 0.75 or 1", name=name))
+            else:
+                problems.append(_("“%(name)s” must be 0 or 1", name=name))
     for label in applicable.values():
         if label.required and label.name not in values:
-            problems.append(f"{label.name!r} is required")
+            problems.append(_("“%(name)s” is required", name=label.name))
     if problems:
         raise AppError(
             "invalid_labels",
-            "The labels are not valid: " + "; ".join(problems) + ".",
+            _("The labels are not valid: %(problems)s.", problems="; ".join(problems)),
             422,
             details={"problems": problems},
         )

@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
 from hedgerow.errors import NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.models import (
     AuditEvent,
     Label,
@@ -111,7 +112,7 @@ def lock_message_in_tree(db: Session, message_id: int) -> tuple[Tree, Message, M
         select(Message.tree_id, Message.parent_id).where(Message.id == message_id)
     ).first()
     if row is None:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     tree = lock_tree(db, row.tree_id)
     # Parent before child: messages are always locked in ascending id order.
     locked = lock_messages(db, [m for m in (row.parent_id, message_id) if m is not None])

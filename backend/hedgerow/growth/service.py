@@ -50,6 +50,7 @@ from hedgerow.growth.schemas import Submission, SubmitOutcome, TaskView, Volunte
 from hedgerow.growth.shown import record_tree_visit
 from hedgerow.growth.submission import own_task, plant_prompt, submit_task, validated_text
 from hedgerow.growth.tree_state import maybe_start_ranking
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Task, TaskState, Tree, User
 
 SKIP_REASON_MAX_LENGTH = 500
@@ -93,9 +94,9 @@ __all__ = [
 
 def _refuse_finished(task: Task) -> None:
     if task.state == TaskState.done:
-        raise AppError("task_done", "This task is already submitted.", 409)
+        raise AppError("task_done", _("This task is already submitted."), 409)
     if task.state == TaskState.skipped:
-        raise AppError("task_skipped", "You skipped this task.", 409)
+        raise AppError("task_skipped", _("You skipped this task."), 409)
 
 
 def skip_task(
@@ -163,7 +164,11 @@ def save_draft(
     if size > draft_limit_bytes():
         raise AppError(
             "draft_too_large",
-            f"The draft is {size} bytes; the limit is {draft_limit_bytes()}.",
+            _(
+                "The draft is %(size)s bytes; the limit is %(limit)s.",
+                size=size,
+                limit=draft_limit_bytes(),
+            ),
             413,
         )
     task = own_task(db, user, task_id)
@@ -171,7 +176,7 @@ def save_draft(
     if task.state == TaskState.expired:
         if other_leased_task_id(db, user.id, task.id) is not None:
             raise AppError(
-                "task_expired", "This task expired and you have started another one.", 409
+                "task_expired", _("This task expired and you have started another one."), 409
             )
         if task.target_message_id is not None:
             tree_id = tree_id_of_message(db, task.target_message_id)
@@ -182,8 +187,10 @@ def save_draft(
             if not slot_is_free(task.kind, target, tree, settings):
                 raise AppError(
                     "lease_expired_slot_taken",
-                    "Your task expired and its place was taken by someone else; copy your "
-                    "text before leaving the page.",
+                    _(
+                        "Your task expired and its place was taken by someone else; copy your "
+                        "text before leaving the page."
+                    ),
                     409,
                     details={"draft": draft},
                 )

@@ -44,6 +44,7 @@ from hedgerow.growth.schemas import (
 )
 from hedgerow.growth.text import refuse_duplicate, text_sha256
 from hedgerow.growth.tree_state import maybe_decide_review, maybe_settle_sibling_set
+from hedgerow.i18n import gettext as _
 from hedgerow.models import (
     Label,
     Message,
@@ -62,7 +63,7 @@ from hedgerow.text import normalize_text
 
 def not_your_task() -> AppError:
     # The same answer for "no such task" and "someone else's task": ids do not leak.
-    return AppError("not_your_task", "You have no task with that id.", 404)
+    return AppError("not_your_task", _("You have no task with that id."), 404)
 
 
 def own_task(db: Session, user: User, task_id: int) -> Task:
@@ -128,14 +129,14 @@ def _validated_ranking(submission: Submission, children: list[Message]) -> list[
     if submission.not_rankable:
         if submission.ranking or submission.grades:
             raise AppError(
-                "invalid_ranking", "A set marked not rankable has no order or grades.", 422
+                "invalid_ranking", _("A set marked not rankable has no order or grades."), 422
             )
         return []
     order = submission.ranking or []
     if sorted(order) != expected:
         raise AppError(
             "invalid_ranking",
-            "Rank every reply exactly once, best first (or mark the set not rankable).",
+            _("Rank every reply exactly once, best first (or mark the set not rankable)."),
             422,
             details={"expected_message_ids": expected},
         )
@@ -145,7 +146,10 @@ def _validated_ranking(submission: Submission, children: list[Message]) -> list[
     ):
         raise AppError(
             "invalid_ranking",
-            f"Give one grade between each pair of neighbours, one of {', '.join(RANKING_GRADES)}.",
+            _(
+                "Give one grade between each pair of neighbours, one of %(grades)s.",
+                grades=", ".join(RANKING_GRADES),
+            ),
             422,
         )
     return order
@@ -171,14 +175,16 @@ def submit_task(
         if fingerprint is not None and fingerprint != submission.fingerprint():
             raise AppError(
                 "replay_differs",
-                "This task was already submitted with different content; the first "
-                "submission stands. Your text is returned so you can keep it.",
+                _(
+                    "This task was already submitted with different content; the first "
+                    "submission stands. Your text is returned so you can keep it."
+                ),
                 409,
                 details={"submission": submission.echo()},
             )
         return SubmitOutcome.replay_of(stored)
     if task.state == TaskState.skipped:
-        raise AppError("task_skipped", "You skipped this task; it cannot be submitted.", 409)
+        raise AppError("task_skipped", _("You skipped this task; it cannot be submitted."), 409)
 
     if task.kind == TaskKind.write_prompt:
         result = _submit_prompt(db, user, task, submission, settings, now)
@@ -248,7 +254,11 @@ def _submit_prompt(
     if category is not None and category not in PROMPT_CATEGORIES:
         raise AppError(
             "invalid_category",
-            f"Unknown category {category!r}; use one of {', '.join(PROMPT_CATEGORIES)}.",
+            _(
+                "Unknown category “%(category)s”; use one of %(categories)s.",
+                category=category,
+                categories=", ".join(PROMPT_CATEGORIES),
+            ),
             422,
         )
     context = None
@@ -256,8 +266,10 @@ def _submit_prompt(
         if category not in CATEGORIES_WITH_CONTEXT:
             raise AppError(
                 "context_not_allowed",
-                "A context passage belongs only to closed QA, information extraction and "
-                "summarization prompts.",
+                _(
+                    "A context passage belongs only to closed QA, information extraction and "
+                    "summarization prompts."
+                ),
                 422,
             )
         context = normalize_text(submission.context, settings.max_text_length, field="context")
@@ -288,8 +300,10 @@ def _submit_on_target(
     if not _tree_accepts(task.kind, target, tree, settings):
         raise AppError(
             "tree_not_accepting",
-            "This conversation no longer takes this kind of work (it was halted, deleted or "
-            "finished meanwhile). Skip the task to get another one.",
+            _(
+                "This conversation no longer takes this kind of work (it was halted, deleted or "
+                "finished meanwhile). Skip the task to get another one."
+            ),
             409,
             details={"submission": submission.echo()},
         )
@@ -302,7 +316,7 @@ def _submit_on_target(
         text = validated_text(db, submission.text, settings)
     elif task.kind in REVIEW_KINDS:
         if submission.labels is None:
-            raise AppError("invalid_labels", "A review needs its labels.", 422)
+            raise AppError("invalid_labels", _("A review needs its labels."), 422)
         values = validate_label_values(submission.labels, target.role, submission.mode)
     else:
         order = _validated_ranking(submission, accepted_children(db, target.id))
@@ -313,8 +327,10 @@ def _submit_on_target(
         if not slot_is_free(task.kind, target, tree, settings):
             raise AppError(
                 "lease_expired_slot_taken",
-                "Your task expired and its place was taken by someone else. Your text is "
-                "returned so you can keep it.",
+                _(
+                    "Your task expired and its place was taken by someone else. Your text is "
+                    "returned so you can keep it."
+                ),
                 409,
                 details={"text": submission.text, "submission": submission.echo()},
             )

@@ -8,6 +8,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Message
 
 
@@ -20,6 +21,6 @@ def refuse_duplicate(db: Session, sha256: str) -> None:
     if db.scalar(select(exists().where(Message.text_sha256 == sha256))):
         raise AppError(
             "duplicate_text",
-            "This exact text has already been submitted; please write your own.",
+            _("This exact text has already been submitted; please write your own."),
             409,
         )

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 from hedgerow.redis_client import get_redis
 
 RATE_KEY_PREFIX = "hedgerow:inference:requests"
@@ -34,7 +35,7 @@ class GenerationQueue:
         if self._admitted >= self._capacity:
             raise AppError(
                 "server_busy",
-                "The model server is busy; try again in a few seconds.",
+                _("The model server is busy; try again in a few seconds."),
                 503,
                 headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER)},
             )
@@ -61,7 +62,7 @@ def check_rate_limit(user_key: str, per_minute: int) -> None:
         retry_after = RATE_WINDOW_SECONDS - int(time.time()) % RATE_WINDOW_SECONDS
         raise AppError(
             "rate_limited",
-            f"At most {per_minute} requests a minute; wait and try again.",
+            _("At most %(limit)s requests a minute; wait and try again.", limit=per_minute),
             429,
             headers={"Retry-After": str(max(retry_after, 1))},
         )

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 from hedgerow.models import ModelVersion, ModelVersionStatus
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,9 @@ class ServingRegistry:
         model = self.serving().get(name)
         if model is None:
             raise AppError(
-                "model_not_found", f"No version of {name!r} is serving on this server.", 404
+                "model_not_found",
+                _("No version of %(name)s is serving on this server.", name=repr(name)),
+                404,
             )
         return model
 

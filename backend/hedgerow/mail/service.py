@@ -20,6 +20,9 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from hedgerow.config import Settings, get_settings
+from hedgerow.i18n import translation
+from hedgerow.i18n.locales import SOURCE_LANGUAGE
+from hedgerow.i18n.negotiation import match, user_setting
 from hedgerow.mail.smtp import send_email
 from hedgerow.models import MailMessage, MailStatus, User
 from hedgerow.templating import TEMPLATE_DIR
@@ -38,15 +41,23 @@ mail_templates = Environment(
     autoescape=select_autoescape(["html"]),
     undefined=StrictUndefined,
     keep_trailing_newline=True,
+    extensions=["jinja2.ext.i18n"],
 )
+# One template per mail, its sentences from the catalog of the language being spoken.
+mail_templates.install_gettext_callables(  # type: ignore[attr-defined]
+    translation.translate, translation.translate_plural, newstyle=True
+)
+mail_templates.globals["current_locale"] = translation.current_locale
+mail_templates.globals["text_direction"] = translation.text_direction
 
 
-def _template_name(name: str, extension: str, language: str) -> str:
-    """The translation of the mail for `language` when there is one, else the English."""
-    translated = f"mail/{language}/{name}.{extension}"
-    if (TEMPLATE_DIR / translated).is_file():
-        return translated
-    return f"mail/{name}.{extension}"
+def mail_language(user: User) -> str:
+    """The language a person reads their mail in: their interface language, else the
+    language they contribute in when the interface ships it, else the server default.
+    (Not the language of whoever's request sends it: a reset link may be asked for from
+    any browser.)"""
+    setting = user_setting(user.interface_language, user.language)
+    return setting or match(get_settings().default_language) or SOURCE_LANGUAGE
 
 
 @dataclass(frozen=True)
@@ -56,22 +67,23 @@ class RenderedMail:
     html: str
 
 
-def render_mail(name: str, context: dict[str, Any], language: str = "en") -> RenderedMail:
+def render_mail(
+    name: str, context: dict[str, Any], language: str = SOURCE_LANGUAGE
+) -> RenderedMail:
     context = {"site_url": get_settings().base_url.rstrip("/"), **context}
-    text_template = _template_name(name, "txt", language)
-    subject = render_block(mail_templates, text_template, "subject", **context)
-    return RenderedMail(
-        subject=" ".join(subject.split()),
-        text=render_block(mail_templates, text_template, "body", **context).strip() + "\n",
-        html=mail_templates.get_template(_template_name(name, "html", language)).render(context),
-    )
+    text_template = f"mail/{name}.txt"
+    with translation.in_language(language):
+        subject = render_block(mail_templates, text_template, "subject", **context)
+        text = render_block(mail_templates, text_template, "body", **context)
+        html = mail_templates.get_template(f"mail/{name}.html").render(context)
+    return RenderedMail(subject=" ".join(subject.split()), text=text.strip() + "\n", html=html)
 
 
 def queue_mail(
     db: Session, user: User, *, to: str, template: str, context: dict[str, Any]
 ) -> MailMessage:
     """Log a message for `user` and have it sent once the transaction commits."""
-    rendered = render_mail(template, {"user": user, **context}, user.language)
+    rendered = render_mail(template, {"user": user, **context}, mail_language(user))
     message = MailMessage(
         user_id=user.id,
         template=template,

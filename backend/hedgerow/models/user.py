@@ -58,6 +58,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), server_default=Role.volunteer.value)
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     language: Mapped[str] = mapped_column(String(16), server_default="en")
+    # The interface's language (hedgerow/i18n); None follows `language` when the interface
+    # ships it, else the browser's.
+    interface_language: Mapped[str | None] = mapped_column(String(16))
     tos_accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     show_on_leaderboard: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = created_at_column()

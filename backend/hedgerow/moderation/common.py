@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.audit import record_audit
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.models import User
 
 REASON_MAX_LENGTH = 500
@@ -45,7 +46,9 @@ def clean_reason(reason: str | None, *, required: bool = False) -> str | None:
     value = (reason or "").strip()
     if len(value) > REASON_MAX_LENGTH:
         raise AppError(
-            "reason_too_long", f"Give the reason in at most {REASON_MAX_LENGTH} characters.", 422
+            "reason_too_long",
+            _("Give the reason in at most %(limit)s characters.", limit=REASON_MAX_LENGTH),
+            422,
         )
     if required and not value:
         raise AppError("reason_required", "Say why: the reason goes into the audit log.", 422)
@@ -55,5 +58,5 @@ def clean_reason(reason: str | None, *, required: bool = False) -> str | None:
 def get_user(db: Session, user_id: int) -> User:
     user = db.get(User, user_id)
     if user is None:
-        raise NotFound("user")
+        raise NotFound(_("That user does not exist."))
     return user

@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 from hedgerow.accounts.security import ContributorUser, ModeratorUser, safe_next
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 from hedgerow.inputs import MAX_ID, Id, PageNumber, Text, check_form_texts
 from hedgerow.models import Message, ReportReason, Role
 from hedgerow.moderation import service
@@ -57,7 +58,7 @@ def report_form(
 ) -> Response:
     message = db.get(Message, message_id)
     if message is None or message.deleted:
-        raise AppError("not_found", "That message does not exist.", 404)
+        raise AppError("not_found", _("That message does not exist."), 404)
     refusal = None if done else service.report_refusal(db, user, message)
     return render(
         request,
@@ -302,7 +303,7 @@ async def bulk(request: Request, db: SessionDep, moderator: ModeratorUser) -> Re
     ids: list[int] = []
     for value in form.getlist("message_ids"):
         if not isinstance(value, str) or not value.isdigit() or int(value) > MAX_ID:
-            raise AppError("invalid_selection", "The selection names an unknown message.", 422)
+            raise AppError("invalid_selection", _("The selection names an unknown message."), 422)
         ids.append(int(value))
     action, reason = _form_text(form, "action"), _form_text(form, "reason")
     expected_count = _form_text(form, "expected_count")

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from hedgerow.errors import AppError, NotFound
 from hedgerow.growth import service as growth
 from hedgerow.growth.service import conversation_path
+from hedgerow.i18n import gettext as _
 from hedgerow.models import (
     AuditEvent,
     Message,
@@ -83,7 +84,7 @@ BULK_ACTIONS = ("dismiss", "delete")
 def _message(db: Session, message_id: int) -> Message:
     message = db.get(Message, message_id)
     if message is None:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     return message
 
 
@@ -96,7 +97,10 @@ def parse_reason(value: str) -> ReportReason:
     except ValueError:
         raise AppError(
             "invalid_reason",
-            f"Choose a reason: {', '.join(reason.value for reason in ReportReason)}.",
+            _(
+                "Choose a reason: %(choices)s.",
+                choices=", ".join(reason.value for reason in ReportReason),
+            ),
             422,
             details={"field": "reason"},
         ) from None
@@ -106,9 +110,9 @@ def report_refusal(db: Session, reporter: User, message: Message) -> AppError | 
     """Why `reporter` cannot report `message` (their own, or reported already), so the
     report page says so instead of offering a form that would be refused."""
     if message.author_id == reporter.id:
-        return AppError("own_message", "You cannot report your own message.", 409)
+        return AppError("own_message", _("You cannot report your own message."), 409)
     if queries.has_reported(db, message.id, reporter.id):
-        return AppError("already_reported", "You have already reported this message.", 409)
+        return AppError("already_reported", _("You have already reported this message."), 409)
     return None
 
 
@@ -120,7 +124,10 @@ def report_message(
     if len(body) > REPORT_TEXT_MAX_LENGTH:
         raise AppError(
             "report_text_too_long",
-            f"Describe the problem in at most {REPORT_TEXT_MAX_LENGTH} characters.",
+            _(
+                "Describe the problem in at most %(limit)s characters.",
+                limit=REPORT_TEXT_MAX_LENGTH,
+            ),
             422,
             details={"field": "text"},
         )
@@ -128,12 +135,12 @@ def report_message(
         body = normalize_text(body, REPORT_TEXT_MAX_LENGTH, field="description")
     message = db.get(Message, message_id)
     if message is None or message.deleted:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     if message.author_id == reporter.id:
-        raise AppError("own_message", "You cannot report your own message.", 409)
+        raise AppError("own_message", _("You cannot report your own message."), 409)
     report_id = queries.insert_report(db, message_id, reporter.id, reason, body or None)
     if report_id is None:
-        raise AppError("already_reported", "You have already reported this message.", 409)
+        raise AppError("already_reported", _("You have already reported this message."), 409)
     if reason in RED_FLAG_REASONS:
         growth.record_red_flag(db, reporter, message_id)
     report = db.get(Report, report_id)
@@ -162,7 +169,7 @@ class QueueItem:
 def queue_page(db: Session, *, page: int) -> tuple[list[QueueItem], bool]:
     """One page of the queue and whether there is a next one."""
     if page < 1:
-        raise AppError("invalid_page", "Pages start at 1.", 422)
+        raise AppError("invalid_page", _("Pages start at 1."), 422)
     groups = queries.open_report_groups(
         db, limit=QUEUE_PAGE_SIZE + 1, offset=(page - 1) * QUEUE_PAGE_SIZE
     )
@@ -269,7 +276,7 @@ class DeletionPreview:
 def deletion_preview(db: Session, message_id: int) -> DeletionPreview:
     message = _message(db, message_id)
     if message.deleted:
-        raise AppError("already_deleted", "This message is already deleted.", 409)
+        raise AppError("already_deleted", _("This message is already deleted."), 409)
     return DeletionPreview(
         message=message,
         tree=db.get_one(Tree, message.tree_id),
@@ -363,10 +370,12 @@ def resume_tree(db: Session, actor: User, tree_id: int, *, reason: str | None) -
 def _selection(message_ids: Sequence[int]) -> list[int]:
     unique_ids = sorted(set(message_ids))
     if not unique_ids:
-        raise AppError("empty_selection", "Select at least one message.", 422)
+        raise AppError("empty_selection", _("Select at least one message."), 422)
     if len(unique_ids) > BULK_MAX_MESSAGES:
         raise AppError(
-            "selection_too_large", f"Select at most {BULK_MAX_MESSAGES} messages at once.", 422
+            "selection_too_large",
+            _("Select at most %(limit)s messages at once.", limit=BULK_MAX_MESSAGES),
+            422,
         )
     return unique_ids
 
@@ -407,7 +416,11 @@ def bulk_action(
     deletion, not under the trees' locks: a reply arriving during the deletions goes too).
     """
     if action not in BULK_ACTIONS:
-        raise AppError("invalid_action", f"Choose an action: {', '.join(BULK_ACTIONS)}.", 422)
+        raise AppError(
+            "invalid_action",
+            _("Choose an action: %(choices)s.", choices=", ".join(BULK_ACTIONS)),
+            422,
+        )
     unique_ids = _selection(message_ids)
     reason = clean_reason(reason)
     if action == "delete" and expected_count is not None:
@@ -415,7 +428,11 @@ def bulk_action(
         if count != expected_count:
             raise AppError(
                 "subtree_changed",
-                f"This now deletes {count} messages, not {expected_count}: confirm again.",
+                _(
+                    "This now deletes %(count)s messages, not %(expected)s: confirm again.",
+                    count=count,
+                    expected=expected_count,
+                ),
                 409,
                 details={"count": count},
             )
@@ -439,7 +456,11 @@ def bulk_action(
 
 def parse_window(window: str) -> timedelta | None:
     if window not in TROLLBOARD_WINDOWS:
-        raise AppError("invalid_window", f"Choose a window: {', '.join(TROLLBOARD_WINDOWS)}.", 422)
+        raise AppError(
+            "invalid_window",
+            _("Choose a window: %(choices)s.", choices=", ".join(TROLLBOARD_WINDOWS)),
+            422,
+        )
     return TROLLBOARD_WINDOWS[window]
 
 
@@ -448,7 +469,9 @@ def parse_trollboard_order(sort: str) -> queries.TrollboardOrder:
         return queries.TrollboardOrder(sort)
     except ValueError:
         choices = ", ".join(order.value for order in queries.TrollboardOrder)
-        raise AppError("invalid_sort", f"Sort the trollboard by one of: {choices}.", 422) from None
+        raise AppError(
+            "invalid_sort", _("Sort the trollboard by one of: %(choices)s.", choices=choices), 422
+        ) from None
 
 
 def trollboard(
@@ -472,7 +495,7 @@ def audit_log(
     page: int,
 ) -> tuple[list[tuple[AuditEvent, str | None]], bool]:
     if page < 1:
-        raise AppError("invalid_page", "Pages start at 1.", 422)
+        raise AppError("invalid_page", _("Pages start at 1."), 422)
     actor_id: int | None = None
     if actor:
         found = queries.user_id_by_username(db, actor.strip())

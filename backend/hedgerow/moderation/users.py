@@ -16,6 +16,7 @@ from hedgerow.config import get_settings
 from hedgerow.errors import AppError
 from hedgerow.growth import service as growth
 from hedgerow.growth.schemas import VolunteerRecord
+from hedgerow.i18n import gettext as _
 from hedgerow.models import (
     AuditEvent,
     Message,
@@ -34,9 +35,11 @@ AUDIT_ROWS_SHOWN = 50
 
 def _refuse_higher_role(actor: User, user: User) -> None:
     if actor.id == user.id:
-        raise AppError("cannot_moderate_self", "You cannot do this to your own account.", 409)
+        raise AppError("cannot_moderate_self", _("You cannot do this to your own account."), 409)
     if user.has_role(Role.moderator) and not actor.has_role(Role.admin):
-        raise AppError("forbidden", "Only an admin can disable a moderator or another admin.", 403)
+        raise AppError(
+            "forbidden", _("Only an admin can disable a moderator or another admin."), 403
+        )
 
 
 def disable_user(db: Session, actor: User, user_id: int, *, reason: str | None) -> User:
@@ -45,7 +48,7 @@ def disable_user(db: Session, actor: User, user_id: int, *, reason: str | None) 
     user = get_user(db, user_id)
     _refuse_higher_role(actor, user)
     if not user.enabled:
-        raise AppError("already_disabled", "This account is already disabled.", 409)
+        raise AppError("already_disabled", _("This account is already disabled."), 409)
     now = utcnow()
     user.enabled = False
     withdrawn = growth.withdraw_waiting_prompts(db, user.id, actor_id=actor.id)
@@ -69,9 +72,9 @@ def enable_user(db: Session, actor: User, user_id: int, *, reason: str | None) -
     user = get_user(db, user_id)
     _refuse_higher_role(actor, user)
     if user.enabled:
-        raise AppError("already_enabled", "This account is already enabled.", 409)
+        raise AppError("already_enabled", _("This account is already enabled."), 409)
     if user.deleted_at is not None:
-        raise AppError("user_deleted", "This account was deleted and cannot come back.", 409)
+        raise AppError("user_deleted", _("This account was deleted and cannot come back."), 409)
     user.enabled = True
     record_action(
         db,
@@ -161,5 +164,5 @@ def anonymise_user(db: Session, actor: User, user_id: int, *, reason: str | None
     reason = clean_reason(reason, required=True)
     user = get_user(db, user_id)
     if user.id == actor.id:
-        raise AppError("cannot_moderate_self", "You cannot delete your own account here.", 409)
+        raise AppError("cannot_moderate_self", _("You cannot delete your own account here."), 409)
     return anonymise_account(db, user, actor=actor, action="user.anonymise", reason=reason)

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hedgerow.i18n import gettext as _
+
 
 class _BodyTooLarge(Exception):
     pass
@@ -130,7 +132,7 @@ class RequestBodyMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(str(scope.get("path", "")))
-        too_large = f"The request body is over {limit} bytes."
+        too_large = _("The request body is over %(limit)s bytes.", limit=limit)
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             await _refuse(send, 413, "payload_too_large", too_large)
@@ -139,7 +141,10 @@ class RequestBodyMiddleware:
             with anyio.fail_after(self.timeout_seconds):
                 body = await _read_body(receive, limit)
         except TimeoutError:
-            message = f"The request body did not arrive within {self.timeout_seconds:g} seconds."
+            message = _(
+                "The request body did not arrive within %(seconds)s seconds.",
+                seconds=f"{self.timeout_seconds:g}",
+            )
             await _refuse(send, 408, "request_timeout", message)
             return
         except _BodyTooLarge:

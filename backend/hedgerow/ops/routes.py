@@ -11,6 +11,7 @@ from hedgerow.accounts.security import bearer_token, get_optional_user
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep, get_sessionmaker
 from hedgerow.errors import AppError, Forbidden, NotAuthenticated
+from hedgerow.i18n import gettext as _
 from hedgerow.metrics import exposition
 from hedgerow.models import Role
 from hedgerow.ops import queries
@@ -58,9 +59,9 @@ def metrics_reader(request: Request, db: SessionDep) -> None:
     if user is None:
         raise NotAuthenticated()
     if not user.enabled:
-        raise AppError("account_disabled", "This account has been disabled by a moderator.", 403)
+        raise AppError("account_disabled", _("This account has been disabled by a moderator."), 403)
     if not user.has_role(Role.admin):
-        raise Forbidden("The metrics are for admins and the metrics scraper.")
+        raise Forbidden(_("The metrics are for admins and the metrics scraper."))
 
 
 @router.get(

@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from babel.support import LazyProxy
 from sqlalchemy.orm import Session
 
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
+from hedgerow.i18n import lazy_gettext
 from hedgerow.models import ReactionKind, TreeState, User
 from hedgerow.reactions import queries
 
@@ -27,18 +30,26 @@ class Emoji:
     # where no emoji font is installed.
     name: str
     character: str
-    description: str
+    description: LazyProxy  # in the current request's language
 
 
 # The bar, in order.
 EMOJIS = (
-    Emoji(ReactionKind.thumbs_up, "+1", "\N{THUMBS UP SIGN}", "thumbs up"),
-    Emoji(ReactionKind.thumbs_down, "-1", "\N{THUMBS DOWN SIGN}", "thumbs down"),
-    Emoji(ReactionKind.heart, "heart", "\N{HEAVY BLACK HEART}\N{VARIATION SELECTOR-16}", "love it"),
+    Emoji(ReactionKind.thumbs_up, "+1", "\N{THUMBS UP SIGN}", lazy_gettext("thumbs up")),
+    Emoji(ReactionKind.thumbs_down, "-1", "\N{THUMBS DOWN SIGN}", lazy_gettext("thumbs down")),
     Emoji(
-        ReactionKind.laugh, "laugh", "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}", "funny"
+        ReactionKind.heart,
+        "heart",
+        "\N{HEAVY BLACK HEART}\N{VARIATION SELECTOR-16}",
+        lazy_gettext("love it"),
     ),
-    Emoji(ReactionKind.confused, "confused", "\N{CONFUSED FACE}", "confusing"),
+    Emoji(
+        ReactionKind.laugh,
+        "laugh",
+        "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}",
+        lazy_gettext("funny"),
+    ),
+    Emoji(ReactionKind.confused, "confused", "\N{CONFUSED FACE}", lazy_gettext("confusing")),
 )
 BAR_KINDS = tuple(emoji.kind.value for emoji in EMOJIS)
 # Giving one of these takes back the other.
@@ -65,7 +76,9 @@ class ReactionBar:
 
 def parse_kind(value: str) -> ReactionKind:
     if value not in BAR_KINDS:
-        raise AppError("invalid_reaction", f"Choose a reaction: {', '.join(BAR_KINDS)}.", 422)
+        raise AppError(
+            "invalid_reaction", _("Choose a reaction: %(kinds)s.", kinds=", ".join(BAR_KINDS)), 422
+        )
     return ReactionKind(value)
 
 
@@ -102,9 +115,9 @@ def _check_reactable(db: Session, user: User, message_id: int) -> None:
     # A halted tree is hidden from volunteers (the tree viewer's rule): the same answer
     # as a missing message.
     if row is None or row.deleted or row.tree_state == TreeState.halted:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     if row.author_id == user.id:
-        raise AppError("own_message", "You cannot react to your own message.", 409)
+        raise AppError("own_message", _("You cannot react to your own message."), 409)
 
 
 def toggle_reaction(db: Session, user: User, message_id: int, kind: ReactionKind) -> bool:
@@ -125,6 +138,6 @@ def bar_of(db: Session, viewer: User, message_id: int) -> ReactionBar:
     """One message's bar (after a toggle, or for the API)."""
     row = queries.message_for_reaction(db, message_id)
     if row is None or row.deleted or row.tree_state == TreeState.halted:
-        raise NotFound("message")
+        raise NotFound(_("That message does not exist."))
     reactable = [message_id] if row.author_id != viewer.id else []
     return bars_for(db, viewer, [message_id], reactable=reactable)[message_id]

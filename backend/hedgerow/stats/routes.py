@@ -9,8 +9,11 @@ from fastapi.responses import RedirectResponse, Response
 
 from hedgerow.accounts.security import CurrentUser
 from hedgerow.db import SessionDep
+from hedgerow.growth.labels import translated_labels
+from hedgerow.languages import LANGUAGE_NAMES
 from hedgerow.stats import service
 from hedgerow.templating import is_htmx, render
+from hedgerow.trees.states import TREE_STATE_TITLES
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,5 +56,8 @@ def stats_page(request: Request, db: SessionDep, user: CurrentUser) -> Response:
         "user": user,
         "stats": service.site_stats(db),
         "agreement": service.live_agreement(),
+        "label_titles": {label.name: label.title for label in translated_labels()},
+        "tree_state_titles": TREE_STATE_TITLES,
+        "language_names": LANGUAGE_NAMES,
     }
     return render(request, "stats/stats.html", context)

@@ -19,26 +19,28 @@ from sqlalchemy.orm import Session
 from hedgerow.errors import AppError
 from hedgerow.export.agreement import AgreementTally, agreement_report
 from hedgerow.export.card import label_levels
+from hedgerow.i18n import gettext as _
+from hedgerow.i18n import lazy_gettext
 from hedgerow.models import User
 from hedgerow.redis_client import get_redis
 from hedgerow.stats import queries
 
 Period = Literal["day", "week", "month", "all"]
-PERIODS: dict[str, str] = {
-    "day": "Today",
-    "week": "This week",
-    "month": "This month",
-    "all": "All time",
+PERIODS = {
+    "day": lazy_gettext("Today"),
+    "week": lazy_gettext("This week"),
+    "month": lazy_gettext("This month"),
+    "all": lazy_gettext("All time"),
 }
 
 SCORE_FORMULA = (
-    ("A message (prompt or reply) accepted by review", queries.ACCEPTED_POINTS),
-    ("… and ranked first among its siblings", queries.FIRST_RANK_BONUS),
-    ("… or ranked second", queries.SECOND_RANK_BONUS),
-    ("A message still under review", queries.PENDING_POINTS),
-    ("A message rejected by review or deleted", 0),
-    ("A review", queries.REVIEW_POINTS),
-    ("A ranking", queries.RANKING_POINTS),
+    (lazy_gettext("A message (prompt or reply) accepted by review"), queries.ACCEPTED_POINTS),
+    (lazy_gettext("… and ranked first among its siblings"), queries.FIRST_RANK_BONUS),
+    (lazy_gettext("… or ranked second"), queries.SECOND_RANK_BONUS),
+    (lazy_gettext("A message still under review"), queries.PENDING_POINTS),
+    (lazy_gettext("A message rejected by review or deleted"), 0),
+    (lazy_gettext("A review"), queries.REVIEW_POINTS),
+    (lazy_gettext("A ranking"), queries.RANKING_POINTS),
 )
 # Level n needs 10·n² points: early levels come quickly, later ones need sustained good
 # work rather than a burst of volume.
@@ -90,7 +92,7 @@ def period_start(period: str, now: datetime | None = None) -> datetime | None:
         return today.replace(day=1)
     if period == "all":
         return None
-    raise AppError("invalid_period", "The period must be day, week, month or all.", 422)
+    raise AppError("invalid_period", _("The period must be day, week, month or all."), 422)
 
 
 def level_for(score: int) -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import redis
 
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 
 # The `train` extra of pyproject.toml, by import name.
 TRAINING_MODULES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
@@ -52,9 +53,13 @@ def missing_training_libraries() -> list[str]:
 def libraries_missing_error(missing: list[str]) -> AppError:
     return AppError(
         "training_libraries_missing",
-        f"This machine lacks the training libraries ({', '.join(missing)}), so it cannot "
-        f"train. Install them with `{INSTALL_TRAIN}` (or `{PIP_INSTALL_TRAIN}`) and try "
-        "again.",
+        _(
+            "This machine lacks the training libraries (%(missing)s), so it cannot train. "
+            "Install them with `%(install)s` (or `%(pip)s`) and try again.",
+            missing=", ".join(missing),
+            install=INSTALL_TRAIN,
+            pip=PIP_INSTALL_TRAIN,
+        ),
         409,
     )
 
@@ -65,12 +70,16 @@ def require_training_libraries() -> None:
         raise libraries_missing_error(missing)
 
 
-NO_TRAINER_MESSAGE = (
-    "No trainer is running, so a run would never start. To enable training, install the "
-    f"training libraries with `{INSTALL_TRAIN}` (or `{PIP_INSTALL_TRAIN}`) and start a "
-    f"trainer with `{START_TRAINER}` (Docker Compose: the `trainer` service). "
-    "`hedgerow train-run` trains one version in the foreground instead."
-)
+def no_trainer_message() -> str:
+    return _(
+        "No trainer is running, so a run would never start. To enable training, install the "
+        "training libraries with `%(install)s` (or `%(pip)s`) and start a trainer with "
+        "`%(start)s` (Docker Compose: the `trainer` service). `hedgerow train-run` trains "
+        "one version in the foreground instead.",
+        install=INSTALL_TRAIN,
+        pip=PIP_INSTALL_TRAIN,
+        start=START_TRAINER,
+    )
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,7 @@ def live_trainers(client: redis.Redis) -> list[Trainer]:
 
 def require_trainer(client: redis.Redis) -> None:
     if not live_trainers(client):
-        raise AppError("no_trainer", NO_TRAINER_MESSAGE, 409)
+        raise AppError("no_trainer", no_trainer_message(), 409)
 
 
 def announce_trainer(client: redis.Redis, name: str, hardware: str) -> None:

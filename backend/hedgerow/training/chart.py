@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hedgerow.i18n import lazy_gettext
+
 WIDTH = 600
 HEIGHT = 200
 PADDING = 36
 # A loss history point is [step, loss] for SFT and [step, loss, DPO_POINT_MARK] for DPO.
 DPO_POINT_MARK = 1
-STAGE_TITLES = {"sft": "Training loss by step (SFT)", "dpo": "DPO loss by step"}
+STAGE_TITLES = {
+    "sft": lazy_gettext("Training loss by step (SFT)"),
+    "dpo": lazy_gettext("DPO loss by step"),
+}
 
 
 @dataclass
@@ -20,7 +25,7 @@ class LossChart:
     max_loss: float
     first_step: int
     last_step: int
-    title: str = STAGE_TITLES["sft"]
+    title: str = ""
     width: int = WIDTH
     height: int = HEIGHT
     padding: int = PADDING
@@ -62,6 +67,6 @@ def loss_charts(history: list[list[float]]) -> list[LossChart]:
     for stage, title in STAGE_TITLES.items():
         chart = loss_chart([point for point in history if stage_of(point) == stage])
         if chart is not None:
-            chart.title = title
+            chart.title = str(title)
             charts.append(chart)
     return charts

@@ -11,6 +11,7 @@ from hedgerow.accounts.security import AdminUser
 from hedgerow.config import get_settings
 from hedgerow.db import SessionDep
 from hedgerow.errors import AppError
+from hedgerow.i18n import gettext as _
 from hedgerow.inputs import Id
 from hedgerow.models import Release
 from hedgerow.redis_client import get_redis
@@ -98,7 +99,7 @@ def roll_back(request: Request, name: str, admin: AdminUser, db: SessionDep) -> 
 @router.get("/compare")
 def compare_page(request: Request, admin: AdminUser, db: SessionDep, a: Id, b: Id) -> Response:
     if a == b:
-        raise AppError("same_version", "Pick two different versions to compare.", 422)
+        raise AppError("same_version", _("Pick two different versions to compare."), 422)
     left = service.get_version(db, a)
     right = service.get_version(db, b)
     answers_by_id = {item["id"]: item for item in right.reference_answers or []}

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hedgerow.audit import record_audit
 from hedgerow.config import Settings, get_settings
 from hedgerow.errors import AppError, NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.models import (
     ModelVersion,
     ModelVersionStatus,
@@ -74,17 +75,20 @@ def _trainable_release(db: Session, release_id: int, num_processes: int | None) 
     if num_processes is not None and num_processes < 0:
         raise AppError(
             "invalid_num_processes",
-            "The number of processes is 0 (one per GPU) or more.",
+            _("The number of processes is 0 (one per GPU) or more."),
             422,
         )
     release = db.get(Release, release_id)
     if release is None:
-        raise NotFound("release")
+        raise NotFound(_("That release does not exist."))
     if release.state != ReleaseState.published:
         raise AppError(
             "release_not_published",
-            f"Release {release.name} is {release.state}; only published releases can be "
-            "trained on.",
+            _(
+                "Release %(name)s is %(state)s; only published releases can be trained on.",
+                name=release.name,
+                state=release.state,
+            ),
             409,
         )
     return release
@@ -127,7 +131,7 @@ def enqueue_training(version_id: int) -> None:
 def get_version(db: Session, version_id: int) -> ModelVersion:
     version = db.get(ModelVersion, version_id)
     if version is None:
-        raise NotFound("model version")
+        raise NotFound(_("That model version does not exist."))
     return version
 
 
@@ -143,7 +147,11 @@ def promote(db: Session, version_id: int, *, actor: User | None) -> ModelVersion
     if version.status != ModelVersionStatus.ready:
         raise AppError(
             "version_not_ready",
-            f"Only a ready version can be promoted; v{version.id} is {version.status}.",
+            _(
+                "Only a ready version can be promoted; v%(id)s is %(status)s.",
+                id=version.id,
+                status=version.status,
+            ),
             409,
         )
     previous = queries.serving_version(db, version.name)
@@ -163,13 +171,17 @@ def roll_back(db: Session, name: str, *, actor: User | None) -> ModelVersion:
     queries.lock_model_name(db, name)
     current = queries.serving_version(db, name)
     if current is None:
-        raise AppError("nothing_serving", f"No version of {name} is serving.", 409)
+        raise AppError("nothing_serving", _("No version of %(name)s is serving.", name=name), 409)
     earlier = queries.previously_promoted(db, name, before=current)
     if earlier is None:
         raise AppError(
             "nothing_to_roll_back",
-            f"v{current.id} is the first version of {name} to serve; there is nothing "
-            "to roll back to.",
+            _(
+                "v%(id)s is the first version of %(name)s to serve; there is nothing to roll "
+                "back to.",
+                id=current.id,
+                name=name,
+            ),
             409,
         )
     current.status = ModelVersionStatus.ready.value

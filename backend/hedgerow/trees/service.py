@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.errors import NotFound
 from hedgerow.growth import service as growth
+from hedgerow.i18n import gettext as _
 from hedgerow.models import Role, Tree, TreeState, User
 from hedgerow.reactions import service as reactions
 from hedgerow.reactions.service import ReactionBar
@@ -68,7 +69,7 @@ def view_tree(db: Session, viewer: User, tree_id: int, selected_id: int | None =
     # A halted tree is the moderators' business: to anyone else it does not exist, with
     # the same answer as a missing one.
     if tree is None or (tree.state == TreeState.halted and not is_moderator):
-        raise NotFound("There is no tree with that id.")
+        raise NotFound(_("There is no tree with that id."))
     rows = queries.tree_messages(db, tree_id, include_deleted=is_moderator)
     nodes: dict[int, TreeNode] = {}
     root: TreeNode | None = None

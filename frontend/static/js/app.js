@@ -2,6 +2,22 @@
 (function () {
   "use strict";
 
+  document.documentElement.classList.add("js");
+
+  // This page's translations of the scripts' strings (base.html renders them from the
+  // catalog); a missing one reads in English.
+  var messages = {};
+  try {
+    messages = JSON.parse(document.documentElement.getAttribute("data-messages") || "{}");
+  } catch (error) { /* English, then */ }
+  window.hedgerowText = function (key, english) { return messages[key] || english; };
+  var t = window.hedgerowText;
+
+  // <select data-submit-on-change>: the footer's language switcher submits when changed.
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("[data-submit-on-change]")) event.target.form.requestSubmit();
+  });
+
   // Form-error fragments (409, 422) and error toasts (any status, sent with HX-Retarget)
   // are made to be swapped; htmx leaves every 4xx/5xx unswapped by default.
   document.addEventListener("htmx:beforeSwap", function (event) {
@@ -14,7 +30,7 @@
 
   // A network failure gets a toast too, so nothing fails silently.
   document.addEventListener("htmx:sendError", function () {
-    showToast("The server could not be reached. Your input is still here; try again.");
+    showToast(t("network_error", "The server could not be reached. Your input is still here; try again."));
   });
 
   function showToast(message) {
@@ -28,7 +44,7 @@
     var close = document.createElement("button");
     close.type = "button";
     close.className = "toast-close";
-    close.setAttribute("aria-label", "Dismiss");
+    close.setAttribute("aria-label", t("dismiss", "Dismiss"));
     close.textContent = "×";
     toast.append(text, close);
     region.append(toast);
@@ -61,7 +77,7 @@
     if (!source || !navigator.clipboard) return;
     navigator.clipboard.writeText(source.textContent.trim()).then(function () {
       var label = button.textContent;
-      button.textContent = "Copied";
+      button.textContent = t("copied", "Copied");
       setTimeout(function () { button.textContent = label; }, 2000);
     });
   });

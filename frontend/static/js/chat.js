@@ -5,6 +5,11 @@
 (function () {
   "use strict";
 
+  // The page's translation of a string (app.js reads them from the page), else English.
+  function say(key, english) {
+    return window.hedgerowText ? window.hedgerowText(key, english) : english;
+  }
+
   var root = document.getElementById("chat");
   if (!root) return;
   var form = document.getElementById("composer");
@@ -107,7 +112,7 @@
     var outcome = "failed";
     try {
       var response = await fetch(url, { signal: controller.signal, headers: { Accept: "text/event-stream" } });
-      if (!response.ok) throw new Error("The answer could not be started (" + response.status + ").");
+      if (!response.ok) throw new Error(say("answer_not_started", "The answer could not be started (%(status)s).").replace("%(status)s", response.status));
       await readEvents(response, function (name, data) {
         if (name === "delta") {
           view.delta(data);
@@ -128,7 +133,7 @@
         outcome = "stopped";
       } else {
         outcome = "lost";
-        showError(error.message || "The connection to the server was lost.");
+        showError(error.message || say("connection_lost", "The connection to the server was lost."));
       }
     } finally {
       article.dataset.status = outcome;
@@ -180,12 +185,12 @@
         body: JSON.stringify(body),
       });
     } catch (error) {
-      giveBack(text, "The server could not be reached. Your message is back in the box; try again.");
+      giveBack(text, say("chat_unreachable", "The server could not be reached. Your message is back in the box; try again."));
       return;
     }
     var data = await response.json().catch(function () { return {}; });
     if (!response.ok) {
-      giveBack(text, (data.error && data.error.message) || "The message could not be sent.");
+      giveBack(text, (data.error && data.error.message) || say("message_not_sent", "The message could not be sent."));
       return;
     }
     bubble("user", data.prompt.text);

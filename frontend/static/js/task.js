@@ -3,6 +3,11 @@
 (function () {
   "use strict";
 
+  // The page's translation of a string (app.js reads them from the page), else English.
+  function say(key, english) {
+    return window.hedgerowText ? window.hedgerowText(key, english) : english;
+  }
+
   var AUTOSAVE_EVERY_MS = 3000;
   var NOT_WORK = { csrf_token: true, next_kind: true, language: true };
   var dirty = false;
@@ -52,13 +57,13 @@
       body: JSON.stringify({ draft: draftValues(form) })
     }).then(function (response) {
       if (response.ok) {
-        setDraftStatus("Draft saved " + new Date().toLocaleTimeString());
+        setDraftStatus(say("draft_saved", "Draft saved %(time)s").replace("%(time)s", new Date().toLocaleTimeString(document.documentElement.lang)));
         form.setAttribute("data-draft-saved", "true");
         return;
       }
       return response.json().then(function (body) {
         // The text stays in the form; the error is shown right next to it.
-        setDraftStatus((body.error && body.error.message) || "The draft could not be saved.", true);
+        setDraftStatus((body.error && body.error.message) || say("draft_not_saved", "The draft could not be saved."), true);
       });
     }).catch(function () {
       dirty = true;
@@ -123,7 +128,7 @@
       var position = String(index + 1);
       item.querySelector(".rank-number").textContent = position;
       item.querySelector(".rank-position").value = position;
-      item.setAttribute("aria-label", "Reply at position " + position + "; arrow keys move it");
+      item.setAttribute("aria-label", say("reply_position", "Reply at position %(position)s; arrow keys move it").replace("%(position)s", position));
     });
     dirty = true;
   }
@@ -150,7 +155,7 @@
     else list.insertBefore(item, items[target].nextSibling);
     renumber();
     item.focus();
-    announce("Moved to position " + (target + 1) + " of " + items.length);
+    announce(say("moved_to", "Moved to position %(position)s of %(count)s").replace("%(position)s", target + 1).replace("%(count)s", items.length));
   }
 
   document.addEventListener("click", function (event) {

@@ -1,0 +1,52 @@
+"""The language switcher in every page's footer: a plain form, so it works for visitors who
+are not signed in and without JavaScript."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from hedgerow.accounts.security import OptionalUser, safe_next
+from hedgerow.config import get_settings
+from hedgerow.db import SessionDep
+from hedgerow.i18n.locales import INTERFACE_LANGUAGES
+from hedgerow.i18n.negotiation import LANGUAGE_COOKIE
+from hedgerow.i18n.service import validate_interface_language
+from hedgerow.i18n.translation import use_language
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+LANGUAGE_COOKIE_DAYS = 365
+
+
+@router.post("/language")
+def switch_language(
+    request: Request,
+    db: SessionDep,
+    user: OptionalUser,
+    language: Annotated[str, Form(max_length=16)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    code = validate_interface_language(language)
+    if user is not None:
+        # A signed-in user's setting beats the cookie, so switching changes the setting.
+        user.interface_language = code
+        db.flush()
+    use_language(code)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        code,
+        max_age=LANGUAGE_COOKIE_DAYS * 24 * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=get_settings().cookies_secure,
+        path="/",
+    )
+    return response
+
+
+def switcher_choices() -> list[tuple[str, str]]:
+    return list(INTERFACE_LANGUAGES.items())
