@@ -131,11 +131,15 @@ def new_page(browser: Any, live_server: str) -> Iterator[Callable[..., Any]]:
     """Opens pages in fresh browser contexts (separate cookie jars: separate people)."""
     contexts: list[Any] = []
 
-    def open_page(session_token: str | None = None, *, javascript: bool = True) -> Any:
+    def open_page(
+        session_token: str | None = None, *, javascript: bool = True, locale: str = "en-US"
+    ) -> Any:
+        # `locale`: the browser's language (its Accept-Language and navigator.language).
         context = browser.new_context(
             base_url=live_server,
             viewport={"width": 1280, "height": 900},
             java_script_enabled=javascript,
+            locale=locale,
         )
         context.set_default_timeout(10_000)
         if session_token is not None:
