@@ -22,7 +22,9 @@ from hedgerow.error_handlers import EXCEPTION_HANDLERS
 from hedgerow.logs import RequestContextMiddleware, configure_logging
 from hedgerow.metrics import MetricsMiddleware
 from hedgerow.ops.admission import TaskAdmissionMiddleware
+from hedgerow.ops.api_docs import OPENAPI_URL
 from hedgerow.ops.request_body import RequestBodyMiddleware
+from hedgerow.ops.security_headers import SecurityHeadersMiddleware
 from hedgerow.templating import STATIC_DIR, VENDOR_DIR
 
 
@@ -88,9 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Hedgerow",
         version="0.1.0",
         description="Crowdsourced conversation trees: the volunteer API.",
-        docs_url="/api/docs",
+        docs_url=None,  # hedgerow.ops.api_docs serves it, within the CSP
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=OPENAPI_URL,
         # Every state-changing request made with cookies must carry the CSRF token.
         dependencies=[Depends(verify_csrf)],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -109,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         timeout_seconds=settings.body_timeout_seconds,
     )
     app.add_middleware(RequestContextMiddleware)
+    # Around everything else, so the answers refused early (413, 408, 503) carry them too.
+    app.add_middleware(SecurityHeadersMiddleware)
     # Outermost: the time counted is what the client waited, admission queueing included.
     app.add_middleware(MetricsMiddleware)
 
@@ -129,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.export import routes as export_routes
     from hedgerow.moderation import api as moderation_api
     from hedgerow.moderation import routes as moderation_routes
+    from hedgerow.ops import api_docs
     from hedgerow.ops import routes as ops_routes
     from hedgerow.reactions import api as reactions_api
     from hedgerow.reactions import routes as reactions_routes
@@ -138,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.trees import routes as trees_routes
 
     app.include_router(ops_routes.router)
+    app.include_router(api_docs.router)
     app.include_router(accounts_routes.router)
     app.include_router(accounts_api.router, prefix="/api/v1")
     app.include_router(admin_routes.router)
