@@ -21,6 +21,7 @@ from hedgerow.config import Settings, get_settings
 from hedgerow.error_handlers import EXCEPTION_HANDLERS
 from hedgerow.logs import RequestContextMiddleware, configure_logging
 from hedgerow.metrics import MetricsMiddleware
+from hedgerow.openapi import build_openapi
 from hedgerow.ops.admission import TaskAdmissionMiddleware
 from hedgerow.ops.api_docs import OPENAPI_URL
 from hedgerow.ops.request_body import RequestBodyMiddleware
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     if settings.auth_cache_seconds > 0 and settings.redis_url:
         AUTH_CACHE.listening()  # subscribe now, so the first requests can use the cache
 

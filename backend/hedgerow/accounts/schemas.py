@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hedgerow.inputs import text_schema
+from hedgerow.languages import LanguageCode
 from hedgerow.models import ApiKey, User
 
 
@@ -39,14 +41,20 @@ class Me(BaseModel):
 class ProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str | None = Field(default=None, max_length=1000)
-    language: str | None = Field(default=None, max_length=16)
+    display_name: str | None = Field(
+        default=None,
+        max_length=1000,
+        json_schema_extra=text_schema(1000, blank=False),
+    )
+    language: LanguageCode | None = None
 
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=1000)
+    name: str = Field(
+        max_length=1000, json_schema_extra=text_schema(1000, blank=False)
+    )
 
 
 class ApiKeyOut(BaseModel):
