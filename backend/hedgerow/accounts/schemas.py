@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hedgerow.inputs import text_schema
+from hedgerow.inputs import Text, text_schema
 from hedgerow.languages import LanguageCode
 from hedgerow.models import ApiKey, User
 
@@ -41,7 +41,7 @@ class Me(BaseModel):
 class ProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str | None = Field(
+    display_name: Text | None = Field(
         default=None,
         max_length=1000,
         json_schema_extra=text_schema(1000, blank=False),
@@ -52,9 +52,7 @@ class ProfileUpdate(BaseModel):
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(
-        max_length=1000, json_schema_extra=text_schema(1000, blank=False)
-    )
+    name: Text = Field(max_length=1000, json_schema_extra=text_schema(1000, blank=False))
 
 
 class ApiKeyOut(BaseModel):

@@ -24,7 +24,10 @@ def list_users(
     q: Annotated[
         Text | None, Query(json_schema_extra={"maxLength": service.SEARCH_MAX_LENGTH})
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = service.PAGE_SIZE,
+    # The service refuses other limits (invalid_page); the schema states the range.
+    limit: Annotated[
+        int, Query(json_schema_extra={"minimum": 1, "maximum": service.MAX_PAGE_SIZE})
+    ] = service.PAGE_SIZE,
     offset: Offset = 0,
 ) -> list[AdminUserOut]:
     users = service.search_users(db, query=q, limit=limit, offset=offset)
