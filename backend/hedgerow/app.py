@@ -22,8 +22,11 @@ from hedgerow.error_handlers import EXCEPTION_HANDLERS
 from hedgerow.i18n.middleware import LanguageMiddleware
 from hedgerow.logs import RequestContextMiddleware, configure_logging
 from hedgerow.metrics import MetricsMiddleware
+from hedgerow.openapi import build_openapi
 from hedgerow.ops.admission import TaskAdmissionMiddleware
+from hedgerow.ops.api_docs import OPENAPI_URL
 from hedgerow.ops.request_body import RequestBodyMiddleware
+from hedgerow.ops.security_headers import SecurityHeadersMiddleware
 from hedgerow.templating import STATIC_DIR, VENDOR_DIR
 
 
@@ -89,14 +92,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Hedgerow",
         version="0.1.0",
         description="Crowdsourced conversation trees: the volunteer API.",
-        docs_url="/api/docs",
+        docs_url=None,  # hedgerow.ops.api_docs serves it, within the CSP
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=OPENAPI_URL,
         # Every state-changing request made with cookies must carry the CSRF token.
         dependencies=[Depends(verify_csrf)],
         exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.settings = settings
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     if settings.auth_cache_seconds > 0 and settings.redis_url:
         AUTH_CACHE.listening()  # subscribe now, so the first requests can use the cache
 
@@ -113,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # language too.
     app.add_middleware(LanguageMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # Around everything else, so the answers refused early (413, 408, 503) carry them too.
+    app.add_middleware(SecurityHeadersMiddleware)
     # Outermost: the time counted is what the client waited, admission queueing included.
     app.add_middleware(MetricsMiddleware)
 
@@ -136,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.mail import routes as mail_routes
     from hedgerow.moderation import api as moderation_api
     from hedgerow.moderation import routes as moderation_routes
+    from hedgerow.ops import api_docs
     from hedgerow.ops import routes as ops_routes
     from hedgerow.reactions import api as reactions_api
     from hedgerow.reactions import routes as reactions_routes
@@ -145,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.trees import routes as trees_routes
 
     app.include_router(ops_routes.router)
+    app.include_router(api_docs.router)
     app.include_router(accounts_routes.router)
     app.include_router(i18n_routes.router)
     app.include_router(email_routes.router)

@@ -125,7 +125,9 @@ async def app_error(request: Request, exc: AppError) -> Response:
     return await render_error_page(request, exc)
 
 
-TEXT_PROBLEMS = frozenset({"text_contains_nul", "text_not_unicode", "string_unicode"})
+TEXT_PROBLEMS = frozenset(
+    {"text_contains_nul", "text_contains_control_character", "text_not_unicode", "string_unicode"}
+)
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -7,7 +7,10 @@ language-check warning) asks this module.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from hedgerow.config import get_settings
+from hedgerow.inputs import one_of
 
 # Each in its own language; a code without a name here is shown as the code.
 LANGUAGE_NAMES = {
@@ -22,6 +25,11 @@ LANGUAGE_NAMES = {
     "ja": "日本語",
     "uk": "Українська",
 }
+
+
+# A language code a client sends; the services check it (invalid_language), the schema
+# lists the choices.
+LanguageCode = Annotated[str, one_of(lambda: get_settings().languages)]
 
 
 def language_name(code: str | None) -> str | None:

@@ -126,9 +126,40 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
+# Reports each Content-Security-Policy violation to the test. Playwright adds it before the
+# page's own scripts, outside the page's policy.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.reportCspViolation(
+    `${event.effectiveDirective} refused ${event.blockedURI || "inline"} ` +
+      `at ${event.sourceFile || document.location.href}:${event.lineNumber}`
+  );
+});
+"""
+
+
 @pytest.fixture
-def new_page(browser: Any, live_server: str) -> Iterator[Callable[..., Any]]:
-    """Opens pages in fresh browser contexts (separate cookie jars: separate people)."""
+def csp_violations() -> list[str]:
+    """The Content-Security-Policy violations seen on the pages `new_page` opened (any one
+    fails the test at teardown)."""
+    return []
+
+
+def _is_csp_violation_message(text: str) -> bool:
+    # Chromium's console wording for every directive: "Refused to load the script ...",
+    # "Refused to apply inline style ...", "Refused to execute inline script ...".
+    return text.startswith("Refused to") or "Content Security Policy" in text
+
+
+@pytest.fixture
+def new_page(
+    browser: Any, live_server: str, csp_violations: list[str]
+) -> Iterator[Callable[..., Any]]:
+    """Opens pages in fresh browser contexts (separate cookie jars: separate people).
+
+    A JavaScript error or a Content-Security-Policy violation on any of them fails the test:
+    the violation is reported both by the console (even with JavaScript off) and by the
+    securitypolicyviolation event."""
     contexts: list[Any] = []
 
     def open_page(
@@ -148,9 +179,19 @@ def new_page(browser: Any, live_server: str) -> Iterator[Callable[..., Any]]:
             context.add_cookies(
                 [{"name": SESSION_COOKIE, "value": session_token, "url": live_server}]
             )
+        context.expose_function("reportCspViolation", lambda text: csp_violations.append(text))
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on(
+            "console",
+            lambda message: (
+                csp_violations.append(message.text)
+                if _is_csp_violation_message(message.text)
+                else None
+            ),
+        )
         return page
 
     errors: list[str] = []
@@ -158,6 +199,7 @@ def new_page(browser: Any, live_server: str) -> Iterator[Callable[..., Any]]:
     for context in contexts:
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not csp_violations, f"Content-Security-Policy violations: {csp_violations}"
 
 
 def screenshot(page: Any, name: str) -> None:

@@ -74,21 +74,6 @@ def chat_site(
         yield base_url
 
 
-@pytest.fixture
-def own_browser() -> Iterator[Any]:
-    """A browser of this test's own, closed at its end: the session-wide `browser` fixture
-    would keep Playwright's event loop running, and test_moderation (next in order) starts
-    its own Playwright, which refuses to run inside a running loop."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser.conftest import CHROMIUM_ARGS, _chromium
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 def _page(browser: Any, base_url: str, token: str) -> Any:
     context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(20_000)
@@ -110,13 +95,13 @@ def _ask(page: Any, prompt: str) -> None:
 
 def test_chat_in_the_browser(
     chat_site: str,
-    own_browser: Any,
+    browser: Any,
     live_db: sessionmaker[Session],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     user_id, token = crowd.volunteer(live_db, "chatter")
-    page = _page(own_browser, chat_site, token)
+    page = _page(browser, chat_site, token)
     page.goto("/chat")
     page.get_by_test_id("new-chat").click()
     page.wait_for_url("**/chat/*")
@@ -265,9 +250,9 @@ def _scripted_chat(browser: Any, site: tuple[str, sessionmaker[Session]], userna
 
 
 def test_an_answer_shows_as_markdown_as_it_streams(
-    scripted_site: tuple[str, sessionmaker[Session]], own_browser: Any
+    scripted_site: tuple[str, sessionmaker[Session]], browser: Any
 ) -> None:
-    page = _scripted_chat(own_browser, scripted_site, "markdown-reader")
+    page = _scripted_chat(browser, scripted_site, "markdown-reader")
     page.evaluate(WATCH_SETTLED)
     _ask(page, "How do hedgehogs spend the winter?")
     answer = page.locator(".bubble-assistant .bubble-text").last
@@ -285,9 +270,9 @@ def test_an_answer_shows_as_markdown_as_it_streams(
 
 
 def test_regenerate_shows_and_streams_the_new_answer_at_once(
-    scripted_site: tuple[str, sessionmaker[Session]], own_browser: Any
+    scripted_site: tuple[str, sessionmaker[Session]], browser: Any
 ) -> None:
-    page = _scripted_chat(own_browser, scripted_site, "regenerator")
+    page = _scripted_chat(browser, scripted_site, "regenerator")
     _ask(page, "And in spring?")
     first = page.locator(".bubble-assistant").last.get_attribute("data-message-id")
     page.get_by_test_id("regenerate").click()
@@ -305,9 +290,9 @@ def test_regenerate_shows_and_streams_the_new_answer_at_once(
 
 
 def test_the_prompt_leaves_the_box_on_send_and_comes_back_if_sending_fails(
-    scripted_site: tuple[str, sessionmaker[Session]], own_browser: Any
+    scripted_site: tuple[str, sessionmaker[Session]], browser: Any
 ) -> None:
-    page = _scripted_chat(own_browser, scripted_site, "double-sender")
+    page = _scripted_chat(browser, scripted_site, "double-sender")
     page.evaluate(WATCH_SENDS)
     prompt = page.get_by_test_id("prompt")
 
@@ -338,9 +323,9 @@ def test_the_prompt_leaves_the_box_on_send_and_comes_back_if_sending_fails(
 
 
 def test_the_sidebar_and_the_thumbs_read_well_without_emoji_fonts(
-    scripted_site: tuple[str, sessionmaker[Session]], own_browser: Any
+    scripted_site: tuple[str, sessionmaker[Session]], browser: Any
 ) -> None:
-    page = _scripted_chat(own_browser, scripted_site, "thumber")
+    page = _scripted_chat(browser, scripted_site, "thumber")
     _ask(page, "Anything else?")
     for name, test_id in [("Good", "thumbs-up"), ("Bad", "thumbs-down")]:
         button = page.get_by_role("button", name=name, exact=True)

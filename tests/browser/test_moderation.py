@@ -30,16 +30,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium"),
 ]
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 OFFENSIVE = "Only an idiot would ask that, you worthless clown."
 
 
@@ -103,65 +93,63 @@ def log_in(site: Site, page: Any, username: str) -> None:
     page.wait_for_url(lambda url: "/login" not in url)
 
 
-def test_a_reported_reply_is_deleted_by_a_moderator_and_undeleted(site: Site, story: Story) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_a_reported_reply_is_deleted_by_a_moderator_and_undeleted(
+    site: Site, story: Story, browser: Any
+) -> None:
+    from playwright.sync_api import expect
 
     tree_url = f"{site.base_url}/trees/{story.tree_id}"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
+    try:
+        volunteer = browser.new_context().new_page()
+        moderator = browser.new_context().new_page()
+        log_in(site, volunteer, story.volunteer)
+        log_in(site, moderator, story.moderator)
+
+        # The volunteer sees the reply and reports it.
+        volunteer.goto(tree_url)
+        expect(volunteer.get_by_text(OFFENSIVE)).to_be_visible()
+        volunteer.goto(
+            f"{site.base_url}/messages/{story.reply_id}/report?next=/trees/{story.tree_id}"
         )
-        try:
-            volunteer = browser.new_context().new_page()
-            moderator = browser.new_context().new_page()
-            log_in(site, volunteer, story.volunteer)
-            log_in(site, moderator, story.moderator)
+        volunteer.get_by_label("Reason").select_option("offensive")
+        volunteer.get_by_label("What is wrong?").fill("Insults the prompter.")
+        volunteer.get_by_role("button", name="Send report").click()
+        expect(volunteer.get_by_role("status")).to_contain_text("reported to the moderators")
 
-            # The volunteer sees the reply and reports it.
-            volunteer.goto(tree_url)
-            expect(volunteer.get_by_text(OFFENSIVE)).to_be_visible()
-            volunteer.goto(
-                f"{site.base_url}/messages/{story.reply_id}/report?next=/trees/{story.tree_id}"
-            )
-            volunteer.get_by_label("Reason").select_option("offensive")
-            volunteer.get_by_label("What is wrong?").fill("Insults the prompter.")
-            volunteer.get_by_role("button", name="Send report").click()
-            expect(volunteer.get_by_role("status")).to_contain_text("reported to the moderators")
+        # The moderator finds it in the queue and deletes it.
+        moderator.goto(f"{site.base_url}/moderation/queue")
+        item = moderator.locator(f"#queue-{story.reply_id}")
+        expect(item).to_contain_text(OFFENSIVE)
+        expect(item).to_contain_text("offensive")
+        item.get_by_label(f"Reason for deleting #{story.reply_id}").fill("insults")
+        item.get_by_role("button", name="Delete with replies").click()
+        expect(moderator.get_by_test_id("delete-count")).to_contain_text("This deletes 1 message")
+        moderator.get_by_role("button", name="Delete 1 message").click()
+        expect(moderator.get_by_text("No open reports")).to_be_visible()
 
-            # The moderator finds it in the queue and deletes it.
-            moderator.goto(f"{site.base_url}/moderation/queue")
-            item = moderator.locator(f"#queue-{story.reply_id}")
-            expect(item).to_contain_text(OFFENSIVE)
-            expect(item).to_contain_text("offensive")
-            item.get_by_label(f"Reason for deleting #{story.reply_id}").fill("insults")
-            item.get_by_role("button", name="Delete with replies").click()
-            expect(moderator.get_by_test_id("delete-count")).to_contain_text(
-                "This deletes 1 message"
-            )
-            moderator.get_by_role("button", name="Delete 1 message").click()
-            expect(moderator.get_by_text("No open reports")).to_be_visible()
+        # Volunteers no longer see it in the tree viewer.
+        volunteer.goto(tree_url)
+        expect(volunteer.get_by_text(OFFENSIVE)).to_have_count(0)
 
-            # Volunteers no longer see it in the tree viewer.
-            volunteer.goto(tree_url)
-            expect(volunteer.get_by_text(OFFENSIVE)).to_have_count(0)
+        # The audit log says who deleted it.
+        moderator.goto(f"{site.base_url}/moderation/audit?action=message.delete_subtree")
+        row = moderator.locator("tr.audit-event").first
+        expect(row).to_contain_text(story.moderator)
+        expect(row).to_contain_text(f"message #{story.reply_id}")
+        expect(row).to_contain_text("insults")
 
-            # The audit log says who deleted it.
-            moderator.goto(f"{site.base_url}/moderation/audit?action=message.delete_subtree")
-            row = moderator.locator("tr.audit-event").first
-            expect(row).to_contain_text(story.moderator)
-            expect(row).to_contain_text(f"message #{story.reply_id}")
-            expect(row).to_contain_text("insults")
-
-            # Undelete brings it back for volunteers.
-            moderator.goto(f"{site.base_url}/moderation/messages/{story.reply_id}")
-            moderator.get_by_role("button", name="Undelete").click()
-            expect(moderator.locator("tr.audit-event").first).to_contain_text(
-                "message.undelete_subtree"
-            )
-            volunteer.goto(tree_url)
-            expect(volunteer.get_by_text(OFFENSIVE)).to_be_visible()
-        finally:
-            browser.close()
+        # Undelete brings it back for volunteers.
+        moderator.goto(f"{site.base_url}/moderation/messages/{story.reply_id}")
+        moderator.get_by_role("button", name="Undelete").click()
+        expect(moderator.locator("tr.audit-event").first).to_contain_text(
+            "message.undelete_subtree"
+        )
+        volunteer.goto(tree_url)
+        expect(volunteer.get_by_text(OFFENSIVE)).to_be_visible()
+    finally:
+        # The session's browser stays open for the next tests; this test's pages go.
+        for context in browser.contexts:
+            context.close()
 
 
 @dataclass
@@ -217,50 +205,48 @@ def fits_the_viewport(page: Any) -> bool:
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["htmx", "no_javascript"])
 def test_a_moderator_sorts_the_trollboard_by_reliability_and_reads_a_track_record(
-    site: Site, board: Board, javascript: bool
+    site: Site, board: Board, javascript: bool, browser: Any
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
+    try:
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, java_script_enabled=javascript
         )
-        try:
-            context = browser.new_context(
-                viewport={"width": 1280, "height": 900}, java_script_enabled=javascript
-            )
-            page = context.new_page()
-            log_in(site, page, board.moderator)
-            page.goto(f"{site.base_url}/moderation/trollboard?window=all")
-            assert board_order(page, board) == [board.troll_id, board.careless_id]
+        page = context.new_page()
+        log_in(site, page, board.moderator)
+        page.goto(f"{site.base_url}/moderation/trollboard?window=all")
+        assert board_order(page, board) == [board.troll_id, board.careless_id]
 
-            # The column header sorts and keeps the window.
-            page.get_by_role("link", name="Reliability").click()
-            page.wait_for_url(lambda url: "sort=reliability" in url)
-            assert "window=all" in page.url
-            assert board_order(page, board) == [board.careless_id, board.troll_id]
-            careless_row = page.locator(f'tr[data-user-id="{board.careless_id}"]')
-            expect(careless_row.locator("td.reliability")).to_contain_text("(3 of 12)")
-            if javascript:
-                screenshot(page, "moderation-trollboard")
+        # The column header sorts and keeps the window.
+        page.get_by_role("link", name="Reliability").click()
+        page.wait_for_url(lambda url: "sort=reliability" in url)
+        assert "window=all" in page.url
+        assert board_order(page, board) == [board.careless_id, board.troll_id]
+        careless_row = page.locator(f'tr[data-user-id="{board.careless_id}"]')
+        expect(careless_row.locator("td.reliability")).to_contain_text("(3 of 12)")
+        if javascript:
+            screenshot(page, "moderation-trollboard")
 
-            # On a phone the header is hidden; the Order select sorts instead.
-            page.set_viewport_size({"width": 375, "height": 800})
-            assert fits_the_viewport(page)
-            page.get_by_label("Order").select_option("score")
-            if not javascript:
-                page.get_by_role("button", name="Show").click()
-            expect(page.locator("#board caption")).to_contain_text("highest score first")
-            assert board_order(page, board) == [board.troll_id, board.careless_id]
+        # On a phone the header is hidden; the Order select sorts instead.
+        page.set_viewport_size({"width": 375, "height": 800})
+        assert fits_the_viewport(page)
+        page.get_by_label("Order").select_option("score")
+        if not javascript:
+            page.get_by_role("button", name="Show").click()
+        expect(page.locator("#board caption")).to_contain_text("highest score first")
+        assert board_order(page, board) == [board.troll_id, board.careless_id]
 
-            page.goto(f"{site.base_url}/moderation/users/{board.troll_id}")
-            expect(page.locator("#review-reliability")).to_contain_text(
-                "29 of 30 reviews agreed with the decision"
-            )
-            expect(page.locator("#author-acceptance")).to_contain_text("3 of 8 messages accepted")
-            assert fits_the_viewport(page)
-            if javascript:
-                screenshot(page, "moderation-user")
+        page.goto(f"{site.base_url}/moderation/users/{board.troll_id}")
+        expect(page.locator("#review-reliability")).to_contain_text(
+            "29 of 30 reviews agreed with the decision"
+        )
+        expect(page.locator("#author-acceptance")).to_contain_text("3 of 8 messages accepted")
+        assert fits_the_viewport(page)
+        if javascript:
+            screenshot(page, "moderation-user")
+        context.close()
+    finally:
+        # The session's browser stays open for the next tests; this test's pages go.
+        for context in browser.contexts:
             context.close()
-        finally:
-            browser.close()

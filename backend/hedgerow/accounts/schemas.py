@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hedgerow.i18n.locales import INTERFACE_LANGUAGES
+from hedgerow.inputs import Text, one_of, text_schema
+from hedgerow.languages import LanguageCode
 from hedgerow.models import ApiKey, User
 
 
@@ -43,16 +47,20 @@ class Me(BaseModel):
 class ProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str | None = Field(default=None, max_length=1000)
-    language: str | None = Field(default=None, max_length=16)
+    display_name: Text | None = Field(
+        default=None,
+        max_length=1000,
+        json_schema_extra=text_schema(1000, blank=False),
+    )
+    language: LanguageCode | None = None
     # null or "": the same as the contribution language.
-    interface_language: str | None = Field(default=None, max_length=16)
+    interface_language: Annotated[str, one_of([*INTERFACE_LANGUAGES, ""])] | None = None
 
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=1000)
+    name: Text = Field(max_length=1000, json_schema_extra=text_schema(1000, blank=False))
 
 
 class ApiKeyOut(BaseModel):

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hedgerow.inputs import Text
+from hedgerow.inputs import Text, text_schema
 from hedgerow.models import Role, User
 
 
@@ -45,4 +45,4 @@ class RoleChange(BaseModel):
 class AnonymiseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Text = Field(max_length=500)
+    reason: Text = Field(max_length=500, json_schema_extra=text_schema(500, blank=False))

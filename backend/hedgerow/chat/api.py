@@ -27,6 +27,7 @@ from hedgerow.config import get_settings
 from hedgerow.db import SessionDep, get_sessionmaker
 from hedgerow.inputs import Id, Text
 from hedgerow.models import Chat, ChatMessage, ChatMessageStatus
+from hedgerow.openapi import error_responses
 
 router = APIRouter(tags=["chat"])
 
@@ -74,7 +75,7 @@ def _sampling(body: SamplingIn) -> client.Sampling:
     return service.validate_sampling(body.temperature, body.top_p, body.max_tokens)
 
 
-@router.get("/chat-models", response_model=ModelsOut)
+@router.get("/chat-models", response_model=ModelsOut, responses=error_responses(502, 503, 504))
 async def list_models(user: ContributorUser) -> ModelsOut:
     return ModelsOut(models=await client.list_models(), default=get_settings().chat_default_model)
 
@@ -86,7 +87,12 @@ def list_chats(
     return [chat_out(c) for c in service.list_chats(db, user, include_hidden=include_hidden)]
 
 
-@router.post("/chats", response_model=ChatOut, status_code=201)
+@router.post(
+    "/chats",
+    response_model=ChatOut,
+    status_code=201,
+    responses=error_responses(404, 409, 429, 502, 503, 504),
+)
 def create_chat(db: SessionDep, user: ContributorUser, body: NewChat | None = None) -> ChatOut:
     return chat_out(service.create_chat(db, user, model_name=body.model if body else None))
 
@@ -109,7 +115,7 @@ def get_chat(chat_id: Id, db: SessionDep, user: ContributorUser, selected: Text 
     )
 
 
-@router.patch("/chats/{chat_id}", response_model=ChatOut)
+@router.patch("/chats/{chat_id}", response_model=ChatOut, responses=error_responses(409))
 def update_chat(chat_id: Id, body: ChatUpdate, db: SessionDep, user: ContributorUser) -> ChatOut:
     chat = service.get_chat(db, user, chat_id)
     service.update_chat(
@@ -129,7 +135,12 @@ def delete_chat(chat_id: Id, db: SessionDep, user: ContributorUser) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/chats/{chat_id}/messages", response_model=ExchangeOut, status_code=201)
+@router.post(
+    "/chats/{chat_id}/messages",
+    response_model=ExchangeOut,
+    status_code=201,
+    responses=error_responses(409, 429, 502, 503, 504),
+)
 def send_prompt(chat_id: Id, body: NewPrompt, db: SessionDep, user: ContributorUser) -> ExchangeOut:
     chat = service.get_chat(db, user, chat_id)
     exchange = service.add_prompt(
@@ -146,6 +157,7 @@ def send_prompt(chat_id: Id, body: NewPrompt, db: SessionDep, user: ContributorU
     "/chats/{chat_id}/messages/{message_id}/regenerate",
     response_model=ExchangeOut,
     status_code=201,
+    responses=error_responses(409, 429, 502, 503, 504),
 )
 def regenerate(
     chat_id: Id, message_id: Id, body: Regenerate, db: SessionDep, user: ContributorUser
@@ -157,7 +169,10 @@ def regenerate(
     )
 
 
-@router.get("/chats/{chat_id}/messages/{message_id}/stream")
+@router.get(
+    "/chats/{chat_id}/messages/{message_id}/stream",
+    responses=error_responses(409, 429, 502, 503, 504),
+)
 def stream_reply(
     chat_id: Id, message_id: Id, request: Request, db: SessionDep, user: ContributorUser
 ) -> Response:
@@ -184,7 +199,9 @@ def stream_reply(
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
-@router.post("/chats/{chat_id}/messages/{message_id}/stop", status_code=202)
+@router.post(
+    "/chats/{chat_id}/messages/{message_id}/stop", status_code=202, responses=error_responses(409)
+)
 def stop_reply(chat_id: Id, message_id: Id, db: SessionDep, user: ContributorUser) -> dict:
     chat = service.get_chat(db, user, chat_id)
     reply = service.get_message(db, chat, message_id)
@@ -192,7 +209,11 @@ def stop_reply(chat_id: Id, message_id: Id, db: SessionDep, user: ContributorUse
     return {"stopping": reply.status == ChatMessageStatus.pending.value}
 
 
-@router.post("/chats/{chat_id}/messages/{message_id}/thumbs", response_model=MessageOut)
+@router.post(
+    "/chats/{chat_id}/messages/{message_id}/thumbs",
+    response_model=MessageOut,
+    responses=error_responses(409),
+)
 def set_thumbs(
     chat_id: Id, message_id: Id, body: Thumbs, db: SessionDep, user: ContributorUser
 ) -> MessageOut:
@@ -200,7 +221,11 @@ def set_thumbs(
     return message_out(service.set_thumbs(db, chat, message_id, body.value))
 
 
-@router.post("/chats/{chat_id}/messages/{message_id}/report", response_model=MessageOut)
+@router.post(
+    "/chats/{chat_id}/messages/{message_id}/report",
+    response_model=MessageOut,
+    responses=error_responses(409),
+)
 def report(
     chat_id: Id, message_id: Id, body: ReportIn, db: SessionDep, user: ContributorUser
 ) -> MessageOut:
@@ -208,7 +233,11 @@ def report(
     return message_out(service.report(db, chat, message_id, body.reason))
 
 
-@router.post("/chats/{chat_id}/messages/{message_id}/to-lottery", status_code=201)
+@router.post(
+    "/chats/{chat_id}/messages/{message_id}/to-lottery",
+    status_code=201,
+    responses=error_responses(409),
+)
 def send_to_lottery(
     chat_id: Id, message_id: Id, db: SessionDep, user: ContributorUser
 ) -> dict[str, int]:

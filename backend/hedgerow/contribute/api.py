@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from hedgerow.accounts.security import ContributorUser
 from hedgerow.contribute.schemas import (
@@ -25,7 +25,9 @@ from hedgerow.db import SessionDep
 from hedgerow.growth import service
 from hedgerow.growth.labels import translated_labels
 from hedgerow.growth.schemas import GUIDELINE_VERSION
-from hedgerow.inputs import Id, Text
+from hedgerow.inputs import Id
+from hedgerow.languages import LanguageCode
+from hedgerow.openapi import error_responses
 from hedgerow.ops.admission import SlottedContributor
 
 router = APIRouter(tags=["tasks"])
@@ -33,27 +35,27 @@ router = APIRouter(tags=["tasks"])
 
 @router.get("/tasks/available", response_model=AvailableOut)
 def tasks_available(
-    db: SessionDep, user: ContributorUser, language: Text | None = Query(None, max_length=16)
+    db: SessionDep, user: ContributorUser, language: LanguageCode | None = None
 ) -> AvailableOut:
     """How many items of work of each kind you could be handed now."""
-    language = language or user.language
+    language = user.language if language is None else language
     return AvailableOut(language=language, counts=service.available_task_counts(db, user, language))
 
 
-@router.post("/tasks", response_model=TaskOut)
+@router.post("/tasks", response_model=TaskOut, responses=error_responses(404, 409))
 def request_task(body: TaskRequest, db: SessionDep, user: SlottedContributor) -> TaskOut:
     """Your current task if you hold one (``resumed``: true), else a new one."""
     view = service.request_task(
         db,
         user,
-        language=body.language or user.language,
+        language=user.language if body.language is None else body.language,
         kind=body.kind,
         review_mode=body.review_mode,
     )
     return TaskOut.model_validate(view)
 
 
-@router.post("/tasks/{task_id}/submit", response_model=SubmitResult)
+@router.post("/tasks/{task_id}/submit", response_model=SubmitResult, responses=error_responses(409))
 def submit_task(
     task_id: Id, body: SubmitRequest, db: SessionDep, user: SlottedContributor
 ) -> SubmitResult:
@@ -61,7 +63,7 @@ def submit_task(
     return SubmitResult(task_id=task_id, **asdict(result))
 
 
-@router.post("/tasks/{task_id}/skip", response_model=SkipResult)
+@router.post("/tasks/{task_id}/skip", response_model=SkipResult, responses=error_responses(409))
 def skip_task(
     task_id: Id, body: SkipRequest, db: SessionDep, user: SlottedContributor
 ) -> SkipResult:
@@ -69,7 +71,7 @@ def skip_task(
     return SkipResult(task_id=task_id)
 
 
-@router.post("/tasks/{task_id}/draft", response_model=DraftResult)
+@router.post("/tasks/{task_id}/draft", response_model=DraftResult, responses=error_responses(409))
 def save_draft(
     task_id: Id, body: DraftRequest, db: SessionDep, user: ContributorUser
 ) -> DraftResult:
@@ -87,7 +89,9 @@ def labels() -> LabelsOut:
     )
 
 
-@router.post("/messages/{message_id}/red-flag", response_model=RedFlagResult)
+@router.post(
+    "/messages/{message_id}/red-flag", response_model=RedFlagResult, responses=error_responses(409)
+)
 def red_flag(message_id: Id, db: SessionDep, user: ContributorUser) -> RedFlagResult:
     """Flag a message as harmful; enough flags remove it and its replies."""
     return RedFlagResult.model_validate(service.record_red_flag(db, user, message_id))

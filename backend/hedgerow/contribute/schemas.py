@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hedgerow.config import get_settings
+from hedgerow.growth.handout import offered_kinds
 from hedgerow.growth.schemas import Submission
-from hedgerow.inputs import JsonObject, Text
+from hedgerow.inputs import JsonObject, Text, one_of
+from hedgerow.languages import LanguageCode
 
 TaskKindOrAny = Literal[
     "any",
@@ -23,12 +26,17 @@ TaskKindOrAny = Literal[
 ]
 
 
+def _offered_kinds() -> list[str]:
+    # The kinds this server hands out are configuration; the others answer invalid_kind.
+    return ["any", *(kind.value for kind in offered_kinds(get_settings()))]
+
+
 class TaskRequest(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"kind": "any", "language": "en"}]})
 
-    kind: TaskKindOrAny = "any"
-    language: Text | None = Field(
-        default=None, max_length=16, description="Defaults to the user's language."
+    kind: Annotated[TaskKindOrAny, one_of(_offered_kinds)] = "any"
+    language: LanguageCode | None = Field(
+        default=None, description="Defaults to the user's language."
     )
     review_mode: Literal["full", "quick"] = Field(
         default="full", description="For review tasks: all labels, or the quick set."

@@ -11,7 +11,9 @@ from hedgerow.accounts.security import AdminUser, OptionalUser
 from hedgerow.db import SessionDep
 from hedgerow.export import service
 from hedgerow.export.schemas import ReleaseFileOut, ReleaseList, ReleaseOut
+from hedgerow.inputs import Id
 from hedgerow.models import Release
+from hedgerow.openapi import error_responses
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -49,7 +51,7 @@ def release_out(request: Request, release: Release) -> ReleaseOut:
     )
 
 
-@router.get("")
+@router.get("", responses=error_responses(401, 403))
 def list_releases(request: Request, user: OptionalUser, db: SessionDep) -> ReleaseList:
     service.require_download_access(user)
     return ReleaseList(
@@ -57,17 +59,17 @@ def list_releases(request: Request, user: OptionalUser, db: SessionDep) -> Relea
     )
 
 
-@router.get("/{release_id}")
-def get_release(
-    release_id: int, request: Request, user: OptionalUser, db: SessionDep
-) -> ReleaseOut:
+@router.get("/{release_id}", responses=error_responses(401, 403))
+def get_release(release_id: Id, request: Request, user: OptionalUser, db: SessionDep) -> ReleaseOut:
     service.require_download_access(user)
     return release_out(request, service.get_published(db, release_id))
 
 
-@router.get("/{release_id}/files/{name}", name="download_release_file")
+@router.get(
+    "/{release_id}/files/{name}", name="download_release_file", responses=error_responses(401, 403)
+)
 def download_release_file(
-    release_id: int,
+    release_id: Id,
     name: str,
     user: OptionalUser,
     db: SessionDep,
@@ -86,13 +88,11 @@ def download_release_file(
 
 
 @router.post("/{release_id}/pin")
-def pin_release(release_id: int, request: Request, admin: AdminUser, db: SessionDep) -> ReleaseOut:
+def pin_release(release_id: Id, request: Request, admin: AdminUser, db: SessionDep) -> ReleaseOut:
     """Keep this release whatever the retention setting says."""
     return release_out(request, service.set_pinned(db, release_id, pinned=True, actor=admin))
 
 
 @router.post("/{release_id}/unpin")
-def unpin_release(
-    release_id: int, request: Request, admin: AdminUser, db: SessionDep
-) -> ReleaseOut:
+def unpin_release(release_id: Id, request: Request, admin: AdminUser, db: SessionDep) -> ReleaseOut:
     return release_out(request, service.set_pinned(db, release_id, pinned=False, actor=admin))

@@ -23,7 +23,7 @@ from hedgerow.growth.labels import (
     ReviewMode,
 )
 from hedgerow.models import TaskKind
-from hedgerow.text import Text
+from hedgerow.text import NO_CONTROL_CHARACTERS, Text
 
 PROMPT_CATEGORIES = (
     "brainstorming",
@@ -83,7 +83,11 @@ class Submission(BaseModel):
     text: Text | None = None
     category: Text | None = None
     context: Text | None = None
-    labels: dict[Text, float] | None = None
+    labels: dict[Text, float] | None = Field(
+        default=None,
+        # Label names are Text: the document says so of the keys too.
+        json_schema_extra={"propertyNames": {"pattern": NO_CONTROL_CHARACTERS}},
+    )
     mode: Literal["full", "quick"] = "full"
     ranking: list[int] | None = None
     not_rankable: bool = False

@@ -19,15 +19,17 @@ from hedgerow.moderation.schemas import (
     ReasonRequest,
     ReportOut,
     ReportRequest,
+    RequiredReasonRequest,
     RevisionOut,
     TreeStateOut,
     UserStateOut,
 )
+from hedgerow.openapi import error_responses
 
 router = APIRouter(tags=["moderation"])
 
 
-@router.post("/messages/{message_id}/report", status_code=201)
+@router.post("/messages/{message_id}/report", status_code=201, responses=error_responses(409))
 def report_message(
     message_id: Id, body: ReportRequest, db: SessionDep, user: ContributorUser
 ) -> ReportOut:
@@ -55,7 +57,7 @@ def queue(db: SessionDep, moderator: ModeratorUser, page: PageNumber = 1) -> lis
     ]
 
 
-@router.post("/moderation/messages/{message_id}/dismiss")
+@router.post("/moderation/messages/{message_id}/dismiss", responses=error_responses(409))
 def dismiss(
     message_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> MessageIdsOut:
@@ -63,7 +65,7 @@ def dismiss(
     return MessageIdsOut(message_ids=[message_id])
 
 
-@router.post("/moderation/messages/{message_id}/delete")
+@router.post("/moderation/messages/{message_id}/delete", responses=error_responses(409))
 def delete(
     message_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> MessageIdsOut:
@@ -72,7 +74,7 @@ def delete(
     return MessageIdsOut(message_ids=sorted(ids))
 
 
-@router.post("/moderation/messages/{message_id}/undelete")
+@router.post("/moderation/messages/{message_id}/undelete", responses=error_responses(409))
 def undelete(
     message_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> MessageIdsOut:
@@ -81,7 +83,7 @@ def undelete(
     return MessageIdsOut(message_ids=ids)
 
 
-@router.post("/moderation/messages/{message_id}/edit")
+@router.post("/moderation/messages/{message_id}/edit", responses=error_responses(409))
 def edit(
     message_id: Id, body: EditRequest, db: SessionDep, moderator: ModeratorUser
 ) -> RevisionOut:
@@ -91,15 +93,15 @@ def edit(
     return RevisionOut(message_id=message_id, revision_id=revision.id, text=revision.new_text)
 
 
-@router.post("/moderation/trees/{tree_id}/halt")
+@router.post("/moderation/trees/{tree_id}/halt", responses=error_responses(409))
 def halt(
-    tree_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+    tree_id: Id, body: RequiredReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> TreeStateOut:
     tree = service.halt_tree(db, moderator, tree_id, reason=body.reason)
     return TreeStateOut(tree_id=tree.id, state=tree.state)
 
 
-@router.post("/moderation/trees/{tree_id}/resume")
+@router.post("/moderation/trees/{tree_id}/resume", responses=error_responses(409))
 def resume(
     tree_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> TreeStateOut:
@@ -107,16 +109,16 @@ def resume(
     return TreeStateOut(tree_id=tree.id, state=tree.state)
 
 
-@router.post("/moderation/users/{user_id}/disable")
+@router.post("/moderation/users/{user_id}/disable", responses=error_responses(409))
 def disable(
-    user_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
+    user_id: Id, body: RequiredReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> UserStateOut:
     """Disable the account; its waiting prompts leave the lottery and its leases end."""
     user = service.disable_user(db, moderator, user_id, reason=body.reason)
     return UserStateOut(user_id=user.id, enabled=user.enabled)
 
 
-@router.post("/moderation/users/{user_id}/enable")
+@router.post("/moderation/users/{user_id}/enable", responses=error_responses(409))
 def enable(
     user_id: Id, body: ReasonRequest, db: SessionDep, moderator: ModeratorUser
 ) -> UserStateOut:
@@ -132,7 +134,7 @@ def add_note(
     return {"id": note.id}
 
 
-@router.post("/moderation/bulk")
+@router.post("/moderation/bulk", responses=error_responses(409))
 def bulk(body: BulkRequest, db: SessionDep, moderator: ModeratorUser) -> BulkResult:
     outcomes = service.bulk_action(
         db, moderator, body.message_ids, action=body.action, reason=body.reason

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hedgerow.inputs import Id, Text
+from hedgerow.inputs import Id, Text, one_of, text_schema
 from hedgerow.models import AuditEvent, Report, ReportReason
+from hedgerow.moderation.service import BULK_ACTIONS
+from hedgerow.text import MAX_TEXT_LENGTH
 
 
 class ReportRequest(BaseModel):
@@ -44,11 +46,19 @@ class ReasonRequest(BaseModel):
     reason: Text | None = Field(default=None, max_length=500)
 
 
+class RequiredReasonRequest(BaseModel):
+    """For the actions whose reason is required (halt a tree, disable an account)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = Field(max_length=500, json_schema_extra=text_schema(500, blank=False))
+
+
 class EditRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: Text
-    reason: Text = Field(max_length=500)
+    text: Text = Field(json_schema_extra=text_schema(MAX_TEXT_LENGTH, blank=False))
+    reason: Text = Field(max_length=500, json_schema_extra=text_schema(500, blank=False))
 
 
 class NoteRequest(BaseModel):
@@ -60,8 +70,8 @@ class NoteRequest(BaseModel):
 class BulkRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    action: Text
-    message_ids: list[Id] = Field(max_length=100)
+    action: Annotated[str, one_of(BULK_ACTIONS)]
+    message_ids: list[Id] = Field(max_length=100, json_schema_extra={"minItems": 1})
     reason: Text | None = Field(default=None, max_length=500)
 
 

@@ -14,6 +14,7 @@ from hedgerow.errors import AppError, Forbidden, NotAuthenticated
 from hedgerow.i18n import gettext as _
 from hedgerow.metrics import exposition
 from hedgerow.models import Role
+from hedgerow.openapi import error_responses
 from hedgerow.ops import queries
 from hedgerow.redis_client import get_redis
 
@@ -26,7 +27,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=error_responses(503))
 def readyz() -> JSONResponse:
     """The database and Redis answer."""
     checks: dict[str, str] = {}
@@ -70,8 +71,7 @@ def metrics_reader(request: Request, db: SessionDep) -> None:
     response_class=Response,
     responses={
         200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
-        401: {"description": "No credentials, or not valid ones"},
-        403: {"description": "Not an admin"},
+        **error_responses(401, 403),
     },
 )
 def metrics() -> Response:

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from hedgerow.accounts.security import ContributorUser
 from hedgerow.db import SessionDep
 from hedgerow.inputs import Id
+from hedgerow.openapi import error_responses
 from hedgerow.reactions import service
 from hedgerow.reactions.schemas import ReactionBarOut, ReactionRequest, ToggleResult
 
@@ -19,7 +20,7 @@ def reactions(message_id: Id, db: SessionDep, user: ContributorUser) -> Reaction
     return ReactionBarOut.of(service.bar_of(db, user, message_id))
 
 
-@router.post("/messages/{message_id}/reactions")
+@router.post("/messages/{message_id}/reactions", responses=error_responses(409))
 def toggle(
     message_id: Id, body: ReactionRequest, db: SessionDep, user: ContributorUser
 ) -> ToggleResult:

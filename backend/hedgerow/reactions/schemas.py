@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict
 
-from hedgerow.reactions.service import ReactionBar
+from hedgerow.inputs import one_of
+from hedgerow.reactions.service import BAR_KINDS, ReactionBar
 
 
 class ReactionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # One of service.BAR_KINDS: thumbs_up, thumbs_down, heart, laugh, confused.
-    kind: str
+    kind: Annotated[str, one_of(BAR_KINDS)]
 
 
 class ReactionCountOut(BaseModel):

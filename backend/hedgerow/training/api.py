@@ -8,6 +8,7 @@ from hedgerow.accounts.security import AdminUser
 from hedgerow.db import SessionDep
 from hedgerow.inputs import Id
 from hedgerow.models import ModelVersion, TrainingRun
+from hedgerow.openapi import error_responses
 from hedgerow.redis_client import get_redis
 from hedgerow.training import queries, service
 from hedgerow.training.schemas import (
@@ -66,7 +67,7 @@ def list_versions(admin: AdminUser, db: SessionDep) -> ModelVersionList:
     )
 
 
-@router.post("", status_code=202)
+@router.post("", status_code=202, responses=error_responses(404, 409))
 def start_run(
     body: StartRun, admin: AdminUser, db: SessionDep, background: BackgroundTasks
 ) -> ModelVersionDetail:
@@ -89,11 +90,11 @@ def get_version(version_id: Id, admin: AdminUser, db: SessionDep) -> ModelVersio
     return _detail(db, service.get_version(db, version_id))
 
 
-@router.post("/{version_id}/promote")
+@router.post("/{version_id}/promote", responses=error_responses(409))
 def promote(version_id: Id, admin: AdminUser, db: SessionDep) -> ModelVersionDetail:
     return _detail(db, service.promote(db, version_id, actor=admin))
 
 
-@router.post("/serving/{name}/rollback")
+@router.post("/serving/{name}/rollback", responses=error_responses(409))
 def roll_back(name: str, admin: AdminUser, db: SessionDep) -> ModelVersionDetail:
     return _detail(db, service.roll_back(db, name, actor=admin))
