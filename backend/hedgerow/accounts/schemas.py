@@ -54,7 +54,7 @@ class ProfileUpdate(BaseModel):
     )
     language: LanguageCode | None = None
     # null or "": the same as the contribution language.
-    interface_language: Annotated[str, one_of([*INTERFACE_LANGUAGES, ""])] | None = None
+    interface_language: Annotated[str, one_of((*INTERFACE_LANGUAGES, ""))] | None = None
 
 
 class ApiKeyCreate(BaseModel):
