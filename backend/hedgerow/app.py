@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
 
     from hedgerow.accounts import api as accounts_api
-    from hedgerow.accounts import email_routes, oauth_routes
+    from hedgerow.accounts import email_routes, language_routes, oauth_routes
     from hedgerow.accounts import routes as accounts_routes
     from hedgerow.admin import api as admin_api
     from hedgerow.admin import routes as admin_routes
@@ -138,7 +138,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hedgerow.contribute import routes as contribute_routes
     from hedgerow.export import api as export_api
     from hedgerow.export import routes as export_routes
-    from hedgerow.i18n import routes as i18n_routes
     from hedgerow.mail import routes as mail_routes
     from hedgerow.moderation import api as moderation_api
     from hedgerow.moderation import routes as moderation_routes
@@ -154,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_routes.router)
     app.include_router(api_docs.router)
     app.include_router(accounts_routes.router)
-    app.include_router(i18n_routes.router)
+    app.include_router(language_routes.router)
     app.include_router(email_routes.router)
     app.include_router(oauth_routes.router)
     app.include_router(accounts_api.router, prefix="/api/v1")

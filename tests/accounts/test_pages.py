@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from hedgerow.accounts.security import SESSION_COOKIE, ContributorUser, sha256_hex
 from hedgerow.config import get_settings
+from hedgerow.i18n.translation import translations
 from hedgerow.models import User, UserSession
 from tests.accounts.helpers import counts, log_in, post_form
 from tests.factories import make_user
@@ -80,7 +81,8 @@ def test_sign_up_logs_in_and_the_terms_gate_blocks_until_accepted(
     assert blocked_htmx.headers["HX-Redirect"].startswith("/tos?next=")
 
     terms = client.get("/tos?next=/_test/contribute")
-    assert "I accept the Terms of Service" in terms.text
+    # In German: the interface follows the contribution language she chose.
+    assert translations("de").gettext("I accept the Terms of Service") in terms.text
     accepted = post_form(client, "/tos", {"next": CONTRIBUTE_PROBE})
     assert accepted.status_code == 303
     assert accepted.headers["location"] == CONTRIBUTE_PROBE
@@ -200,7 +202,7 @@ def test_settings_page_changes_display_name_and_language(client: TestClient, db:
     db.refresh(user)
     assert (user.display_name, user.language) == ("Settler Sam", "fr")
     page = client.get("/settings?saved=profile")
-    assert "Your profile was saved." in page.text
+    assert translations("fr").gettext("Your profile was saved.") in page.text
     assert '<html lang="fr" dir="ltr"' in page.text  # the interface follows, unless set apart
 
 

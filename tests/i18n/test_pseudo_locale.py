@@ -206,8 +206,7 @@ PAGES: dict[str, tuple[str | None, Builder]] = {
 
 # GET routes that are not our pages, and why.
 NOT_PAGES = {
-    "/api/docs": "Swagger UI's own page, in English like the API reference it shows",
-    "/docs/oauth2-redirect": "Swagger UI's helper",
+    "/api/docs": "Swagger UI in our frame: the API reference it shows is English, as the API is",
     "/favicon.ico": "an icon",
     "/healthz": "for machines",
     "/readyz": "for machines",

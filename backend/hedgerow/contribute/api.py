@@ -23,8 +23,7 @@ from hedgerow.contribute.schemas import (
 )
 from hedgerow.db import SessionDep
 from hedgerow.growth import service
-from hedgerow.growth.labels import translated_labels
-from hedgerow.growth.schemas import GUIDELINE_VERSION
+from hedgerow.growth.schemas import GUIDELINE_VERSION, translated_labels
 from hedgerow.inputs import Id
 from hedgerow.languages import LanguageCode
 from hedgerow.openapi import error_responses

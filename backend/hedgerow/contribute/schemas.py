@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hedgerow.config import get_settings
-from hedgerow.growth.handout import offered_kinds
 from hedgerow.growth.schemas import Submission
+from hedgerow.growth.service import offered_kinds
 from hedgerow.inputs import JsonObject, Text, one_of
 from hedgerow.languages import LanguageCode
 

@@ -21,6 +21,7 @@ from hedgerow.growth.labels import (
     LabelDefinition,
     LabelKind,
     ReviewMode,
+    translated_labels,
 )
 from hedgerow.models import TaskKind
 from hedgerow.text import NO_CONTROL_CHARACTERS, Text
@@ -57,6 +58,7 @@ __all__ = [
     "SubmitOutcome",
     "TaskView",
     "VolunteerRecord",
+    "translated_labels",
 ]
 
 # The key of the submission's fingerprint in a done task's result (tasks submitted before

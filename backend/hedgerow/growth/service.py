@@ -20,7 +20,12 @@ from hedgerow.config import get_settings
 from hedgerow.errors import AppError
 from hedgerow.growth.auto_moderation import RedFlagOutcome, count_skip, record_red_flag
 from hedgerow.growth.flags import REPLY_ROLE_FOR_KIND, slot_is_free, take_slot
-from hedgerow.growth.handout import available_task_counts, request_task, task_view
+from hedgerow.growth.handout import (
+    available_task_counts,
+    offered_kinds,
+    request_task,
+    task_view,
+)
 from hedgerow.growth.interventions import (
     TextEdit,
     delete_subtree,
@@ -75,6 +80,7 @@ __all__ = [
     "halt",
     "labels_for",
     "live_subtree_size",
+    "offered_kinds",
     "own_task",
     "record_red_flag",
     "record_tree_visit",

@@ -57,7 +57,7 @@ def check_rate_limit(user_key: str, per_minute: int) -> None:
     pipe = get_redis().pipeline(transaction=True)
     pipe.incr(key)
     pipe.expire(key, RATE_WINDOW_SECONDS)
-    count, _ = pipe.execute()
+    count, _expiry_set = pipe.execute()
     if int(count) > per_minute:
         retry_after = RATE_WINDOW_SECONDS - int(time.time()) % RATE_WINDOW_SECONDS
         raise AppError(

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from hedgerow.config import get_settings
 from hedgerow.errors import NotFound
+from hedgerow.i18n import gettext as _
 from hedgerow.mail.mailbox import read_stored_mail, stored_mail
 from hedgerow.templating import render
 
@@ -24,7 +25,7 @@ MAIL_NAME = re.compile(r"[0-9]+-[0-9]+\.eml")
 def _mail_folder() -> Path:
     settings = get_settings()
     if not settings.is_development:
-        raise NotFound("page")
+        raise NotFound()
     return settings.data_dir / "mail"
 
 
@@ -37,7 +38,7 @@ def dev_mailbox(request: Request) -> Response:
 def dev_mail_message(request: Request, name: str) -> Response:
     folder = _mail_folder()
     if not MAIL_NAME.fullmatch(name) or not (folder / name).is_file():
-        raise NotFound("message")
+        raise NotFound(_("That mail does not exist."))
     return render(request, "mail/dev_message.html", {"mail": read_stored_mail(folder, name)})
 
 
@@ -46,7 +47,7 @@ def dev_mail_html(name: str) -> Response:
     """The HTML body as the recipient's mail program gets it; its own CSP forbids scripts."""
     folder = _mail_folder()
     if not MAIL_NAME.fullmatch(name) or not (folder / name).is_file():
-        raise NotFound("message")
+        raise NotFound(_("That mail does not exist."))
     return HTMLResponse(
         read_stored_mail(folder, name).body("html"),
         headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},

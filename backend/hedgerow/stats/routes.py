@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from hedgerow.accounts.security import CurrentUser
 from hedgerow.db import SessionDep
-from hedgerow.growth.labels import translated_labels
+from hedgerow.growth.schemas import translated_labels
 from hedgerow.languages import LANGUAGE_NAMES
 from hedgerow.stats import service
 from hedgerow.templating import is_htmx, render

@@ -1,5 +1,6 @@
 """The language switcher in every page's footer: a plain form, so it works for visitors who
-are not signed in and without JavaScript."""
+are not signed in and without JavaScript. (Here, not in i18n/: a signed-in user's switch is
+their setting, and i18n is infrastructure every domain imports.)"""
 
 from __future__ import annotations
 
