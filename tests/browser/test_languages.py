@@ -101,7 +101,7 @@ def test_arabic_pages_mirror_at_desktop_and_phone_widths(
     page.goto("/dashboard")
     html = page.locator("html")
     expect(html).to_have_attribute("dir", "ltr")
-    # She picks Arabic in the footer's switcher (the script submits it on change).
+    # She picks Arabic in the header's switcher (the script submits it on change).
     page.select_option("#language-switcher", "ar")
     expect(html).to_have_attribute("lang", "ar")
     expect(html).to_have_attribute("dir", "rtl")

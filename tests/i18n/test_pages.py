@@ -1,4 +1,4 @@
-"""Pages and API answers in the negotiated language; the switcher in every footer."""
+"""Pages and API answers in the negotiated language; the switcher in every header."""
 
 from __future__ import annotations
 

@@ -250,11 +250,14 @@ ROLES: dict[str, Role] = {
     "moderator": Role.moderator,
     "admin": Role.admin,
 }
-# Who sees each page: its least role and the admin, whose navigation shows every link.
-# A task page only for the volunteer who holds it.
+# Who sees each page: every role that may (each role's navigation and controls differ). A
+# task page only for the volunteer who holds it.
 VIEWERS = {
-    None: [None, "admin"],
-    "volunteer": ["volunteer", "admin"],
+    None: [None, "volunteer", "researcher", "moderator", "admin"],
+    "volunteer": ["volunteer", "researcher", "moderator", "admin"],
+    "researcher": ["researcher", "admin"],
+    "moderator": ["moderator", "admin"],
+    "admin": ["admin"],
     "task holder": ["volunteer"],
 }
 # Pages only their owner sees (a chat, an arena battle): the least role's viewer made them.

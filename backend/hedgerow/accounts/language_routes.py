@@ -1,4 +1,4 @@
-"""The language switcher in every page's footer: a plain form, so it works for visitors who
+"""The language switcher in every page's header: a plain form, so it works for visitors who
 are not signed in and without JavaScript. (Here, not in i18n/: a signed-in user's switch is
 their setting, and i18n is infrastructure every domain imports.)"""
 
