@@ -116,7 +116,9 @@ def live_db(browser_engine: Engine, tree_settings: None) -> Iterator[sessionmake
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an asyncio loop running while it
+# is open, and later tests on the same worker that call asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

@@ -46,7 +46,7 @@ def test_an_unusable_accept_language_falls_back_without_an_error(client: TestCli
 
 
 def test_the_switcher_sets_a_cookie_that_beats_the_browser(client: TestClient) -> None:
-    response = post_form(client, "/language", {"language": "fr", "next": "/tos"})
+    response = post_form(client, "/language", {"lang": "fr", "next": "/tos"})
     assert response.status_code == 303
     assert response.headers["location"] == "/tos"
     assert client.cookies[LANGUAGE_COOKIE] == "fr"
@@ -55,7 +55,7 @@ def test_the_switcher_sets_a_cookie_that_beats_the_browser(client: TestClient) -
 
 
 def test_the_switcher_never_redirects_off_site(client: TestClient) -> None:
-    response = post_form(client, "/language", {"language": "de", "next": "//evil.example"})
+    response = post_form(client, "/language", {"lang": "de", "next": "//evil.example"})
     assert response.headers["location"] == "/"
 
 
@@ -66,7 +66,7 @@ def test_an_unknown_language_in_the_switcher_is_refused_and_changes_nothing(
     log_in(client, user.username)
     response = client.post(
         "/language",
-        data={"language": "xx", "next": "/"},
+        data={"lang": "xx", "next": "/"},
         headers={"X-CSRF-Token": client.cookies["hedgerow_csrf"], "Accept": "application/json"},
         follow_redirects=False,
     )
@@ -90,7 +90,7 @@ def test_a_signed_in_users_setting_beats_the_cookie(client: TestClient, db: Sess
 def test_switching_while_signed_in_saves_the_setting(client: TestClient, db: Session) -> None:
     user = make_user(db, language="en")
     log_in(client, user.username)
-    post_form(client, "/language", {"language": "ar", "next": "/"})
+    post_form(client, "/language", {"lang": "ar", "next": "/"})
     db.refresh(user)
     assert user.interface_language == "ar"
     client.cookies.delete(LANGUAGE_COOKIE)  # the setting alone decides now

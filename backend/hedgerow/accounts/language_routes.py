@@ -27,10 +27,12 @@ def switch_language(
     request: Request,
     db: SessionDep,
     user: OptionalUser,
-    language: Annotated[str, Form(max_length=16)] = "",
+    lang: Annotated[str, Form(max_length=16)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
-    code = validate_interface_language(language)
+    # `lang`, not `language`: pages with a form of their own (sign-up, settings) have a
+    # `language` field, and the switcher is on every page.
+    code = validate_interface_language(lang)
     if user is not None:
         # A signed-in user's setting beats the cookie, so switching changes the setting.
         user.interface_language = code
