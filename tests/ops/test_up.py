@@ -97,10 +97,19 @@ def _stop_and_check(running: Running, descendants: list[psutil.Process]) -> None
 
 
 def _assert_worker_answers(redis_url: str) -> None:
+    from celery import current_app
+
     from hedgerow.config import Settings
 
+    # A new Celery app makes itself the process's current one, which shared tasks such as
+    # ops.ping use: put the previous one back, or later tests' jobs would go to this run's
+    # Redis after it is gone.
+    previous = current_app._get_current_object()
     app = make_celery(Settings(_env_file=None, redis_url=redis_url))
-    assert app.send_task("ops.ping").get(timeout=60) == "pong"
+    try:
+        assert app.send_task("ops.ping").get(timeout=60) == "pong"
+    finally:
+        previous.set_current()
 
 
 class Launcher:
